@@ -1,0 +1,311 @@
+"""Data of the built-in world and of the paper: Fashion-MNIST, styles, prompt templates, images.
+
+The built-in world is real Fashion-MNIST (Xiao et al. 2017) rendered at 32 px in RGB, with two
+visual *styles* that are real image transforms, so that object erasure and style erasure can both
+be measured (paper, Sec. 4). Captions come from the Textual Inversion template lists the paper's
+code uses: 27 object templates and 17 (unique) style templates.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+# Class names used as concepts; index = Fashion-MNIST label.
+CLASSES: tuple[str, ...] = (
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle boot",
+)
+
+# Styles of the built-in world; index 0 is the plain rendering (no style).
+STYLES: tuple[str, ...] = ("plain", "sketch", "sepia")
+
+# Related classes, defined from the data (what the garments are), for the transition analysis.
+CLASS_GROUPS: dict[str, tuple[str, ...]] = {
+    "tops": ("t-shirt", "pullover", "coat", "shirt"),
+    "footwear": ("sandal", "sneaker", "ankle boot"),
+    "bottoms": ("trouser",),
+    "dresses": ("dress",),
+    "bags": ("bag",),
+}
+
+# Textual Inversion's object templates (27), as used by the paper's code (Sec. 3).
+OBJECT_TEMPLATES: tuple[str, ...] = (
+    "a photo of a {}",
+    "a rendering of a {}",
+    "a cropped photo of the {}",
+    "the photo of a {}",
+    "a photo of a clean {}",
+    "a photo of a dirty {}",
+    "a dark photo of the {}",
+    "a photo of my {}",
+    "a photo of the cool {}",
+    "a close-up photo of a {}",
+    "a bright photo of the {}",
+    "a cropped photo of a {}",
+    "a photo of the {}",
+    "a good photo of the {}",
+    "a photo of one {}",
+    "a close-up photo of the {}",
+    "a rendition of the {}",
+    "a photo of the clean {}",
+    "a rendition of a {}",
+    "a photo of a nice {}",
+    "a good photo of a {}",
+    "a photo of the nice {}",
+    "a photo of the small {}",
+    "a photo of the weird {}",
+    "a photo of the large {}",
+    "a photo of a cool {}",
+    "a photo of a small {}",
+)
+
+# Textual Inversion's style templates without their two repeats (17).
+STYLE_TEMPLATES: tuple[str, ...] = (
+    "a painting in the style of {}",
+    "a rendering in the style of {}",
+    "a cropped painting in the style of {}",
+    "the painting in the style of {}",
+    "a clean painting in the style of {}",
+    "a dirty painting in the style of {}",
+    "a dark painting in the style of {}",
+    "a picture in the style of {}",
+    "a cool painting in the style of {}",
+    "a close-up painting in the style of {}",
+    "a bright painting in the style of {}",
+    "a good painting in the style of {}",
+    "a rendition in the style of {}",
+    "a nice painting in the style of {}",
+    "a small painting in the style of {}",
+    "a weird painting in the style of {}",
+    "a large painting in the style of {}",
+)
+
+ConceptType = Literal["object", "style"]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def templates_for(concept_type: ConceptType) -> tuple[str, ...]:
+    """The paper's template list for a concept type (``object`` or ``style``)."""
+    if concept_type == "object":
+        return OBJECT_TEMPLATES
+    if concept_type == "style":
+        return STYLE_TEMPLATES
+    raise ValueError(f"concept_type must be 'object' or 'style', got {concept_type!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Fashion-MNIST
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FashionMNIST:
+    """Fashion-MNIST as uint8 arrays: ``images`` (N, 28, 28) and ``labels`` (N,)."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    split: Literal["train", "test"]
+
+    def subset(self, n: int) -> FashionMNIST:
+        """The first ``n`` images (all of them when ``n`` is at least the split's size)."""
+        if n <= 0:
+            raise ValueError(f"n must be positive, got {n}")
+        return FashionMNIST(images=self.images[:n], labels=self.labels[:n], split=self.split)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_fashion_mnist(
+    split: Literal["train", "test"], root: Path | str = FASHION_MNIST_DIR
+) -> FashionMNIST:
+    """Load the real Fashion-MNIST split from the Debian package ``dataset-fashion-mnist``."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    root = Path(root)
+    prefix = "train" if split == "train" else "t10k"
+    images_path = root / f"{prefix}-images-idx3-ubyte.gz"
+    labels_path = root / f"{prefix}-labels-idx1-ubyte.gz"
+    for path in (images_path, labels_path):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Fashion-MNIST file {path} not found. Install it with "
+                "'apt-get update && apt-get install -y dataset-fashion-mnist' "
+                "(or run 'make setup'), or pass root= a folder holding the four IDX .gz files."
+            )
+    images, labels = _read_idx(images_path), _read_idx(labels_path)
+    if images.shape[0] != labels.shape[0]:
+        raise ValueError(f"{root}: {images.shape[0]} images but {labels.shape[0]} labels")
+    return FashionMNIST(images=images, labels=labels, split=split)
+
+
+# --------------------------------------------------------------------------------------------
+# Rendering and styles: real image transforms on the gray garment
+# --------------------------------------------------------------------------------------------
+
+
+def render(image28: np.ndarray, style: str, size: int = 32) -> np.ndarray:
+    """Render a 28x28 uint8 garment as a ``size`` x ``size`` RGB float image in [0, 1].
+
+    ``plain`` is the garment in gray on black; ``sketch`` is its edge map (Sobel magnitude) drawn in
+    dark lines on white paper; ``sepia`` is a warm brown tint of the garment on a cream ground.
+    """
+    if style not in STYLES:
+        raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
+    pad = (size - 28) // 2
+    x = np.zeros((size, size), dtype=np.float32)
+    x[pad : pad + 28, pad : pad + 28] = image28.astype(np.float32) / 255.0
+    if style == "plain":
+        return np.repeat(x[..., None], 3, axis=-1)
+    if style == "sketch":
+        p = np.pad(x, 1, mode="edge")
+        gx = (p[1:-1, 2:] - p[1:-1, :-2]) * 2 + (p[:-2, 2:] - p[:-2, :-2]) + (p[2:, 2:] - p[2:, :-2])
+        gy = (p[2:, 1:-1] - p[:-2, 1:-1]) * 2 + (p[2:, :-2] - p[:-2, :-2]) + (p[2:, 2:] - p[:-2, 2:])
+        edges = np.clip(np.hypot(gx, gy) / 2.0, 0.0, 1.0)
+        ink = 1.0 - edges
+        return np.stack([ink * 0.97, ink * 0.97, ink * 0.92], axis=-1)
+    # sepia: cream background, brown garment whose darkness follows the gray level
+    cream = np.array([0.96, 0.90, 0.76], dtype=np.float32)
+    brown = np.array([0.44, 0.26, 0.08], dtype=np.float32)
+    return cream * (1.0 - x[..., None]) + brown * x[..., None]
+
+
+def to_pil(image: np.ndarray) -> Image.Image:
+    """Float RGB image in [0, 1] (H, W, 3) to a PIL image."""
+    return Image.fromarray((np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "RGB")
+
+
+def caption_for(
+    label: int, style: str, rng: np.random.Generator, style_only_p: float = 0.3
+) -> str:
+    """A training caption from the paper's templates.
+
+    Plain images get an object template with the class name. Styled images get, with probability
+    ``style_only_p``, a style template with the style name alone, otherwise an object template with
+    "<class> in the style of <style>".
+    """
+    name = CLASSES[label]
+    if style == "plain":
+        return OBJECT_TEMPLATES[rng.integers(len(OBJECT_TEMPLATES))].format(name)
+    if rng.random() < style_only_p:
+        return STYLE_TEMPLATES[rng.integers(len(STYLE_TEMPLATES))].format(style)
+    return OBJECT_TEMPLATES[rng.integers(len(OBJECT_TEMPLATES))].format(
+        f"{name} in the style of {style}"
+    )
+
+
+def object_prompt(concept: str, style: str = "plain", template: str = "a photo of a {}") -> str:
+    """The evaluation prompt for a class, optionally in a style ("a photo of a sneaker in the style of sketch")."""
+    if style == "plain":
+        return template.format(concept)
+    return template.format(f"{concept} in the style of {style}")
+
+
+def export_concept_images(
+    out_dir: Path | str,
+    concept: str,
+    n: int,
+    seed: int,
+    split: Literal["train", "test"] = "train",
+    style: str = "plain",
+    size: int = 32,
+    root: Path | str = FASHION_MNIST_DIR,
+) -> list[Path]:
+    """Write ``n`` real images of a class (chosen with ``seed``) as PNGs; the paper's few-shot set."""
+    if concept not in CLASSES:
+        raise ValueError(f"unknown class {concept!r}; expected one of {CLASSES}")
+    data = load_fashion_mnist(split, root)
+    idx = np.flatnonzero(data.labels == CLASSES.index(concept))
+    chosen = np.random.default_rng(seed).choice(idx, size=n, replace=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in sorted(chosen.tolist()):
+        path = out / f"{concept.replace(' ', '_')}_{style}_{split}{i:05d}.png"
+        to_pil(render(data.images[i], style, size)).save(path)
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------------------------
+# Concept image folders (user input for the few-shot method)
+# --------------------------------------------------------------------------------------------
+
+ImageSource = Path | str | Image.Image
+
+
+def load_concept_images(images: Path | str | Sequence[ImageSource]) -> list[Image.Image]:
+    """Load the few real images of a concept as RGB PIL images.
+
+    ``images`` is a folder (its ``.png``/``.jpg``/``.jpeg`` files, sorted by name), or a list of paths
+    or PIL images. Any size and mode is accepted (grayscale, RGBA, palette are converted to RGB).
+    Raises ``FileNotFoundError`` / ``ValueError`` naming the offending input.
+    """
+    if isinstance(images, (str, Path)):
+        folder = Path(images)
+        if not folder.exists():
+            raise FileNotFoundError(f"image folder {folder} does not exist; pass a folder of .png/.jpg images")
+        if not folder.is_dir():
+            raise NotADirectoryError(f"{folder} is not a folder; pass a folder or a list of image paths")
+        sources: list[ImageSource] = sorted(
+            p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        )
+        if not sources:
+            raise ValueError(
+                f"image folder {folder} holds no .png/.jpg/.jpeg images; put a few real images of the concept there"
+            )
+    else:
+        sources = list(images)
+        if not sources:
+            raise ValueError("the list of images is empty; give at least one image of the concept")
+    return [_load_one(s) for s in sources]
+
+
+def _load_one(source: ImageSource) -> Image.Image:
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"image {path} does not exist")
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            raise ValueError(f"{path} is not a .png/.jpg/.jpeg image")
+        try:
+            with Image.open(path) as f:
+                f.load()
+                image = f.copy()
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise ValueError(f"{path} is not a readable image ({err}); replace or remove it") from err
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        # Composite transparency on black, the built-in world's background.
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")
+
+
+def file_sha256(path: Path | str) -> str:
+    """SHA-256 of a file, for manifests."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,98 @@
+"""Result files: tidy CSV / sorted JSON, figures with fixed metadata, and a manifest per file."""
+
+from __future__ import annotations
+
+import io
+import json
+import platform
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from erasure_lib.io import atomic_write_bytes, atomic_write_text
+from erasure_lib.paths import REPO_ROOT, RESULTS_DIR
+
+TRACKED_PACKAGES = ("torch", "diffusers", "transformers", "safetensors", "numpy", "pandas", "matplotlib")
+
+
+def resolve(path: Path | str) -> Path:
+    """A path relative to the repository root (absolute paths are kept)."""
+    path = Path(path)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def package_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def write_csv(df: pd.DataFrame, path: Path | str, sort_by: list[str] | None = None, float_format: str = "%.4f") -> Path:
+    """Tidy CSV: no index, fixed float format, sorted rows, the given column order."""
+    path = resolve(path)
+    if sort_by:
+        df = df.sort_values(sort_by, kind="stable").reset_index(drop=True)
+    buf = io.StringIO()
+    df.to_csv(buf, index=False, float_format=float_format, lineterminator="\n")
+    atomic_write_text(path, buf.getvalue())
+    return path
+
+
+def write_json(obj: Any, path: Path | str) -> Path:
+    path = resolve(path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+    return path
+
+
+def save_figure(fig: Any, path: Path | str, svg: bool = False) -> Path:
+    """Write a matplotlib figure as PNG (and SVG) with fixed metadata, so re-runs do not churn bytes."""
+    path = resolve(path).with_suffix(".png")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+    atomic_write_bytes(path, buf.getvalue())
+    if svg:
+        buf = io.BytesIO()
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+        atomic_write_bytes(path.with_suffix(".svg"), buf.getvalue())
+    return path
+
+
+def record_run(
+    notebook: str,
+    parameters: dict[str, Any],
+    files: list[Path | str],
+    seconds: float,
+    manifest: Path | str = RESULTS_DIR / "manifest.json",
+) -> Path:
+    """Record, for each file a notebook wrote, the notebook, parameters, commit, versions and run time."""
+    manifest = resolve(manifest)
+    entries = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    entry = {
+        "notebook": notebook,
+        "parameters": parameters,
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+        "seconds": round(seconds, 1),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    for f in files:
+        key = str(resolve(f).relative_to(REPO_ROOT)) if resolve(f).is_relative_to(REPO_ROOT) else str(f)
+        entries[key] = entry
+    return write_json(entries, manifest)
