@@ -264,7 +264,9 @@ def train_diffusion(
         ema.shadow, ema.step = state["ema"], state["ema_step"]
         losses, start = state["losses"], state["step"]
         torch.set_rng_state(state["torch_rng"])
-    rng = np.random.default_rng([config.seed, start])
+    rng = np.random.default_rng(config.seed)
+    if start:
+        rng.bit_generator.state = state["numpy_rng"]
     caption_ids: dict[str, torch.Tensor] = {}
 
     def tokenize(captions: list[str]) -> torch.Tensor:
@@ -308,6 +310,7 @@ def train_diffusion(
                 "losses": losses,
                 "step": step + 1,
                 "torch_rng": torch.get_rng_state(),
+                "numpy_rng": rng.bit_generator.state,
             }
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
             tmp = checkpoint.with_suffix(".tmp")

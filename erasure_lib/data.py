@@ -174,6 +174,8 @@ def render(image28: np.ndarray, style: str, size: int = 32) -> np.ndarray:
     """
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
+    if size < 28:
+        raise ValueError(f"size must be at least 28 (the garments are 28x28, padded), got {size}")
     pad = (size - 28) // 2
     x = np.zeros((size, size), dtype=np.float32)
     x[pad : pad + 28, pad : pad + 28] = image28.astype(np.float32) / 255.0
@@ -298,6 +300,11 @@ def _load_one(source: ImageSource) -> Image.Image:
                 image = f.copy()
         except (UnidentifiedImageError, OSError, SyntaxError) as err:
             raise ValueError(f"{path} is not a readable image ({err}); replace or remove it") from err
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit gray: rescale to 8 bits (convert("RGB") would clip to 0..255).
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray((np.clip(array / top, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), "L")
     if image.mode in ("RGBA", "LA", "P", "PA"):
         # Composite transparency on black, the built-in world's background.
         rgba = image.convert("RGBA")

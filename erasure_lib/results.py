@@ -11,6 +11,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import matplotlib
 import pandas as pd
 
 from erasure_lib.io import atomic_write_bytes, atomic_write_text
@@ -69,7 +70,9 @@ def save_figure(fig: Any, path: Path | str, svg: bool = False) -> Path:
     atomic_write_bytes(path, buf.getvalue())
     if svg:
         buf = io.BytesIO()
-        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+        # A fixed salt for the SVG element ids, otherwise random per save.
+        with matplotlib.rc_context({"svg.hashsalt": "erasure_lib"}):
+            fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
         atomic_write_bytes(path.with_suffix(".svg"), buf.getvalue())
     return path
 

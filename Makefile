@@ -1,0 +1,65 @@
+# One entry point. The two commands of the README:
+#   make reproduce   every result and figure on the built-in model (re-trains it first)
+#   make test        unit tests, then every notebook under nbval with the smoke parameters
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PAPERMILL := $(VENV)/bin/papermill --cwd /tmp --log-output --no-progress-bar
+PROFILE ?= default
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+PAPER_NOTEBOOKS := $(sort $(wildcard notebooks/paper/*.ipynb))
+TUTORIALS := $(sort $(wildcard notebooks/tutorials/*.ipynb))
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup data venv reproduce results test unit nbval lint notebooks clean-smoke
+
+setup: data venv
+
+data: $(FASHION_MNIST)
+$(FASHION_MNIST):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt pyproject.toml
+	[ -x $(PY) ] || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $@
+
+# Re-train the built-in model and evaluator, then regenerate every result and figure.
+reproduce: setup
+	$(PAPERMILL) notebooks/00-train-base-model.ipynb notebooks/00-train-base-model.ipynb
+	$(MAKE) results
+
+# Every paper notebook on the shipped built-in model (PROFILE=sd14 for Stable Diffusion on a GPU).
+results: setup
+	set -e; for nb in $(PAPER_NOTEBOOKS); do \
+	  params=notebooks/params/$(PROFILE)/$$(basename $$nb .ipynb).yaml; \
+	  if [ -f $$params ]; then args="-f $$params"; else args=""; fi; \
+	  echo "== $$nb $$args"; $(PAPERMILL) $$nb $$nb $$args; done
+
+test: setup unit nbval
+
+unit:
+	$(PY) -m pytest -q tests
+
+# Paper notebooks: smoke parameters injected (papermill --prepare-only), then executed by nbval-lax.
+# Tutorials: executed as committed, outputs compared by strict nbval.
+nbval:
+	rm -rf build/nbval build/smoke && mkdir -p build/nbval build/smoke && cp README.md build/smoke/README.md
+	set -e; for nb in notebooks/00-train-base-model.ipynb $(PAPER_NOTEBOOKS); do \
+	  $(VENV)/bin/papermill --prepare-only -f notebooks/params/smoke/$$(basename $$nb .ipynb).yaml $$nb build/nbval/$$(basename $$nb) > /dev/null 2>&1; done
+	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax build/nbval
+	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/tutorials/sanitize.cfg $(TUTORIALS)
+
+lint:
+	$(VENV)/bin/ruff check erasure_lib tests tools
+
+# Rebuild the .ipynb files from their percent-format sources (outputs are dropped).
+notebooks:
+	for src in notebooks/src/*.py; do name=$$(basename $$src .py); \
+	  case $$name in 00-*) dest=notebooks/$$name.ipynb;; tutorial-*) dest=notebooks/tutorials/$${name#tutorial-}.ipynb;; *) dest=notebooks/paper/$$name.ipynb;; esac; \
+	  $(PY) tools/py2nb.py $$src $$dest; done

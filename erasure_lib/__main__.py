@@ -1,0 +1,3 @@
+from erasure_lib.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""Generate-then-classify: the one evaluation every method goes through (same prompts, same seeds)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from diffusers import StableDiffusionPipeline
+
+from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, object_prompt
+from erasure_lib.generate import GenerationConfig, generate
+from erasure_lib.metrics.classifier import GarmentStyleClassifier, classify
+
+
+@dataclass(frozen=True)
+class ClassPromptSet:
+    """``n_per_class`` prompts for each class, cycling through the paper's object templates, with
+    evaluation seeds ``seed_offset + k`` (the same for every class and every method)."""
+
+    classes: tuple[str, ...] = CLASSES
+    n_per_class: int = 32
+    seed_offset: int = 10_000
+    style: str = "plain"
+    templates: tuple[str, ...] = OBJECT_TEMPLATES
+
+    def table(self) -> pd.DataFrame:
+        rows = []
+        for c, name in enumerate(self.classes):
+            for k in range(self.n_per_class):
+                template = self.templates[k % len(self.templates)]
+                rows.append(
+                    {
+                        "case_number": c * self.n_per_class + k,
+                        "prompt": object_prompt(name, self.style, template),
+                        "evaluation_seed": self.seed_offset + k,
+                        "class": name,
+                        "class_index": CLASSES.index(name),
+                    }
+                )
+        return pd.DataFrame(rows)
+
+
+def classify_generated(
+    pipeline: StableDiffusionPipeline,
+    classifier: GarmentStyleClassifier,
+    prompts: pd.DataFrame,
+    generation: GenerationConfig,
+    progress_bar: bool = False,
+) -> pd.DataFrame:
+    """Generate one image per row of ``prompts`` and add the classifier's ``predicted`` class and style."""
+    images = generate(pipeline, list(prompts["prompt"]), list(prompts["evaluation_seed"]), generation, progress_bar)
+    class_probs, style_probs = classify(classifier, images)
+    out = prompts.copy()
+    out["predicted"] = class_probs.argmax(1)
+    out["predicted_style"] = style_probs.argmax(1)
+    out["confidence"] = class_probs.max(1)
+    return out
+
+
+def per_class_accuracy(classified: pd.DataFrame) -> pd.Series:
+    """Share of each class's images predicted as that class."""
+    hit = classified["predicted"] == classified["class_index"]
+    return hit.groupby(classified["class"]).mean()
+
+
+def summarize(classified: pd.DataFrame, erased: Sequence[str]) -> dict[str, float]:
+    """``erased_share`` (still detected as the erased class) and ``others_accuracy`` (mean over the other classes)."""
+    acc = per_class_accuracy(classified)
+    unknown = [e for e in erased if e not in acc.index]
+    if unknown:
+        raise ValueError(f"erased classes {unknown} have no prompts in the evaluation set")
+    others = [c for c in acc.index if c not in erased]
+    return {
+        "erased_share": float(np.mean([acc[e] for e in erased])),
+        "others_accuracy": float(acc[others].mean()) if others else float("nan"),
+    }
+
+
+def erasure_prompt_table(
+    erased: Sequence[str],
+    n_erased: int,
+    n_others: int,
+    seed_offset: int = 10_000,
+    classes: Sequence[str] = CLASSES,
+    style: str = "plain",
+) -> pd.DataFrame:
+    """Prompts for judging one erasure: ``n_erased`` per erased class and ``n_others`` per other class,
+    cycling through the object templates, seeds ``seed_offset + k``."""
+    unknown = [e for e in erased if e not in classes]
+    if unknown:
+        raise ValueError(f"unknown class(es) {unknown}; expected names from {list(classes)}")
+    kept = tuple(c for c in classes if c not in erased)
+    parts = [
+        ClassPromptSet(classes=tuple(erased), n_per_class=n_erased, seed_offset=seed_offset, style=style).table(),
+        ClassPromptSet(classes=kept, n_per_class=n_others, seed_offset=seed_offset, style=style).table(),
+    ]
+    table = pd.concat(parts, ignore_index=True)
+    table["case_number"] = range(len(table))
+    return table
+
+
+def choose_setting(
+    summary: pd.DataFrame, max_erased_share: float, max_others_drop: float, step: str = "epochs", group: str = "lr"
+) -> dict[str, float]:
+    """Pick a setting from a calibration summary (mean over classes, one row per ``group`` x ``step``,
+    ``step == 0`` being the base model).
+
+    Among the settings whose erased share is at most ``max_erased_share`` and whose other-class
+    accuracy is within ``max_others_drop`` of the base model, the one with the smallest
+    ``erased_share + others_drop`` (ties: fewer steps, then the smaller ``group`` value). When none qualifies, the one closest to the target: the smallest
+    ``erased_share + max(0, drop - max_others_drop)``.
+    """
+    base = summary.loc[summary[step] == 0, "others_accuracy"].mean()
+    trained = summary[summary[step] > 0].copy()
+    trained["others_drop"] = base - trained["others_accuracy"]
+    ok = trained[(trained.erased_share <= max_erased_share) & (trained.others_drop <= max_others_drop)]
+    if len(ok):
+        best = ok.assign(cost=ok.erased_share + ok.others_drop).sort_values(["cost", step, group]).iloc[0]
+        met = True
+    else:
+        trained["gap"] = trained.erased_share + (trained.others_drop - max_others_drop).clip(lower=0)
+        best = trained.sort_values(["gap", step, group]).iloc[0]
+        met = False
+    return {group: float(best[group]), step: int(best[step]), "erased_share": float(best.erased_share),
+            "others_drop": float(best.others_drop), "meets_target": met}

@@ -1,0 +1,109 @@
+"""What every erasure method returns, and how it is applied to a pipeline or saved."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass, field, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import StableDiffusionPipeline
+
+from erasure_lib.io import atomic_directory
+from erasure_lib.results import package_versions
+
+
+@dataclass
+class ErasureResult:
+    """The outcome of erasing one concept.
+
+    Attributes
+    ----------
+    method, concept
+        Which method erased which concept (e.g. ``"fewshot"``, ``"sneaker"``).
+    components
+        The pipeline components the method changed, by pipeline attribute name
+        (``{"text_encoder": ...}`` for few-shot unlearning, ``{"unet": ...}`` for ESD or UCE).
+    config
+        The method's frozen configuration.
+    losses
+        The loss of every optimizer step (empty for closed-form methods).
+    checkpoints
+        Per-epoch state dicts of the trained parameters, when the config asks to keep them.
+    setup_seconds, optimization_seconds
+        Time spent preparing (copying the model, loading and encoding images) and in the
+        optimization loop itself, the figure the paper reports (Sec. 4.3).
+    """
+
+    method: str
+    concept: str
+    components: dict[str, torch.nn.Module]
+    config: Any
+    losses: list[float] = field(default_factory=list)
+    checkpoints: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    setup_seconds: float = 0.0
+    optimization_seconds: float = 0.0
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        return self.setup_seconds + self.optimization_seconds
+
+    def component_at(self, name: str, epoch: int) -> torch.nn.Module:
+        """A copy of a changed component with the weights of the checkpoint after ``epoch`` (1-based)."""
+        if not self.checkpoints:
+            raise ValueError("no per-epoch checkpoints were kept; erase with keep_checkpoints=True")
+        if not 1 <= epoch <= len(self.checkpoints):
+            raise ValueError(f"epoch must be in 1..{len(self.checkpoints)}, got {epoch}")
+        module = copy.deepcopy(self.components[name])
+        module.load_state_dict(self.checkpoints[epoch - 1], strict=False)
+        return module
+
+    def apply(self, pipeline: StableDiffusionPipeline, epoch: int | None = None) -> StableDiffusionPipeline:
+        """A new pipeline sharing the unchanged components of ``pipeline``; ``pipeline`` is not modified."""
+        components = dict(pipeline.components)
+        for name, module in self.components.items():
+            components[name] = module if epoch is None else self.component_at(name, epoch)
+        new = type(pipeline)(**components)
+        new.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
+        return new
+
+    def install(self, pipeline: StableDiffusionPipeline) -> StableDiffusionPipeline:
+        """Put the changed components into ``pipeline`` itself (in place) and return it."""
+        for name, module in self.components.items():
+            setattr(pipeline, name, module)
+        return pipeline
+
+    def metadata(self, base_model: str) -> dict[str, Any]:
+        config = asdict(self.config) if is_dataclass(self.config) else dict(self.config)
+        return {
+            "method": self.method,
+            "concept": self.concept,
+            "base_model": base_model,
+            "config": config,
+            "changed_components": sorted(self.components),
+            "setup_seconds": self.setup_seconds,
+            "optimization_seconds": self.optimization_seconds,
+            "steps": len(self.losses),
+            "final_loss": self.losses[-1] if self.losses else None,
+            "versions": package_versions(),
+            **self.info,
+        }
+
+    def save(self, out_dir: str | Path, base_model: str, overwrite: bool = False) -> Path:
+        """Write the changed components (diffusers/transformers format, safetensors) and ``erasure.json``.
+
+        With per-epoch checkpoints, ``epoch-<k>/<component>`` holds each. The folder appears whole
+        or not at all. Load an erased text encoder back with
+        ``CLIPTextModel.from_pretrained(out_dir / "text_encoder")``.
+        """
+        out_dir = Path(out_dir)
+        with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+            for name, module in self.components.items():
+                module.save_pretrained(tmp / name, safe_serialization=True)
+                for epoch in range(1, len(self.checkpoints) + 1):
+                    self.component_at(name, epoch).save_pretrained(tmp / f"epoch-{epoch}" / name, safe_serialization=True)
+            (tmp / "erasure.json").write_text(json.dumps(self.metadata(base_model), indent=2, sort_keys=True, default=str) + "\n")
+        return out_dir

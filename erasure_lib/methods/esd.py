@@ -1,0 +1,244 @@
+"""Erased Stable Diffusion, ESD (Gandikota et al., "Erasing Concepts from Diffusion Models", ICCV 2023):
+fine-tune the U-Net so that, conditioned on the concept, it predicts the *negatively guided* noise of
+the frozen original model (Eq. 3 of the paper):
+
+    eps_theta(z_t, c, t)  <-  eps_theta*(z_t, t) - eta * (eps_theta*(z_t, c, t) - eps_theta*(z_t, t))
+    L = || eps_theta(z_t, c, t) - [eps_theta*(z_t, t) - eta * (eps_theta*(z_t, c, t) - eps_theta*(z_t, t))] ||^2
+
+theta* is the frozen original U-Net, theta the trainable copy, eta the negative guidance. z_t comes
+from the trainable model's own DDIM sampling of the concept, stopped at a random step. ESD-x trains
+only the cross-attention (``xattn``), ESD-u everything else (``noxattn``). The text encoder and the
+VAE are never changed; the pipeline passed in is never modified. ESD needs no images.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from tqdm.auto import tqdm
+
+from erasure_lib.methods.base import ErasureResult
+
+TrainMethod = Literal["xattn", "noxattn", "full"]
+TRAIN_METHODS: tuple[str, ...] = ("xattn", "noxattn", "full")
+
+
+@dataclass(frozen=True)
+class ESDConfig:
+    """Every option of ESD. The defaults are the settings of the paper's public (CompVis) code for SD 1.4.
+
+    ``train_method`` has no default, as in the reference code (``--train_method`` is required):
+    ``"xattn"`` is ESD-x (the paper's choice for artistic styles), ``"noxattn"`` ESD-u (objects,
+    nudity), ``"full"`` the whole U-Net.
+    """
+
+    train_method: TrainMethod  # which U-Net parameters train (see ``trainable_parameter_names``)
+    iterations: int = 1000  # optimizer steps, one sampled z_t each
+    lr: float = 1e-5  # Adam learning rate
+    negative_guidance: float = 1.0  # eta of Eq. 3
+    ddim_steps: int = 50  # DDIM steps of the sampling that produces z_t
+    start_guidance: float = 3.0  # classifier-free guidance of that sampling
+    seed: int = 0
+    template: str = "{}"  # the conditioning prompt; the reference uses the bare concept
+
+    def __post_init__(self) -> None:
+        if self.train_method not in TRAIN_METHODS:
+            raise ValueError(f"train_method must be one of {TRAIN_METHODS}, got {self.train_method!r}")
+        for name in ("iterations", "ddim_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.negative_guidance < 0:
+            raise ValueError(f"negative_guidance must be non-negative (eta of Eq. 3), got {self.negative_guidance}")
+        if self.start_guidance < 0:
+            raise ValueError(f"start_guidance must be non-negative, got {self.start_guidance}")
+        if "{}" not in self.template:
+            raise ValueError(f"template must contain '{{}}' where the concept goes, got {self.template!r}")
+
+
+def trainable_parameter_names(unet: UNet2DConditionModel, train_method: TrainMethod) -> list[str]:
+    """Names of the U-Net parameters that a train method updates.
+
+    The reference (CompVis) code selects by name, and the same substrings work on diffusers' names:
+
+    - ``xattn`` (ESD-x): every parameter of a cross-attention block, ``"attn2"`` in the name
+      (to_q, to_k, to_v, to_out; not the LayerNorm in front of it).
+    - ``noxattn`` (ESD-u): everything except cross-attention (``"attn2"``), the time embedding
+      (``"time_embed"``: diffusers' ``time_embedding.*``; the per-resnet ``time_emb_proj`` trains)
+      and the output layers (CompVis ``out.*``: diffusers' ``conv_norm_out``, ``conv_out``).
+    - ``full``: every parameter.
+    """
+    if train_method not in TRAIN_METHODS:
+        raise ValueError(f"train_method must be one of {TRAIN_METHODS}, got {train_method!r}")
+    names = []
+    for name, _ in unet.named_parameters():
+        is_xattn = "attn2" in name
+        is_time_embed = "time_embed" in name  # matches time_embedding.*, not resnets' time_emb_proj
+        is_out = name.startswith(("conv_out.", "conv_norm_out."))
+        if (
+            train_method == "full"
+            or (train_method == "xattn" and is_xattn)
+            or (train_method == "noxattn" and not (is_xattn or is_time_embed or is_out))
+        ):
+            names.append(name)
+    return names
+
+
+def esd_target(e_0: torch.Tensor, e_p: torch.Tensor, negative_guidance: float) -> torch.Tensor:
+    """The ESD regression target  e_0 - eta * (e_p - e_0)  (Eq. 3 of the paper).
+
+    Parameters
+    ----------
+    e_0, e_p
+        The frozen model's noise predictions for the empty prompt and for the concept.
+    negative_guidance
+        eta: how far past the unconditional prediction, away from the concept, the target lies.
+    """
+    return e_0 - negative_guidance * (e_p - e_0)
+
+
+def check_concept(pipeline: StableDiffusionPipeline, concept: str, template: str = "{}") -> None:
+    """Raise ``ValueError`` for an empty concept or one whose prompt does not fit the tokenizer."""
+    if not concept or not concept.strip():
+        raise ValueError("the concept is empty; give the name of what to erase, e.g. 'sneaker'")
+    tokenizer = pipeline.tokenizer
+    prompt = template.format(concept)
+    n = len(tokenizer(prompt).input_ids)
+    if n > tokenizer.model_max_length:
+        raise ValueError(
+            f"concept {concept!r} is too long: the prompt {prompt!r} takes {n} tokens, "
+            f"the tokenizer allows {tokenizer.model_max_length}; use a shorter concept name"
+        )
+
+
+@torch.no_grad()
+def encode_prompt(pipeline: StableDiffusionPipeline, prompt: str) -> torch.Tensor:
+    """The frozen text encoder's hidden states (1, L, d) of a prompt padded to the tokenizer's max length."""
+    tokenizer = pipeline.tokenizer
+    input_ids = tokenizer(
+        [prompt], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids.to(pipeline.device)
+    return pipeline.text_encoder(input_ids)[0]
+
+
+@torch.no_grad()
+def sample_until(
+    unet: UNet2DConditionModel,
+    scheduler: DDIMScheduler,
+    latents: torch.Tensor,
+    cond: torch.Tensor,
+    uncond: torch.Tensor,
+    guidance: float,
+    steps: int,
+) -> torch.Tensor:
+    """Run the first ``steps`` DDIM steps (eta = 0) with classifier-free guidance from ``latents``.
+
+    The result is a sample at timestep ``scheduler.timesteps[steps]`` (``latents`` itself for 0 steps).
+    """
+    context = torch.cat([uncond, cond])
+    for t in scheduler.timesteps[:steps]:
+        model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
+        e_u, e_c = unet(model_input, t, context).sample.chunk(2)
+        latents = scheduler.step(e_u + guidance * (e_c - e_u), t, latents).prev_sample
+    return latents
+
+
+def erase(
+    pipeline: StableDiffusionPipeline,
+    concept: str,
+    images: object | None = None,
+    config: ESDConfig | None = None,
+    progress_bar: bool = True,
+) -> ErasureResult:
+    """Erase ``concept`` from ``pipeline`` by ESD fine-tuning of a copy of its U-Net.
+
+    Parameters
+    ----------
+    pipeline
+        A ``StableDiffusionPipeline``; it is not modified (apply or install the result to use it).
+    concept
+        The concept to erase, e.g. ``"sneaker"``; the conditioning prompt is ``config.template``
+        filled with it.
+    images
+        Ignored: ESD needs no images. The argument keeps the signature of the other methods.
+    config
+        The method's options; required, since ``train_method`` must be chosen
+        (``ESDConfig(train_method="xattn")`` for ESD-x, ``"noxattn"`` for ESD-u).
+    progress_bar
+        Whether to show a progress bar over the iterations.
+
+    Returns
+    -------
+    ErasureResult
+        ``components["unet"]`` is the fine-tuned U-Net; ``losses`` the loss of every iteration;
+        timings split into set-up (copying the U-Net, encoding prompts) and the optimization loop.
+    """
+    t0 = time.perf_counter()
+    if config is None:
+        raise ValueError(
+            "ESD needs a config that chooses what trains: ESDConfig(train_method='xattn' | 'noxattn' | 'full')"
+        )
+    check_concept(pipeline, concept, config.template)
+
+    device = pipeline.device
+    generator = torch.Generator("cpu").manual_seed(config.seed)
+    scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
+    scheduler.set_timesteps(config.ddim_steps)
+    frozen_unet = pipeline.unet
+    emb_0 = encode_prompt(pipeline, "")  # the unconditional prompt
+    emb_p = encode_prompt(pipeline, config.template.format(concept))
+    latent_shape = (1, frozen_unet.config.in_channels, frozen_unet.config.sample_size, frozen_unet.config.sample_size)
+
+    # theta: a copy of the U-Net; only the selected parameters train. Eval mode throughout (SD's U-Net
+    # has no dropout, so this changes nothing but keeps the run deterministic for any U-Net).
+    unet = copy.deepcopy(frozen_unet).eval()
+    names = set(trainable_parameter_names(unet, config.train_method))
+    params = []
+    for name, p in unet.named_parameters():
+        p.requires_grad_(name in names)
+        if name in names:
+            params.append(p)
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    setup_seconds = time.perf_counter() - t0
+
+    losses: list[float] = []
+    stop_steps: list[int] = []
+    t1 = time.perf_counter()
+    for _iteration in tqdm(range(config.iterations), desc=f"ESD erasing {concept!r}", disable=not progress_bar):
+        # Stop DDIM sampling after t_enc ~ U{0..ddim_steps-1} steps; z is then at timestep t.
+        t_enc = int(torch.randint(config.ddim_steps, (1,), generator=generator))
+        start = (
+            torch.randn(latent_shape, generator=generator).to(device, frozen_unet.dtype) * scheduler.init_noise_sigma
+        )
+        # z_t from the *trainable* model's own guided sampling of the concept, as the reference code does.
+        z = sample_until(unet, scheduler, start, emb_p, emb_0, config.start_guidance, t_enc)
+        t = scheduler.timesteps[t_enc]
+        with torch.no_grad():
+            # The frozen model's e_0 = eps*(z_t, t, "") and e_p = eps*(z_t, t, c), in one batch.
+            e_0, e_p = frozen_unet(torch.cat([z, z]), t, torch.cat([emb_0, emb_p])).sample.chunk(2)
+        e_n = unet(z, t, emb_p).sample
+        loss = F.mse_loss(e_n.float(), esd_target(e_0, e_p, config.negative_guidance).float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        stop_steps.append(t_enc)
+    optimization_seconds = time.perf_counter() - t1
+    unet.requires_grad_(False)
+    return ErasureResult(
+        method="esd",
+        concept=concept,
+        components={"unet": unet},
+        config=config,
+        losses=losses,
+        setup_seconds=setup_seconds,
+        optimization_seconds=optimization_seconds,
+        info={"trainable_parameters": sum(p.numel() for p in params), "stop_steps": stop_steps},
+    )

@@ -1,0 +1,287 @@
+"""Few-shot unlearning (Fuchi & Takagi, BMVC 2024): erase a concept by gradient *ascent* on the
+ordinary denoising loss, updating only the CLIP text encoder, from a few real images of the concept.
+
+    L = - || eps_theta(z_t, t, E_phi(prompt(c))) - eps ||^2        (only phi, the text encoder, trains)
+
+The U-Net and the VAE are frozen; the pipeline passed in is never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, StableDiffusionPipeline
+from PIL import Image
+from tqdm.auto import tqdm
+from transformers import CLIPTextModel
+
+from erasure_lib.data import ConceptType, ImageSource, load_concept_images, templates_for
+from erasure_lib.methods.base import ErasureResult
+from erasure_lib.models import model_resolution
+
+TrainableParams = Literal["all", "mlp-only", "attn-only", "mlp-attn", "mlp-final-attn"]
+OptimizerName = Literal["adam", "adamw", "sgd"]
+TRAINABLE_OPTIONS: tuple[str, ...] = ("all", "mlp-only", "attn-only", "mlp-attn", "mlp-final-attn")
+
+# Layer index and sub-module of a text-encoder parameter, under transformers 4
+# ("text_model.encoder.layers.N...") and 5 ("encoder.layers.N...") alike.
+_LAYER_PARAM = re.compile(r"(?:^|\.)encoder\.layers\.(\d+)\.(mlp\.fc[12]|self_attn\.(?:q_proj|k_proj|v_proj|out_proj))\.")
+
+
+@dataclass(frozen=True)
+class FewShotConfig:
+    """Every option of the paper's method. The defaults are the paper's settings for SD 1.x (Sec. 4).
+
+    ``FewShotConfig.builtin()`` gives the settings calibrated for the built-in model.
+    """
+
+    concept_type: ConceptType = "object"  # selects the 27 object or 17 style templates
+    trainable: TrainableParams = "mlp-final-attn"  # which text-encoder parameters train (Sec. 4.5)
+    optimizer: OptimizerName = "adam"
+    lr: float = 1e-5
+    betas: tuple[float, float] = (0.9, 0.98)
+    adam_eps: float = 1e-6
+    weight_decay: float = 1e-8
+    batch_size: int = 2
+    epochs: int = 4
+    seed: int = 0
+    resolution: int | None = None  # None: the model's own resolution (512 for SD, 32 built-in)
+    zero_shot: bool = False  # no images: random latents stand in for z0 (Sec. 4.6)
+    zero_shot_images: int = 4  # how many random latents the zero-shot variant draws
+    keep_checkpoints: bool = False  # keep the trained weights after every epoch
+    flip_p: float = 0.5  # horizontal flip probability, drawn once per image
+
+    def __post_init__(self) -> None:
+        if self.trainable not in TRAINABLE_OPTIONS:
+            raise ValueError(f"trainable must be one of {TRAINABLE_OPTIONS}, got {self.trainable!r}")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"optimizer must be 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
+        if self.concept_type not in ("object", "style"):
+            raise ValueError(f"concept_type must be 'object' or 'style', got {self.concept_type!r}")
+        for name in ("batch_size", "epochs", "zero_shot_images"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+
+    @classmethod
+    def builtin(cls, **overrides: object) -> FewShotConfig:
+        """Settings for the built-in model, chosen from ``results/fewshot_calibration.csv``.
+
+        The paper's structure is kept (4 images, batch 2, Adam (0.9, 0.98), eps 1e-6, wd 1e-8);
+        lr and epochs are calibrated for its small text encoder (notebook 01).
+        """
+        return cls(**({"lr": 1e-4, "epochs": 5} | overrides))  # type: ignore[arg-type]
+
+
+def trainable_parameter_names(text_encoder: CLIPTextModel, trainable: TrainableParams) -> list[str]:
+    """Names of the text-encoder parameters that an option trains (the paper's Table of options).
+
+    The last layer for ``mlp-final-attn`` is read from the model's config, not assumed to be 11.
+    """
+    if trainable not in TRAINABLE_OPTIONS:
+        raise ValueError(f"trainable must be one of {TRAINABLE_OPTIONS}, got {trainable!r}")
+    last = text_encoder.config.num_hidden_layers - 1
+    names = []
+    for name, _ in text_encoder.named_parameters():
+        if trainable == "all":
+            names.append(name)
+            continue
+        match = _LAYER_PARAM.search(name)
+        if match is None:
+            continue
+        layer, part = int(match.group(1)), match.group(2)
+        is_mlp, is_attn = part.startswith("mlp"), part.startswith("self_attn")
+        if (
+            (trainable == "mlp-only" and is_mlp)
+            or (trainable == "attn-only" and is_attn)
+            or (trainable == "mlp-attn" and (is_mlp or is_attn))
+            or (trainable == "mlp-final-attn" and (is_mlp or (is_attn and layer == last)))
+        ):
+            names.append(name)
+    return names
+
+
+def check_concept(pipeline: StableDiffusionPipeline, concept: str, concept_type: ConceptType) -> None:
+    """Raise ``ValueError`` for an empty concept or one whose longest prompt does not fit the tokenizer."""
+    if not concept or not concept.strip():
+        raise ValueError("the concept is empty; give the name of what to erase, e.g. 'sneaker'")
+    tokenizer = pipeline.tokenizer
+    longest = max(templates_for(concept_type), key=lambda t: len(tokenizer(t.format(concept)).input_ids))
+    n = len(tokenizer(longest.format(concept)).input_ids)
+    if n > tokenizer.model_max_length:
+        raise ValueError(
+            f"concept {concept!r} is too long: the prompt {longest.format(concept)!r} takes {n} tokens, "
+            f"the tokenizer allows {tokenizer.model_max_length}; use a shorter concept name"
+        )
+
+
+def preprocess(images: Sequence[Image.Image], resolution: int, flip_p: float, rng: np.random.Generator) -> torch.Tensor:
+    """Resize to the model resolution (no crop), map to [-1, 1], flip with p = ``flip_p`` once (Sec. 3)."""
+    batch = []
+    for image in images:
+        x = np.asarray(image.convert("RGB").resize((resolution, resolution), Image.BICUBIC), dtype=np.float32)
+        x = x / 127.5 - 1.0
+        if rng.random() < flip_p:
+            x = x[:, ::-1]
+        batch.append(torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1))
+    return torch.stack(batch)
+
+
+def denoising_loss(
+    pipeline: StableDiffusionPipeline,
+    noise_scheduler: DDPMScheduler,
+    text_encoder: CLIPTextModel,
+    z0: torch.Tensor,
+    input_ids: torch.Tensor,
+    timesteps: torch.Tensor,
+    noise: torch.Tensor,
+) -> torch.Tensor:
+    """The ordinary latent-diffusion loss  || eps_theta(z_t, t, E(prompt)) - target ||^2  (mean)."""
+    zt = noise_scheduler.add_noise(z0, noise, timesteps)
+    hidden = text_encoder(input_ids)[0]
+    pred = pipeline.unet(zt, timesteps, hidden).sample
+    if noise_scheduler.config.prediction_type == "v_prediction":
+        target = noise_scheduler.get_velocity(z0, noise, timesteps)
+    else:
+        target = noise
+    return F.mse_loss(pred.float(), target.float())
+
+
+def _make_optimizer(config: FewShotConfig, params: list[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, betas=config.betas, eps=config.adam_eps, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, betas=config.betas, eps=config.adam_eps, weight_decay=config.weight_decay)
+    return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def erase(
+    pipeline: StableDiffusionPipeline,
+    concept: str,
+    images: str | Path | Sequence[ImageSource] | None,
+    config: FewShotConfig,
+    progress_bar: bool = True,
+) -> ErasureResult:
+    """Erase ``concept`` from ``pipeline`` by few-shot unlearning of its text encoder.
+
+    Parameters
+    ----------
+    pipeline
+        A ``StableDiffusionPipeline``; it is not modified (apply or install the result to use it).
+    concept
+        The concept string filled into the templates, e.g. ``"sneaker"`` or ``"sketch"``.
+    images
+        A folder of images, or a list of paths or PIL images, of the concept; ``None`` only with
+        ``config.zero_shot``.
+    config
+        The method's options (``FewShotConfig()`` for SD 1.x, ``FewShotConfig.builtin()`` built-in).
+    progress_bar
+        Whether to show a progress bar over the optimizer steps.
+
+    Returns
+    -------
+    ErasureResult
+        ``components["text_encoder"]`` is the erased encoder; ``losses`` the per-step ascent loss
+        (the negated denoising loss); timings split into set-up and the optimization loop.
+    """
+    t0 = time.perf_counter()
+    check_concept(pipeline, concept, config.concept_type)
+    if not config.zero_shot and images is None:
+        raise ValueError("no images given; pass a folder or list of images of the concept, or use zero_shot=True")
+    loaded = [] if config.zero_shot else load_concept_images(images)  # type: ignore[arg-type]
+
+    device = pipeline.device
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator("cpu").manual_seed(config.seed)
+    resolution = config.resolution or model_resolution(pipeline)
+    scale = pipeline.vae_scale_factor
+    noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+
+    # Step 1: encode every image once, z0 = vae.encode(x).sample() * scaling_factor.
+    latent_shape = (pipeline.unet.config.in_channels, resolution // scale, resolution // scale)
+    with torch.no_grad():
+        if config.zero_shot:
+            # Zero-shot: uniform noise of the latent shape stands in for z0 (one per "image").
+            z0_all = torch.rand((config.zero_shot_images, *latent_shape), generator=generator)
+        else:
+            x = preprocess(loaded, resolution, config.flip_p, rng).to(device, pipeline.vae.dtype)
+            posterior = pipeline.vae.encode(x).latent_dist
+            noise = torch.randn(posterior.mean.shape, generator=generator).to(device, posterior.mean.dtype)
+            z0_all = (posterior.mean + posterior.std * noise) * pipeline.vae.config.scaling_factor
+    z0_all = z0_all.to(device, pipeline.unet.dtype)
+
+    # Only the text encoder trains: a copy, so the caller's pipeline stays as it was.
+    text_encoder = copy.deepcopy(pipeline.text_encoder).train()
+    names = set(trainable_parameter_names(text_encoder, config.trainable))
+    params = []
+    for name, p in text_encoder.named_parameters():
+        p.requires_grad_(name in names)
+        if name in names:
+            params.append(p)
+    frozen = [pipeline.unet, pipeline.vae]
+    saved_flags = [[p.requires_grad for p in m.parameters()] for m in frozen]
+    for m in frozen:
+        m.requires_grad_(False)
+    optimizer = _make_optimizer(config, params)
+    templates = templates_for(config.concept_type)
+    tokenizer = pipeline.tokenizer
+    n = len(z0_all)
+    steps_per_epoch = -(-n // config.batch_size)
+    setup_seconds = time.perf_counter() - t0
+
+    losses: list[float] = []
+    checkpoints: list[dict[str, torch.Tensor]] = []
+    t1 = time.perf_counter()
+    try:
+        bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"erasing {concept!r}", disable=not progress_bar)
+        for _epoch in range(config.epochs):
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, config.batch_size):
+                batch = order[start : start + config.batch_size]
+                z0 = z0_all[batch]
+                # Step 2: a random template per image, filled with the concept, encoded by the trainable encoder.
+                prompts = [templates[int(rng.integers(len(templates)))].format(concept) for _ in batch]
+                input_ids = tokenizer(
+                    prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+                ).input_ids.to(device)
+                # Step 3: t ~ U{0..T-1}, eps ~ N(0, I).
+                timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), generator=generator).to(device)
+                noise = torch.randn(z0.shape, generator=generator).to(device, z0.dtype)
+                # Step 4: gradient ascent on the denoising loss: minimise its negation.
+                loss = -denoising_loss(pipeline, noise_scheduler, text_encoder, z0, input_ids, timesteps, noise)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            # Step 5: a checkpoint after every epoch; the user picks the epoch.
+            if config.keep_checkpoints:
+                checkpoints.append({k: v.detach().clone() for k, v in text_encoder.state_dict().items() if k in names})
+        bar.close()
+    finally:
+        for m, flags in zip(frozen, saved_flags):
+            for p, flag in zip(m.parameters(), flags):
+                p.requires_grad_(flag)
+    optimization_seconds = time.perf_counter() - t1
+    text_encoder.eval().requires_grad_(False)
+    return ErasureResult(
+        method="fewshot",
+        concept=concept,
+        components={"text_encoder": text_encoder},
+        config=config,
+        losses=losses,
+        checkpoints=checkpoints,
+        setup_seconds=setup_seconds,
+        optimization_seconds=optimization_seconds,
+        info={"n_images": n, "trainable_parameters": sum(p.numel() for p in params), "resolution": resolution},
+    )

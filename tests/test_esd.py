@@ -1,0 +1,270 @@
+"""ESD (Gandikota et al., ICCV 2023): fine-tune a copy of the U-Net toward negatively guided noise.
+
+All runs use conftest's ``tiny_pipeline`` fixture (random weights, 16 px, 8x8 latents) and a few
+iterations. Nothing is imported from conftest, so the module works whether or not tests/ is a package.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+
+from erasure_lib.methods.base import ErasureResult
+from erasure_lib.methods.esd import (
+    TRAIN_METHODS,
+    ESDConfig,
+    check_concept,
+    erase,
+    esd_target,
+    trainable_parameter_names,
+)
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+
+CONCEPT = "sneaker"
+FAST = {"iterations": 2, "ddim_steps": 4, "lr": 1e-3}
+
+
+def state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def run(pipeline: StableDiffusionPipeline, concept: str = CONCEPT, **options: object) -> ErasureResult:
+    config = ESDConfig(**({"train_method": "xattn"} | FAST | options))  # type: ignore[arg-type]
+    return erase(pipeline, concept, None, config, progress_bar=False)
+
+
+def changed_names(before: dict[str, torch.Tensor], after: torch.nn.Module) -> set[str]:
+    now = after.state_dict()
+    assert now.keys() == before.keys()
+    return {k for k in before if not torch.equal(before[k], now[k])}
+
+
+def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def expected_names(unet: UNet2DConditionModel, train_method: str) -> set[str]:
+    """What each method trains, from the reference's rule restated on diffusers' names (CompVis
+    ``time_embed`` -> ``time_embedding``, ``out.`` -> ``conv_norm_out``/``conv_out``)."""
+    names = {n for n, _ in unet.named_parameters()}
+    if train_method == "full":
+        return names
+    xattn = {n for n in names if ".attn2." in n}
+    if train_method == "xattn":
+        return xattn
+    excluded = {n for n in names if n.split(".")[0] in ("time_embedding", "conv_norm_out", "conv_out")}
+    return names - xattn - excluded
+
+
+def encode(pipeline: StableDiffusionPipeline, prompt: str) -> torch.Tensor:
+    tok = pipeline.tokenizer
+    ids = tok([prompt], padding="max_length", max_length=tok.model_max_length, return_tensors="pt").input_ids
+    with torch.no_grad():
+        return pipeline.text_encoder(ids)[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration and the target
+# --------------------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_reference_codes() -> None:
+    c = ESDConfig(train_method="xattn")
+    assert (c.iterations, c.lr, c.negative_guidance, c.ddim_steps, c.start_guidance) == (1000, 1e-5, 1.0, 50, 3.0)
+    assert (c.seed, c.template) == (0, "{}")
+    assert TRAIN_METHODS == ("xattn", "noxattn", "full")
+
+
+@pytest.mark.parametrize(
+    ("options", "word"),
+    [
+        ({"train_method": "esd-x"}, "train_method"),
+        ({"train_method": "selfattn"}, "train_method"),
+        ({"train_method": "XATTN"}, "train_method"),
+        ({"iterations": 0}, "iterations"),
+        ({"ddim_steps": 0}, "ddim_steps"),
+        ({"lr": 0.0}, "lr"),
+        ({"negative_guidance": -1.0}, "negative_guidance"),
+        ({"start_guidance": -0.5}, "start_guidance"),
+        ({"template": "a photo of a sneaker"}, "template"),
+    ],
+)
+def test_config_rejects_bad_options(options: dict[str, object], word: str) -> None:
+    with pytest.raises(ValueError, match=word):
+        ESDConfig(**({"train_method": "xattn"} | options))  # type: ignore[arg-type]
+
+
+def test_esd_target_is_eq3() -> None:
+    g = torch.Generator("cpu").manual_seed(0)
+    e_0, e_p = torch.randn(2, 4, 8, 8, generator=g), torch.randn(2, 4, 8, 8, generator=g)
+    for eta in (0.0, 1.0, 2.5):
+        direct = e_0 - eta * e_p + eta * e_0
+        torch.testing.assert_close(esd_target(e_0, e_p, eta), direct)
+    torch.testing.assert_close(esd_target(e_0, e_p, 0.0), e_0)
+    torch.testing.assert_close(esd_target(e_0, e_p, 1.0), 2 * e_0 - e_p)
+
+
+# --------------------------------------------------------------------------------------------
+# Which parameters train
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("train_method", TRAIN_METHODS)
+def test_trainable_parameter_names(train_method: str, tiny_pipeline: StableDiffusionPipeline) -> None:
+    unet = tiny_pipeline.unet
+    assert set(trainable_parameter_names(unet, train_method)) == expected_names(unet, train_method)  # type: ignore[arg-type]
+
+
+def test_xattn_and_noxattn_split_the_unet(tiny_pipeline: StableDiffusionPipeline) -> None:
+    unet = tiny_pipeline.unet
+    all_names = {n for n, _ in unet.named_parameters()}
+    x = set(trainable_parameter_names(unet, "xattn"))
+    u = set(trainable_parameter_names(unet, "noxattn"))
+    assert x and u and not x & u
+    assert all("attn2" in n for n in x) and not any("attn2" in n for n in u)
+    # The rest is exactly the time embedding and the output layers (CompVis: time_embed, out.).
+    assert {n.split(".")[0] for n in all_names - x - u} == {"time_embedding", "conv_norm_out", "conv_out"}
+    # The resnets' time projections, the input conv and self-attention do train in ESD-u.
+    assert any("time_emb_proj" in n for n in u) and "conv_in.weight" in u and any(".attn1." in n for n in u)
+
+
+def test_trainable_rejects_unknown_method(tiny_pipeline: StableDiffusionPipeline) -> None:
+    with pytest.raises(ValueError, match="train_method"):
+        trainable_parameter_names(tiny_pipeline.unet, "esd-u")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("train_method", ["xattn", "noxattn"])
+def test_erase_changes_exactly_the_trainable_parameters(
+    train_method: str, tiny_pipeline: StableDiffusionPipeline
+) -> None:
+    before = state(tiny_pipeline.unet)
+    result = run(tiny_pipeline, train_method=train_method)
+    assert changed_names(before, result.components["unet"]) == expected_names(tiny_pipeline.unet, train_method)
+
+
+# --------------------------------------------------------------------------------------------
+# The algorithm
+# --------------------------------------------------------------------------------------------
+
+
+def test_first_loss_written_out(tiny_pipeline: StableDiffusionPipeline) -> None:
+    """One iteration, recomputed with diffusers directly: t_enc then the start noise from one CPU
+    generator, t_enc guided DDIM steps, z_t at timesteps[t_enc], MSE to e_0 - eta (e_p - e_0)."""
+    config = ESDConfig(
+        train_method="xattn", iterations=1, ddim_steps=5, negative_guidance=1.5, start_guidance=2.0, seed=3
+    )
+    result = erase(tiny_pipeline, CONCEPT, None, config, progress_bar=False)
+
+    unet = tiny_pipeline.unet
+    g = torch.Generator("cpu").manual_seed(3)
+    t_enc = int(torch.randint(5, (1,), generator=g))
+    z = torch.randn((1, 4, 8, 8), generator=g)
+    scheduler = DDIMScheduler.from_config(tiny_pipeline.scheduler.config)
+    scheduler.set_timesteps(5)
+    emb_0, emb_p = encode(tiny_pipeline, ""), encode(tiny_pipeline, CONCEPT)
+    with torch.no_grad():
+        for t in scheduler.timesteps[:t_enc]:
+            e_u, e_c = unet(z, t, emb_0).sample, unet(z, t, emb_p).sample
+            z = scheduler.step(e_u + 2.0 * (e_c - e_u), t, z).prev_sample
+        t = scheduler.timesteps[t_enc]
+        e_0, e_p = unet(z, t, emb_0).sample, unet(z, t, emb_p).sample
+        loss = F.mse_loss(e_p, e_0 - 1.5 * (e_p - e_0))  # before the step, theta = theta*, so e_n = e_p
+    assert result.info["stop_steps"] == [t_enc]
+    assert result.losses[0] == pytest.approx(loss.item(), rel=1e-4)
+
+
+def test_training_lowers_the_esd_loss(tiny_pipeline: StableDiffusionPipeline) -> None:
+    """On held-out noise at the first DDIM timestep, the erased U-Net is closer to the ESD target."""
+    result = run(tiny_pipeline, iterations=15, ddim_steps=1)  # t_enc = 0: z_t is pure noise
+    z = torch.randn((3, 4, 8, 8), generator=torch.Generator("cpu").manual_seed(123))
+    scheduler = DDIMScheduler.from_config(tiny_pipeline.scheduler.config)
+    scheduler.set_timesteps(1)
+    t = scheduler.timesteps[0]
+    emb_0, emb_p = encode(tiny_pipeline, "").expand(3, -1, -1), encode(tiny_pipeline, CONCEPT).expand(3, -1, -1)
+    with torch.no_grad():
+        e_0, e_p = tiny_pipeline.unet(z, t, emb_0).sample, tiny_pipeline.unet(z, t, emb_p).sample
+        target = esd_target(e_0, e_p, 1.0)
+        erased = result.components["unet"](z, t, emb_p).sample
+    assert F.mse_loss(erased, target) < 0.5 * F.mse_loss(e_p, target)
+
+
+def test_pipeline_is_not_modified(tiny_pipeline: StableDiffusionPipeline) -> None:
+    components = {name: getattr(tiny_pipeline, name) for name in ("unet", "vae", "text_encoder")}
+    before = {name: state(module) for name, module in components.items()}
+    flags = {name: [p.requires_grad for p in module.parameters()] for name, module in components.items()}
+    modes = {name: module.training for name, module in components.items()}
+    result = run(tiny_pipeline, train_method="full")
+    assert result.components["unet"] is not tiny_pipeline.unet
+    for name, module in components.items():
+        assert getattr(tiny_pipeline, name) is module
+        assert same_state(before[name], module.state_dict()), name
+        assert [p.requires_grad for p in module.parameters()] == flags[name], name
+        assert module.training == modes[name], name
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tiny_pipeline: StableDiffusionPipeline) -> None:
+    a = run(tiny_pipeline, seed=7)
+    b = run(tiny_pipeline, seed=7)
+    c = run(tiny_pipeline, seed=8)
+    assert a.losses == b.losses and same_state(a.components["unet"].state_dict(), b.components["unet"].state_dict())
+    assert not same_state(a.components["unet"].state_dict(), c.components["unet"].state_dict())
+
+
+def test_result_fields_and_apply(tiny_pipeline: StableDiffusionPipeline) -> None:
+    result = run(tiny_pipeline, iterations=3)
+    assert (result.method, result.concept, sorted(result.components)) == ("esd", CONCEPT, ["unet"])
+    assert len(result.losses) == 3 and all(loss >= 0 for loss in result.losses)
+    assert len(result.info["stop_steps"]) == 3 and all(0 <= s < 4 for s in result.info["stop_steps"])
+    assert result.info["trainable_parameters"] == sum(
+        p.numel() for n, p in tiny_pipeline.unet.named_parameters() if "attn2" in n
+    )
+    assert result.setup_seconds > 0 and result.optimization_seconds > 0 and not result.checkpoints
+    assert not any(p.requires_grad for p in result.components["unet"].parameters())
+    applied = result.apply(tiny_pipeline)
+    assert applied.unet is result.components["unet"] and applied.text_encoder is tiny_pipeline.text_encoder
+
+
+def test_save_and_load_back(tiny_pipeline: StableDiffusionPipeline, tmp_path: Path) -> None:
+    result = run(tiny_pipeline)
+    out = result.save(tmp_path / "esd", base_model="tiny")
+    loaded = UNet2DConditionModel.from_pretrained(out / "unet")
+    assert same_state(loaded.state_dict(), result.components["unet"].state_dict())
+    meta = json.loads((out / "erasure.json").read_text())
+    assert (meta["method"], meta["config"]["train_method"], meta["steps"]) == ("esd", "xattn", 2)
+
+
+# --------------------------------------------------------------------------------------------
+# Bad inputs
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("concept", "pattern"), [("", "concept is empty"), ("   ", "concept is empty"), ("word " * 40, "too long")]
+)
+def test_bad_concepts(concept: str, pattern: str, tiny_pipeline: StableDiffusionPipeline) -> None:
+    before = state(tiny_pipeline.unet)
+    with pytest.raises(ValueError, match=pattern):
+        run(tiny_pipeline, concept=concept)
+    assert same_state(before, tiny_pipeline.unet.state_dict())
+
+
+def test_concept_length_limit_is_exact(tiny_pipeline: StableDiffusionPipeline) -> None:
+    tok = tiny_pipeline.tokenizer
+    limit = tok.model_max_length
+    k = next(k for k in range(1, 64) if len(tok(" ".join(["word"] * k)).input_ids) > limit)
+    check_concept(tiny_pipeline, " ".join(["word"] * (k - 1)))  # exactly fits
+    with pytest.raises(ValueError, match=f"allows {limit}"):
+        check_concept(tiny_pipeline, " ".join(["word"] * k))
+
+
+def test_config_is_required(tiny_pipeline: StableDiffusionPipeline) -> None:
+    with pytest.raises(ValueError, match="train_method"):
+        erase(tiny_pipeline, CONCEPT, None, None, progress_bar=False)

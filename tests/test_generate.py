@@ -1,0 +1,141 @@
+"""Generation: prompts and seeds in, images out; one CPU generator per image; resumable folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+
+from erasure_lib.generate import (
+    GenerationConfig,
+    generate,
+    generate_grid,
+    generate_to_folder,
+    read_prompt_csv,
+    to_tensor,
+)
+
+FAST = GenerationConfig(num_inference_steps=2, batch_size=8)
+
+
+def pixels(images: list[Image.Image]) -> list[np.ndarray]:
+    return [np.asarray(im) for im in images]
+
+
+def test_same_prompt_and_seed_give_identical_images(tiny_pipeline: StableDiffusionPipeline) -> None:
+    prompts = ["a photo of a sneaker", "a photo of a sneaker", "a photo of a bag"]
+    a = generate(tiny_pipeline, prompts, [5, 5, 5], FAST, progress_bar=False)
+    b = generate(tiny_pipeline, prompts, [5, 5, 5], FAST, progress_bar=False)
+    assert len(a) == 3 and all(isinstance(im, Image.Image) and im.size == (16, 16) for im in a)
+    assert [x.tobytes() for x in a] == [x.tobytes() for x in b]
+    assert a[0].tobytes() == a[1].tobytes()  # each image depends only on its own (prompt, seed)
+
+
+def test_different_seeds_give_different_images(tiny_pipeline: StableDiffusionPipeline) -> None:
+    a, b = generate(tiny_pipeline, ["a photo of a sneaker"] * 2, [1, 2], FAST, progress_bar=False)
+    assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).mean() > 1.0
+
+
+def test_image_does_not_depend_on_its_batch(tiny_pipeline: StableDiffusionPipeline) -> None:
+    prompts = ["a photo of a sneaker", "a photo of a bag", "a photo of a coat"]
+    seeds = [11, 12, 13]
+    together = generate(tiny_pipeline, prompts, seeds, FAST, progress_bar=False)
+    one_by_one = generate(
+        tiny_pipeline, prompts, seeds, GenerationConfig(num_inference_steps=2, batch_size=1), progress_bar=False
+    )
+    alone = generate(tiny_pipeline, prompts[2:], seeds[2:], FAST, progress_bar=False)
+    for x, y in zip(pixels(together), pixels(one_by_one), strict=True):
+        assert np.abs(x.astype(int) - y.astype(int)).max() <= 1  # batched matmuls may round differently
+    assert np.abs(pixels(together)[2].astype(int) - pixels(alone)[0].astype(int)).max() <= 1
+
+
+@pytest.mark.parametrize(("prompts", "seeds"), [(["a", "b"], [1]), (["a"], [1, 2]), ([], [3])])
+def test_mismatched_lengths(tiny_pipeline: StableDiffusionPipeline, prompts: list[str], seeds: list[int]) -> None:
+    with pytest.raises(ValueError, match="seed"):
+        generate(tiny_pipeline, prompts, seeds, FAST, progress_bar=False)
+
+
+def test_explicit_size(tiny_pipeline: StableDiffusionPipeline) -> None:
+    config = GenerationConfig(num_inference_steps=2, height=32, width=24)
+    (image,) = generate(tiny_pipeline, ["a photo of a bag"], [0], config, progress_bar=False)
+    assert image.size == (24, 32)
+
+
+def test_generate_grid(tiny_pipeline: StableDiffusionPipeline) -> None:
+    prompts, seeds = ["a photo of a sneaker", "a photo of a bag"], [1, 2, 3]
+    grid = generate_grid(tiny_pipeline, prompts, seeds, FAST, progress_bar=False)
+    assert [len(row) for row in grid] == [3, 3]
+    (single,) = generate(tiny_pipeline, [prompts[1]], [seeds[2]], FAST, progress_bar=False)
+    assert np.abs(np.asarray(grid[1][2], dtype=int) - np.asarray(single, dtype=int)).max() <= 1
+
+
+def _table(n: int = 3) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "case_number": range(n),
+            "prompt": [f"a photo of a {c}" for c in ("sneaker", "bag", "coat")][:n],
+            "evaluation_seed": [7, 8, 9][:n],
+        }
+    )
+
+
+def test_generate_to_folder_and_resume(tiny_pipeline: StableDiffusionPipeline, tmp_path: Path) -> None:
+    out = tmp_path / "images"
+    paths = generate_to_folder(tiny_pipeline, _table(), out, FAST, progress_bar=False)
+    assert paths == [out / "0.png", out / "1.png", out / "2.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png"]  # no temp files left
+    first = {p.name: p.read_bytes() for p in paths}
+    (single,) = generate(tiny_pipeline, ["a photo of a bag"], [8], FAST, progress_bar=False)
+    assert np.abs(np.asarray(Image.open(paths[1]), dtype=int) - np.asarray(single, dtype=int)).max() <= 1
+
+    # An existing image is kept as it is, even if it is not what the model would draw; a missing one is made.
+    sentinel = Image.new("RGB", (16, 16), (1, 2, 3))
+    sentinel.save(paths[0])
+    sentinel_bytes, sentinel_mtime = paths[0].read_bytes(), paths[0].stat().st_mtime_ns
+    paths[2].unlink()
+    again = generate_to_folder(tiny_pipeline, _table(), out, FAST, progress_bar=False)
+    assert again == paths
+    assert paths[0].read_bytes() == sentinel_bytes and paths[0].stat().st_mtime_ns == sentinel_mtime
+    assert paths[1].read_bytes() == first["1.png"]
+    assert paths[2].read_bytes() == first["2.png"]  # regenerated identically
+
+
+def test_generate_to_folder_with_nothing_to_do(tiny_pipeline: StableDiffusionPipeline, tmp_path: Path) -> None:
+    out = tmp_path / "images"
+    out.mkdir()
+    for i in range(3):
+        Image.new("RGB", (4, 4)).save(out / f"{i}.png")
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()}
+    generate_to_folder(tiny_pipeline, _table(), out, FAST, progress_bar=False)
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.iterdir()} == before
+
+
+def test_read_prompt_csv(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    good.write_text(
+        'case_number,prompt,evaluation_seed,class\n0,a photo of a bag,10000,bag\n1,"a photo, of a coat",10001,coat\n'
+    )
+    df = read_prompt_csv(good)
+    assert list(df["prompt"]) == ["a photo of a bag", "a photo, of a coat"]
+    assert list(df["evaluation_seed"]) == [10000, 10001]
+
+
+def test_read_prompt_csv_requires_evaluation_seed(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("case_number,prompt,seed\n0,a photo of a bag,1\n")
+    with pytest.raises(ValueError, match="evaluation_seed") as err:
+        read_prompt_csv(bad)
+    assert "bad.csv" in str(err.value)
+
+
+def test_to_tensor() -> None:
+    images = [Image.new("RGB", (5, 4), (255, 0, 0)), Image.new("L", (5, 4), 51)]
+    x = to_tensor(images)
+    assert x.shape == (2, 3, 4, 5) and x.dtype == torch.float32
+    torch.testing.assert_close(x[0, :, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
+    torch.testing.assert_close(x[1, :, 0, 0], torch.full((3,), 0.2))

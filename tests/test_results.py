@@ -1,0 +1,106 @@
+"""Result files: tidy CSV, sorted JSON, figures that do not churn bytes, and the manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from erasure_lib.paths import REPO_ROOT  # noqa: E402
+from erasure_lib.results import record_run, resolve, save_figure, write_csv, write_json  # noqa: E402
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "method": ["uce", "fewshot", "esd", "fewshot"],
+            "concept": ["bag", "sneaker", "bag", "bag"],
+            "score": [0.5, 1 / 3, 2 / 3, 0.123456],
+        }
+    )
+
+
+def test_write_csv_is_sorted_tidy_and_byte_stable(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.csv", tmp_path / "sub" / "b.csv"
+    assert write_csv(_frame(), a, sort_by=["method", "concept"]) == a
+    write_csv(_frame().sample(frac=1.0, random_state=3), b, sort_by=["method", "concept"])
+    assert a.read_bytes() == b.read_bytes()
+    assert a.read_text() == (
+        "method,concept,score\nesd,bag,0.6667\nfewshot,bag,0.1235\nfewshot,sneaker,0.3333\nuce,bag,0.5000\n"
+    )
+    write_csv(_frame(), a, sort_by=["method", "concept"])
+    assert a.read_bytes() == b.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "sub"]
+
+
+def test_write_csv_without_sorting_keeps_order(tmp_path: Path) -> None:
+    path = write_csv(_frame(), tmp_path / "c.csv", float_format="%.2f")
+    assert path.read_text().splitlines()[1:3] == ["uce,bag,0.50", "fewshot,sneaker,0.33"]
+
+
+def test_write_json_sorted(tmp_path: Path) -> None:
+    path = write_json({"b": 1, "a": {"d": 2, "c": Path("x")}}, tmp_path / "r.json")
+    text = path.read_text()
+    assert text.index('"a"') < text.index('"b"') and text.index('"c"') < text.index('"d"')
+    assert json.loads(text) == {"a": {"c": "x", "d": 2}, "b": 1}
+    assert text.endswith("\n")
+
+
+def test_resolve() -> None:
+    assert resolve("results/x.csv") == REPO_ROOT / "results" / "x.csv"
+    assert resolve("/abs/x.csv") == Path("/abs/x.csv")
+
+
+def _figure() -> plt.Figure:
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.plot(np.arange(5), np.arange(5) ** 2, label="loss")
+    ax.set_title("erasure")
+    ax.legend()
+    return fig
+
+
+def test_save_figure_png_is_byte_stable(tmp_path: Path) -> None:
+    fig = _figure()
+    first = save_figure(fig, tmp_path / "fig.pdf")
+    assert first == tmp_path / "fig.png"  # always PNG
+    one = first.read_bytes()
+    save_figure(fig, tmp_path / "fig")
+    assert first.read_bytes() == one
+    fig2 = _figure()  # a fresh figure with the same content
+    save_figure(fig2, tmp_path / "fig2")
+    assert (tmp_path / "fig2.png").read_bytes() == one
+    assert one[:8] == b"\x89PNG\r\n\x1a\n"
+    plt.close("all")
+
+
+def test_save_figure_svg_is_byte_stable(tmp_path: Path) -> None:
+    fig = _figure()
+    save_figure(fig, tmp_path / "fig", svg=True)
+    one = (tmp_path / "fig.svg").read_bytes()
+    save_figure(fig, tmp_path / "fig", svg=True)
+    plt.close("all")
+    assert (tmp_path / "fig.svg").read_bytes() == one
+
+
+def test_record_run(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.json"
+    out = tmp_path / "table.csv"
+    record_run("01-erase.ipynb", {"seed": 0, "concept": "sneaker"}, [out], seconds=12.345, manifest=manifest)
+    entries = json.loads(manifest.read_text())
+    entry = entries[str(out)]  # outside the repository: the path as given
+    assert entry["notebook"] == "01-erase.ipynb"
+    assert entry["parameters"] == {"concept": "sneaker", "seed": 0}
+    assert entry["seconds"] == 12.3
+    assert {"python", "torch", "diffusers", "transformers"} <= set(entry["packages"])
+    assert len(entry["git_commit"]) == 40 or entry["git_commit"] == "unknown"
+    # a second run adds its files and keeps the others
+    record_run("02.ipynb", {}, [REPO_ROOT / "results" / "x.csv"], seconds=1.0, manifest=manifest)
+    entries = json.loads(manifest.read_text())
+    assert set(entries) == {str(out), "results/x.csv"}
