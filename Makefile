@@ -41,7 +41,7 @@ results: setup
 	  if [ -f $$params ]; then args="-f $$params"; else args=""; fi; \
 	  echo "== $$nb $$args"; $(PAPERMILL) $$nb $$nb $$args; done
 
-test: setup unit nbval
+test: setup lint unit nbval
 
 unit:
 	$(PY) -m pytest -q tests
@@ -56,7 +56,7 @@ nbval:
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/tutorials/sanitize.cfg $(TUTORIALS)
 
 lint:
-	$(VENV)/bin/ruff check erasure_lib tests tools
+	$(VENV)/bin/ruff check erasure_lib tests tools notebooks/src
 
 # Rebuild the .ipynb files from their percent-format sources (outputs are dropped).
 notebooks:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -246,6 +247,30 @@ def export_concept_images(
     paths = []
     for i in sorted(chosen.tolist()):
         path = out / f"{concept.replace(' ', '_')}_{style}_{split}{i:05d}.png"
+        to_pil(render(data.images[i], style, size)).save(path)
+        paths.append(path)
+    return paths
+
+
+def export_style_images(
+    out_dir: Path | str,
+    style: str,
+    n: int,
+    seed: int,
+    split: Literal["train", "test"] = "train",
+    size: int = 32,
+    root: Path | str = FASHION_MNIST_DIR,
+) -> list[Path]:
+    """Write ``n`` real images of random classes rendered in ``style`` (a style's few-shot set)."""
+    if style not in STYLES[1:]:
+        raise ValueError(f"unknown style {style!r}; expected one of {STYLES[1:]}")
+    data = load_fashion_mnist(split, root)
+    chosen = np.random.default_rng(seed).choice(len(data.labels), size=n, replace=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in sorted(chosen.tolist()):
+        path = out / f"{style}_{CLASSES[data.labels[i]].replace(' ', '_')}_{split}{i:05d}.png"
         to_pil(render(data.images[i], style, size)).save(path)
         paths.append(path)
     return paths

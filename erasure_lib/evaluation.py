@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -125,3 +125,39 @@ def choose_setting(
         met = False
     return {group: float(best[group]), step: int(best[step]), "erased_share": float(best.erased_share),
             "others_drop": float(best.others_drop), "meets_target": met}
+
+
+def destinations(classified: pd.DataFrame, concept: str, when: str, seed: int) -> list[dict[str, object]]:
+    """The classifier's distribution over classes for the images of ``concept``'s prompts (a transition row)."""
+    own = classified[classified["class"] == concept]
+    if own.empty:
+        raise ValueError(f"no images of {concept!r} in the classified table")
+    shares = np.bincount(own["predicted"].to_numpy(), minlength=len(CLASSES)) / len(own)
+    return [
+        {"erased_class": concept, "when": when, "seed": seed, "predicted_class": CLASSES[k], "share": float(share)}
+        for k, share in enumerate(shares)
+    ]
+
+
+def judge(
+    pipeline: StableDiffusionPipeline,
+    classifier: GarmentStyleClassifier,
+    prompts: pd.DataFrame,
+    erased: Sequence[str],
+    generation: GenerationConfig,
+) -> dict[str, float]:
+    """Generate ``prompts``, classify, and summarize against the ``erased`` classes."""
+    return summarize(classify_generated(pipeline, classifier, prompts, generation), erased)
+
+
+def wording_table(concept: str, wording: str, n: int, seed_offset: int = 10_000, templates: Sequence[str] = OBJECT_TEMPLATES) -> pd.DataFrame:
+    """``n`` prompts that name ``concept`` as ``wording`` (e.g. a misspelling), labelled as ``concept``."""
+    if concept not in CLASSES:
+        raise ValueError(f"unknown class {concept!r}; expected one of {CLASSES}")
+    return pd.DataFrame({
+        "case_number": range(n),
+        "prompt": [templates[k % len(templates)].format(wording) for k in range(n)],
+        "evaluation_seed": [seed_offset + k for k in range(n)],
+        "class": concept,
+        "class_index": CLASSES.index(concept),
+    })  # fmt: skip

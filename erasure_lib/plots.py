@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -91,5 +91,93 @@ def before_after_bars(table) -> plt.Figure:
         ax.legend(fontsize=7)
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("share of generated images")
+    fig.tight_layout()
+    return fig
+
+
+def transition_heatmaps(transitions, classes: Sequence[str]) -> plt.Figure:
+    """Before / after heatmaps: rows = prompted (erased) class, columns = predicted class (mean over seeds)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    for ax, when in zip(axes, ("before", "after")):
+        part = transitions[transitions["when"] == when]
+        matrix = part.groupby(["erased_class", "predicted_class"])["share"].mean().unstack(fill_value=0.0)
+        rows = [c for c in classes if c in matrix.index]
+        matrix = matrix.reindex(index=rows, columns=list(classes), fill_value=0.0)
+        im = ax.imshow(matrix.to_numpy(), vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(classes)), list(classes), rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        ax.set_xlabel("classified as")
+        ax.set_ylabel("prompted class (erased)")
+        ax.set_title(f"{when} erasure")
+        for i in range(len(rows)):
+            for j in range(len(classes)):
+                value = matrix.iat[i, j]
+                if value >= 0.05:
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5, color="w" if value < 0.6 else "k")
+    fig.colorbar(im, ax=axes, shrink=0.8)
+    return fig
+
+
+def option_bars(summary) -> plt.Figure:
+    """Erased share and other classes' accuracy per option (one row per option in ``summary``)."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    x = np.arange(len(summary))
+    ax.bar(x - 0.2, summary["erased_share"], 0.4, label="erased share (lower: erased)", color="tab:red")
+    ax.bar(x + 0.2, summary["others_accuracy"], 0.4, label="other classes' accuracy (higher: kept)", color="tab:blue")
+    labels = [f"{o}\n{int(n) / 1e6:.2f}M" if n else str(o) for o, n in zip(summary["option"], summary["trainable_parameters"])]
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def epoch_curves(epochs_table) -> plt.Figure:
+    """Erased share and other classes' accuracy against epochs: the mean over classes with a min-max band."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    for ax, metric in zip(axes, ("erased_share", "others_accuracy")):
+        g = epochs_table.groupby("epochs")[metric]
+        mean, lo, hi = g.mean(), g.min(), g.max()
+        ax.fill_between(mean.index, lo, hi, alpha=0.2)
+        ax.plot(mean.index, mean, marker="o", ms=3)
+        ax.set_xlabel("epochs")
+        ax.set_title(metric.replace("_", " ") + " (mean, min-max over classes)", fontsize=9)
+        ax.set_ylim(0, 1.05)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def loss_by_step(losses) -> plt.Figure:
+    """The per-step ascent loss of every run, one faint line per class, the mean in bold."""
+    runs = sorted(losses["run"].unique())
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3), squeeze=False)
+    for ax, run in zip(axes[0], runs):
+        part = losses[losses["run"] == run]
+        for _, curve in part.groupby("erased_class"):
+            ax.plot(curve["step"], curve["loss"], lw=0.7, alpha=0.4)
+        mean = part.groupby("step")["loss"].mean()
+        ax.plot(mean.index, mean, lw=2, color="k", label="mean")
+        ax.set_title(f"ascent loss (- denoising loss), {run}", fontsize=9)
+        ax.set_xlabel("optimizer step")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def related_share_bars(table) -> plt.Figure:
+    """Per erased class: the share of leaving images that land in a related class, after and before, and chance."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    x = np.arange(len(table))
+    ax.bar(x - 0.25, table["related_share_of_leavers_after"], 0.25, label="after erasure", color="tab:red")
+    ax.bar(x, table["related_share_of_leavers_before"], 0.25, label="base model's confusions", color="0.6")
+    ax.bar(x + 0.25, table["chance"], 0.25, label="chance", color="0.85")
+    ax.set_xticks(x, table["erased_class"], rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("share of leaving images\nthat land in a related class", fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7)
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

@@ -11,7 +11,6 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
 
 from erasure_lib.paths import REPO_ROOT  # noqa: E402
 from erasure_lib.results import record_run, resolve, save_figure, write_csv, write_json  # noqa: E402

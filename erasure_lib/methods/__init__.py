@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 from erasure_lib.methods.base import ErasureResult
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import json
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -66,6 +67,8 @@ class ErasureResult:
         components = dict(pipeline.components)
         for name, module in self.components.items():
             components[name] = module if epoch is None else self.component_at(name, epoch)
+        if "requires_safety_checker" in inspect.signature(type(pipeline)).parameters:
+            components["requires_safety_checker"] = pipeline.config.get("requires_safety_checker", False)
         new = type(pipeline)(**components)
         new.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
         return new

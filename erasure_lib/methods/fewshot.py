@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import torch
@@ -58,6 +59,12 @@ class FewShotConfig:
     zero_shot_images: int = 4  # how many random latents the zero-shot variant draws
     keep_checkpoints: bool = False  # keep the trained weights after every epoch
     flip_p: float = 0.5  # horizontal flip probability, drawn once per image
+    # Optional preservation (not in the paper; off by default): anchor the text embeddings of
+    # retained prompts to the original encoder's, weight * mean ||E(p_r) - E_0(p_r)||^2.
+    preserve_weight: float = 0.0
+    preserve: tuple[str, ...] = ()  # concepts to retain, filled into the same templates
+    preserve_neighbours: int = 0  # also retain the k concepts of preserve_vocabulary nearest the erased one
+    preserve_vocabulary: tuple[str, ...] = ()  # where neighbours are looked up (e.g. the built-in classes and styles)
 
     def __post_init__(self) -> None:
         if self.trainable not in TRAINABLE_OPTIONS:
@@ -71,6 +78,18 @@ class FewShotConfig:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0:
             raise ValueError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.flip_p <= 1.0:
+            raise ValueError(f"flip_p must be in [0, 1], got {self.flip_p}")
+        if self.resolution is not None and self.resolution < 8:
+            raise ValueError(f"resolution must be at least 8 pixels (or None for the model's), got {self.resolution}")
+        if self.preserve_weight < 0 or self.preserve_neighbours < 0:
+            raise ValueError("preserve_weight and preserve_neighbours must be non-negative")
+        if isinstance(self.preserve, str) or isinstance(self.preserve_vocabulary, str):
+            raise ValueError("preserve and preserve_vocabulary are tuples of concepts, not strings")
+        if self.preserve_neighbours > len(self.preserve_vocabulary):
+            raise ValueError(
+                f"preserve_neighbours={self.preserve_neighbours} but the vocabulary holds {len(self.preserve_vocabulary)} concepts"
+            )
 
     @classmethod
     def builtin(cls, **overrides: object) -> FewShotConfig:
@@ -122,6 +141,33 @@ def check_concept(pipeline: StableDiffusionPipeline, concept: str, concept_type:
             f"concept {concept!r} is too long: the prompt {longest.format(concept)!r} takes {n} tokens, "
             f"the tokenizer allows {tokenizer.model_max_length}; use a shorter concept name"
         )
+
+
+@torch.no_grad()
+def nearest_concepts(
+    pipeline: StableDiffusionPipeline, concept: str, vocabulary: Sequence[str], k: int, template: str = "a photo of a {}"
+) -> list[str]:
+    """The ``k`` concepts of ``vocabulary`` nearest ``concept`` in the pipeline's text-embedding space.
+
+    Distance: cosine of the end-of-text token's output (CLIP's pooled embedding) for ``template``
+    filled with each concept. The concept itself (and any entry equal to it) is excluded.
+    """
+    candidates = [v for v in dict.fromkeys(vocabulary) if v.strip().lower() != concept.strip().lower()]
+    if k <= 0 or not candidates:
+        return []
+    tokenizer = pipeline.tokenizer
+    ids = tokenizer([template.format(c) for c in [concept, *candidates]], padding="max_length",
+                    max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids
+    pooled = pipeline.text_encoder(ids.to(pipeline.device)).pooler_output.float()
+    pooled = F.normalize(pooled, dim=-1)
+    similarity = (pooled[1:] @ pooled[0]).cpu()
+    order = torch.argsort(similarity, descending=True, stable=True)[:k]
+    return [candidates[int(i)] for i in order]
+
+
+def anchor_loss(text_encoder: CLIPTextModel, input_ids: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Preservation term: mean squared change of the text embeddings of retained prompts."""
+    return F.mse_loss(text_encoder(input_ids)[0].float(), reference.float())
 
 
 def preprocess(images: Sequence[Image.Image], resolution: int, flip_p: float, rng: np.random.Generator) -> torch.Tensor:
@@ -193,11 +239,36 @@ def erase(
         ``components["text_encoder"]`` is the erased encoder; ``losses`` the per-step ascent loss
         (the negated denoising loss); timings split into set-up and the optimization loop.
     """
+    return erase_concepts(pipeline, {concept: images}, config, progress_bar)
+
+
+def erase_concepts(
+    pipeline: StableDiffusionPipeline,
+    concepts: Mapping[str, str | Path | Sequence[ImageSource] | None],
+    config: FewShotConfig,
+    progress_bar: bool = True,
+) -> ErasureResult:
+    """Erase several concepts in one run: every image is paired with its own concept's prompts.
+
+    ``concepts`` maps each concept to its images (as in :func:`erase`). With one concept this is
+    exactly :func:`erase`.
+    """
     t0 = time.perf_counter()
-    check_concept(pipeline, concept, config.concept_type)
-    if not config.zero_shot and images is None:
-        raise ValueError("no images given; pass a folder or list of images of the concept, or use zero_shot=True")
-    loaded = [] if config.zero_shot else load_concept_images(images)  # type: ignore[arg-type]
+    if not concepts:
+        raise ValueError("no concepts given; pass {concept: images}")
+    for concept, images in concepts.items():
+        check_concept(pipeline, concept, config.concept_type)
+        if not config.zero_shot and images is None:
+            raise ValueError(f"no images given for {concept!r}; pass a folder or list of images of the concept, or use zero_shot=True")
+    # Each image's concept, in the order the images are encoded.
+    if config.zero_shot:
+        loaded: list[Image.Image] = []
+        image_concepts = [c for c in concepts for _ in range(config.zero_shot_images)]
+    else:
+        per_concept = {c: load_concept_images(images) for c, images in concepts.items()}  # type: ignore[arg-type]
+        loaded = [im for ims in per_concept.values() for im in ims]
+        image_concepts = [c for c, ims in per_concept.items() for _ in ims]
+    name = " + ".join(concepts)
 
     device = pipeline.device
     rng = np.random.default_rng(config.seed)
@@ -211,7 +282,7 @@ def erase(
     with torch.no_grad():
         if config.zero_shot:
             # Zero-shot: uniform noise of the latent shape stands in for z0 (one per "image").
-            z0_all = torch.rand((config.zero_shot_images, *latent_shape), generator=generator)
+            z0_all = torch.rand((len(image_concepts), *latent_shape), generator=generator)
         else:
             x = preprocess(loaded, resolution, config.flip_p, rng).to(device, pipeline.vae.dtype)
             posterior = pipeline.vae.encode(x).latent_dist
@@ -234,6 +305,24 @@ def erase(
     optimizer = _make_optimizer(config, params)
     templates = templates_for(config.concept_type)
     tokenizer = pipeline.tokenizer
+
+    def tokenize(prompts: list[str]) -> torch.Tensor:
+        return tokenizer(
+            prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids.to(device)
+
+    # Optional preservation: retained concepts and the original encoder's embeddings of every
+    # (template, concept) prompt, computed once.
+    retained = list(dict.fromkeys(
+        [*config.preserve, *(n for c in concepts for n in nearest_concepts(pipeline, c, config.preserve_vocabulary, config.preserve_neighbours))]
+    )) if config.preserve_weight > 0 else []  # fmt: skip
+    retained = [r for r in retained if r not in concepts]
+    for r in retained:
+        check_concept(pipeline, r, config.concept_type)
+    retain_ids = tokenize([t.format(r) for r in retained for t in templates]) if retained else None
+    if retain_ids is not None:
+        with torch.no_grad():
+            retain_reference = torch.cat([pipeline.text_encoder(chunk)[0] for chunk in retain_ids.split(64)])
     n = len(z0_all)
     steps_per_epoch = -(-n // config.batch_size)
     setup_seconds = time.perf_counter() - t0
@@ -242,22 +331,24 @@ def erase(
     checkpoints: list[dict[str, torch.Tensor]] = []
     t1 = time.perf_counter()
     try:
-        bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"erasing {concept!r}", disable=not progress_bar)
+        bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"erasing {name!r}", disable=not progress_bar)
         for _epoch in range(config.epochs):
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, config.batch_size):
                 batch = order[start : start + config.batch_size]
                 z0 = z0_all[batch]
                 # Step 2: a random template per image, filled with the concept, encoded by the trainable encoder.
-                prompts = [templates[int(rng.integers(len(templates)))].format(concept) for _ in batch]
-                input_ids = tokenizer(
-                    prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-                ).input_ids.to(device)
+                prompts = [templates[int(rng.integers(len(templates)))].format(image_concepts[int(i)]) for i in batch]
+                input_ids = tokenize(prompts)
                 # Step 3: t ~ U{0..T-1}, eps ~ N(0, I).
                 timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), generator=generator).to(device)
                 noise = torch.randn(z0.shape, generator=generator).to(device, z0.dtype)
                 # Step 4: gradient ascent on the denoising loss: minimise its negation.
                 loss = -denoising_loss(pipeline, noise_scheduler, text_encoder, z0, input_ids, timesteps, noise)
+                if retain_ids is not None:
+                    # One random template per retained concept this step.
+                    pick = torch.tensor([i * len(templates) + int(rng.integers(len(templates))) for i in range(len(retained))])
+                    loss = loss + config.preserve_weight * anchor_loss(text_encoder, retain_ids[pick], retain_reference[pick])
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -276,12 +367,13 @@ def erase(
     text_encoder.eval().requires_grad_(False)
     return ErasureResult(
         method="fewshot",
-        concept=concept,
+        concept=name,
         components={"text_encoder": text_encoder},
         config=config,
         losses=losses,
         checkpoints=checkpoints,
         setup_seconds=setup_seconds,
         optimization_seconds=optimization_seconds,
-        info={"n_images": n, "trainable_parameters": sum(p.numel() for p in params), "resolution": resolution},
+        info={"n_images": n, "trainable_parameters": sum(p.numel() for p in params), "resolution": resolution,
+              "retained": retained, "concepts": list(concepts)},
     )

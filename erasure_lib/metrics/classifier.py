@@ -7,9 +7,9 @@ rate of a class is the share of generated images it assigns to that class (paper
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from erasure_lib.data import CLASSES, STYLES, FashionMNIST, render
+from erasure_lib.data import CLASSES, STYLES, FashionMNIST
 from erasure_lib.io import atomic_directory
 
 

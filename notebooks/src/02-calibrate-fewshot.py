@@ -53,13 +53,13 @@ rows = []
 for concept in classes:
     images = data.export_concept_images(results.resolve(work_dir) / concept, concept, n=n_images, seed=seed)
     table = evaluation.erasure_prompt_table([concept], n_erased, n_others)
-    before = evaluation.summarize(evaluation.classify_generated(pipeline, classifier, table, generation), [concept])
+    before = evaluation.judge(pipeline, classifier, table, [concept], generation)
     rows += [{"erased_class": concept, "lr": lr, "epochs": 0, **before, "optimization_seconds": 0.0} for lr in learning_rates]
     for lr in learning_rates:
         config = fewshot.FewShotConfig.builtin(lr=lr, epochs=epochs, seed=seed, keep_checkpoints=True)
         result = fewshot.erase(pipeline, concept, images, config, progress_bar=False)
         for epoch in eval_epochs:
-            scores = evaluation.summarize(evaluation.classify_generated(result.apply(pipeline, epoch=epoch), classifier, table, generation), [concept])
+            scores = evaluation.judge(result.apply(pipeline, epoch=epoch), classifier, table, [concept], generation)
             rows.append({"erased_class": concept, "lr": lr, "epochs": epoch, **scores, "optimization_seconds": result.optimization_seconds * epoch / epochs})
     print(concept, f"before {before}", flush=True)
 

@@ -48,15 +48,19 @@ classifier = clf.load_classifier(CLASSIFIER_PATH)
 # ## Erase each class with each seed; judge before and after on the same prompts and seeds
 
 # %%
-rows, erased_models = [], {}
+rows, transitions, erased_models = [], [], {}
 for concept in classes:
     table = evaluation.erasure_prompt_table([concept], n_erased, n_others)
-    before = evaluation.summarize(evaluation.classify_generated(pipeline, classifier, table, generation), [concept])
+    classified_before = evaluation.classify_generated(pipeline, classifier, table, generation)
+    before = evaluation.summarize(classified_before, [concept])
+    transitions += evaluation.destinations(classified_before, concept, when="before", seed=-1)
     for seed in seeds:
         images = data.export_concept_images(results.resolve(work_dir) / f"{concept}-seed{seed}", concept, n=n_images, seed=seed)
         result = fewshot.erase(pipeline, concept, images, fewshot.FewShotConfig.builtin(seed=seed), progress_bar=False)
         erased = result.apply(pipeline)
-        after = evaluation.summarize(evaluation.classify_generated(erased, classifier, table, generation), [concept])
+        classified = evaluation.classify_generated(erased, classifier, table, generation)
+        after = evaluation.summarize(classified, [concept])
+        transitions += evaluation.destinations(classified, concept, when="after", seed=seed)
         rows.append({
             "erased_class": concept, "seed": seed,
             "erased_share_before": before["erased_share"], "erased_share_after": after["erased_share"],
@@ -83,6 +87,7 @@ summary = {
     "config": config,
 }
 results.write_json(summary, results_prefix + "fewshot_object_erasure_summary.json")
+results.write_csv(pd.DataFrame(transitions), results_prefix + "fewshot_object_transitions.csv", sort_by=["erased_class", "when", "seed", "predicted_class"])
 pd.Series({k: v for k, v in summary.items() if k != "config"})
 
 # %% [markdown]
@@ -102,6 +107,17 @@ print(f"median optimization loop: {summary['median_optimization_seconds']:.2f} s
 fig = plots.before_after_bars(pd.read_csv(results.resolve(results_prefix + "fewshot_object_erasure.csv")))
 results.save_figure(fig, figures_prefix + "fewshot_object_erasure.png")
 
+# %% [markdown]
+# ## Where the erased prompt goes: the classifier's verdict on the erased class's prompts
+#
+# Rows: the erased class (its own prompts); columns: what the classifier says the images show,
+# before erasure and after (mean over seeds). The paper's claim 2 is that the prompt moves to a
+# related concept; the full analysis is a later notebook.
+
+# %%
+fig = plots.transition_heatmaps(pd.read_csv(results.resolve(results_prefix + "fewshot_object_transitions.csv")), list(data.CLASSES))
+results.save_figure(fig, figures_prefix + "fewshot_object_transitions.png")
+
 # %%
 grid_seeds = [10_000 + k for k in range(6)]
 prompts = [f"a photo of a {c}" for c in grid_classes]
@@ -118,6 +134,7 @@ results.record_run(
     dict(model=model, classes=classes, seeds=seeds, n_images=n_images, n_erased=n_erased, n_others=n_others,
          num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, config=str(config)),
     [results_prefix + "fewshot_object_erasure.csv", results_prefix + "fewshot_object_erasure_summary.json",
+     results_prefix + "fewshot_object_transitions.csv", figures_prefix + "fewshot_object_transitions.png",
      figures_prefix + "fewshot_object_erasure.png", figures_prefix + "fewshot_object_erasure_samples.png"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",

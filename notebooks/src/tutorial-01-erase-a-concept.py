@@ -24,7 +24,7 @@
 # %%
 import torch
 
-from erasure_lib import data, evaluation, plots
+from erasure_lib import data, plots
 from erasure_lib.generate import GenerationConfig, generate_grid
 from erasure_lib.methods import fewshot
 from erasure_lib.metrics import classifier as clf
@@ -51,7 +51,7 @@ concept = "sneaker"
 seeds = list(range(8))
 prompts = [f"a photo of a {c}" for c in ("sneaker", "sandal", "ankle boot", "trouser")]
 before = generate_grid(pipeline, prompts, seeds, generation, progress_bar=False)
-plots.image_grid(before, prompts, title="before erasure");
+plots.image_grid(before, prompts, title="before erasure")
 
 # %% [markdown]
 # The project ships a classifier of the ten garment classes (trained on real images); it is our
@@ -75,7 +75,7 @@ print(f"before: {share_of(before[0], 'sneaker'):.2f} of the 'sneaker' images are
 # %%
 folder = REPO_ROOT / "build" / "tutorial" / "sneaker-images"
 image_paths = data.export_concept_images(folder, concept, n=4, seed=0)
-plots.image_grid([data.load_concept_images(image_paths)], ["the 4 images"]);
+plots.image_grid([data.load_concept_images(image_paths)], ["the 4 images"])
 
 # %% [markdown]
 # ## 3. Erase
@@ -108,7 +108,7 @@ print("ascent loss per step:", [round(v, 2) for v in result.losses])
 # %%
 erased = result.apply(pipeline)
 after = generate_grid(erased, prompts, seeds, generation, progress_bar=False)
-plots.image_grid(after, prompts, title="after erasing 'sneaker'");
+plots.image_grid(after, prompts, title="after erasing 'sneaker'")
 
 # %%
 for name, row_before, row_after in zip(("sneaker", "sandal", "ankle boot", "trouser"), before, after):

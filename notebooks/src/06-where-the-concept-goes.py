@@ -1,0 +1,39 @@
+# %% [markdown]
+# # 06 · Where does the erased concept go? (paper, claim 2, measured)
+#
+# The paper shows that, with no anchor concept, an erased prompt drifts to a related concept the
+# model already knows ("Snoopy" becomes a generic dog). Here the relation is defined from the data
+# (`erasure_lib.data.CLASS_GROUPS`: footwear = sandal, sneaker, ankle boot; tops = t-shirt,
+# pullover, coat, shirt; trouser, dress and bag stand alone), and the question is: of the images
+# that left the erased class, what share landed in a related class, against chance (related classes
+# out of the other nine) and against the base model's own confusions? Reads only `results/`
+# (the transitions written by notebook 03).
+
+# %%
+import pandas as pd
+
+from erasure_lib import data, plots, results
+from erasure_lib.metrics.transitions import related_share_table
+
+# %% tags=parameters
+results_prefix: str = "results/"  # folder of the result files (read and written)
+figures_prefix: str = "figures/"  # folder of the figures
+
+# %%
+transitions = pd.read_csv(results.resolve(results_prefix + "fewshot_object_transitions.csv"))
+table = related_share_table(transitions, data.CLASS_GROUPS, data.CLASSES)
+results.write_csv(table, results_prefix + "fewshot_related_share.csv", sort_by=["erased_class"])
+table.round(3)
+
+# %% [markdown]
+# Classes with no related class (trouser, dress, bag) have a chance of 0 and cannot show the effect.
+
+# %%
+grouped = table[table.chance > 0]
+print(f"classes with related classes: {len(grouped)}; related share of leavers after erasure "
+      f"{grouped.related_share_of_leavers_after.mean():.3f} (base model's confusions {grouped.related_share_of_leavers_before.mean():.3f}, "
+      f"chance {grouped.chance.mean():.3f})")
+
+# %%
+fig = plots.related_share_bars(pd.read_csv(results.resolve(results_prefix + "fewshot_related_share.csv")))
+results.save_figure(fig, figures_prefix + "fewshot_related_share.png")

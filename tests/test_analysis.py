@@ -1,0 +1,73 @@
+"""Evaluation helpers on hand-made tables: prompt tables, destinations, related shares, calibration choice, claims."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from erasure_lib import evaluation, report
+from erasure_lib.data import CLASS_GROUPS, CLASSES
+from erasure_lib.metrics.transitions import related_classes, related_share_table
+
+
+def test_erasure_prompt_table_counts_and_seeds():
+    table = evaluation.erasure_prompt_table(["sneaker"], n_erased=5, n_others=2)
+    assert len(table) == 5 + 9 * 2
+    assert table.case_number.tolist() == list(range(len(table)))
+    assert (table["class"] == "sneaker").sum() == 5
+    # Every class sees the same seeds, so methods and classes are compared on the same noise.
+    assert table[table["class"] == "bag"].evaluation_seed.tolist() == [10_000, 10_001]
+    assert all("sneaker" in p for p in table[table["class"] == "sneaker"].prompt)
+    with pytest.raises(ValueError, match="unknown class"):
+        evaluation.erasure_prompt_table(["snoopy"], 1, 1)
+
+
+def test_destinations_and_related_share():
+    k = CLASSES.index
+    classified = pd.DataFrame({"class": ["sneaker"] * 4 + ["bag"], "predicted": [k("sandal"), k("sandal"), k("sneaker"), k("trouser"), k("bag")]})
+    rows = evaluation.destinations(classified, "sneaker", when="after", seed=0)
+    shares = {r["predicted_class"]: r["share"] for r in rows}
+    assert shares["sandal"] == 0.5 and shares["sneaker"] == 0.25 and shares["trouser"] == 0.25 and sum(shares.values()) == pytest.approx(1)
+    before = evaluation.destinations(pd.DataFrame({"class": ["sneaker"] * 2, "predicted": [k("sneaker"), k("ankle boot")]}), "sneaker", "before", -1)
+    table = related_share_table(pd.DataFrame(rows + before), CLASS_GROUPS, CLASSES)
+    row = table.iloc[0]
+    assert row.related == "sandal, ankle boot"
+    assert row.related_share_of_leavers_after == pytest.approx(0.5 / 0.75)
+    assert row.related_share_of_leavers_before == pytest.approx(1.0)
+    assert row.chance == pytest.approx(2 / 9)
+    assert row.top_destination_after == "sandal"
+    assert related_classes("bag", CLASS_GROUPS) == ()
+    with pytest.raises(ValueError):
+        related_classes("snoopy", CLASS_GROUPS)
+
+
+def test_choose_setting_prefers_a_qualifying_setting_then_the_closest():
+    summary = pd.DataFrame({
+        "lr": [1e-4, 1e-4, 1e-4, 1e-3, 1e-3, 1e-3],
+        "epochs": [0, 2, 4, 0, 2, 4],
+        "erased_share": [0.9, 0.3, 0.05, 0.9, 0.08, 0.0],
+        "others_accuracy": [0.9, 0.9, 0.85, 0.9, 0.86, 0.5],
+    })  # fmt: skip
+    choice = evaluation.choose_setting(summary, max_erased_share=0.10, max_others_drop=0.10)
+    assert choice["meets_target"] and (choice["lr"], choice["epochs"]) == (1e-4, 4)  # 0.05 + 0.05 beats 0.08 + 0.04
+    strict = evaluation.choose_setting(summary, max_erased_share=0.01, max_others_drop=0.01)
+    assert not strict["meets_target"]
+    assert np.isfinite(strict["erased_share"])
+
+
+def test_claims_table_is_built_from_result_files(tmp_path):
+    pd.DataFrame({"class": list(CLASSES), "generated_accuracy": [0.9] * 10, "real_accuracy": [0.85] * 10}).to_csv(tmp_path / "base_model_quality.csv", index=False)
+    summary = {"erased_share_before": 0.9, "erased_share_after": 0.05, "others_accuracy_before": 0.9, "others_accuracy_after": 0.85,
+               "others_accuracy_drop": 0.05, "median_optimization_seconds": 1.5, "median_setup_seconds": 0.2, "target_met": True}
+    (tmp_path / "fewshot_object_erasure_summary.json").write_text(json.dumps(summary))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.START}\nold\n{report.END}\nrest\n")
+    table = report.update_readme(readme, tmp_path)
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("intro") and text.rstrip().endswith("rest")
+    assert "0.900 -> 0.050" in table and "1.50 s" in table and "met" in table
+    with pytest.raises(ValueError, match="markers"):
+        report.update_readme(tmp_path / "base_model_quality.csv", tmp_path)
