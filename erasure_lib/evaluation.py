@@ -161,3 +161,31 @@ def wording_table(concept: str, wording: str, n: int, seed_offset: int = 10_000,
         "class": concept,
         "class_index": CLASSES.index(concept),
     })  # fmt: skip
+
+
+def stopping_rule_table(epochs: pd.DataFrame, ratios: Sequence[float], max_others_drop: float) -> pd.DataFrame:
+    """For each class and threshold: the epoch the probe-loss rule stops at against the classifier's best.
+
+    ``epochs`` has columns ``erased_class, epochs, probe_ratio, erased_share, others_accuracy`` with
+    ``epochs == 0`` the base model. The best epoch minimises
+    ``erased_share + max(0, others_drop - max_others_drop)``; the rule's epoch is the first whose
+    probe ratio reaches the threshold (the last epoch if none does: ``stopped`` is False).
+    """
+    rows = []
+    for concept, part in epochs.groupby("erased_class"):
+        part = part.sort_values("epochs")
+        base = part[part.epochs == 0].iloc[0]
+        trained = part[part.epochs > 0].copy()
+        trained["others_drop"] = base.others_accuracy - trained.others_accuracy
+        cost = trained.erased_share + (trained.others_drop - max_others_drop).clip(lower=0)
+        best = trained.loc[cost.idxmin()]
+        for r in ratios:
+            reached = trained[trained.probe_ratio >= r]
+            rule = reached.iloc[0] if len(reached) else trained.iloc[-1]
+            rows.append({
+                "erased_class": concept, "ratio": r, "epoch_rule": int(rule.epochs), "epoch_best": int(best.epochs),
+                "epoch_gap": abs(int(rule.epochs) - int(best.epochs)), "stopped": bool(len(reached)),
+                "erased_share_rule": float(rule.erased_share), "erased_share_best": float(best.erased_share),
+                "others_drop_rule": float(rule.others_drop), "others_drop_best": float(best.others_drop),
+            })  # fmt: skip
+    return pd.DataFrame(rows)

@@ -71,3 +71,18 @@ def test_claims_table_is_built_from_result_files(tmp_path):
     assert "0.900 -> 0.050" in table and "1.50 s" in table and "met" in table
     with pytest.raises(ValueError, match="markers"):
         report.update_readme(tmp_path / "base_model_quality.csv", tmp_path)
+
+
+def test_stopping_rule_table_on_a_hand_made_sweep():
+    epochs = pd.DataFrame({
+        "erased_class": ["sneaker"] * 4,
+        "epochs": [0, 1, 2, 3],
+        "probe_ratio": [1.0, 1.1, 1.4, 2.0],
+        "erased_share": [0.9, 0.5, 0.05, 0.0],
+        "others_accuracy": [0.9, 0.9, 0.85, 0.5],
+    })  # fmt: skip
+    table = evaluation.stopping_rule_table(epochs, [1.05, 1.3, 5.0], max_others_drop=0.10).set_index("ratio")
+    assert (table.epoch_best == 2).all()  # epoch 3 erases more but drops the others by 0.4
+    assert table.loc[1.05].epoch_rule == 1 and table.loc[1.3].epoch_rule == 2 and table.loc[1.3].epoch_gap == 0
+    assert not table.loc[5.0].stopped and table.loc[5.0].epoch_rule == 3
+    assert table.loc[1.3].others_drop_rule == pytest.approx(0.05)

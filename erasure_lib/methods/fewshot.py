@@ -65,6 +65,9 @@ class FewShotConfig:
     preserve: tuple[str, ...] = ()  # concepts to retain, filled into the same templates
     preserve_neighbours: int = 0  # also retain the k concepts of preserve_vocabulary nearest the erased one
     preserve_vocabulary: tuple[str, ...] = ()  # where neighbours are looked up (e.g. the built-in classes and styles)
+    # Optional stopping rule (not in the paper; None = the paper's fixed epochs): stop after the
+    # first epoch at which the probe loss (below) reaches this multiple of its value before erasure.
+    stop_loss_ratio: float | None = None
 
     def __post_init__(self) -> None:
         if self.trainable not in TRAINABLE_OPTIONS:
@@ -86,6 +89,8 @@ class FewShotConfig:
             raise ValueError("preserve_weight and preserve_neighbours must be non-negative")
         if isinstance(self.preserve, str) or isinstance(self.preserve_vocabulary, str):
             raise ValueError("preserve and preserve_vocabulary are tuples of concepts, not strings")
+        if self.stop_loss_ratio is not None and self.stop_loss_ratio <= 1.0:
+            raise ValueError(f"stop_loss_ratio must exceed 1 (a rise of the denoising loss), got {self.stop_loss_ratio}")
         if self.preserve_neighbours > len(self.preserve_vocabulary):
             raise ValueError(
                 f"preserve_neighbours={self.preserve_neighbours} but the vocabulary holds {len(self.preserve_vocabulary)} concepts"
@@ -168,6 +173,18 @@ def nearest_concepts(
 def anchor_loss(text_encoder: CLIPTextModel, input_ids: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Preservation term: mean squared change of the text embeddings of retained prompts."""
     return F.mse_loss(text_encoder(input_ids)[0].float(), reference.float())
+
+
+@torch.no_grad()
+def probe_loss(
+    pipeline: StableDiffusionPipeline,
+    noise_scheduler: DDPMScheduler,
+    text_encoder: CLIPTextModel,
+    probe: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor],
+) -> float:
+    """The denoising loss on a fixed probe batch (latents, prompt ids, timesteps, noise): no classifier needed."""
+    z0, ids, t, noise = probe
+    return float(denoising_loss(pipeline, noise_scheduler, text_encoder, z0, ids, t, noise))
 
 
 def preprocess(images: Sequence[Image.Image], resolution: int, flip_p: float, rng: np.random.Generator) -> torch.Tensor:
@@ -325,6 +342,19 @@ def erase_concepts(
             retain_reference = torch.cat([pipeline.text_encoder(chunk)[0] for chunk in retain_ids.split(64)])
     n = len(z0_all)
     steps_per_epoch = -(-n // config.batch_size)
+    # A fixed probe for the stopping rule: every image at four noise levels, the first template,
+    # drawn from a generator of its own so the method's own draws are unchanged.
+    probe_ratios: list[float] = []
+    if config.stop_loss_ratio is not None or config.keep_checkpoints:
+        probe_generator = torch.Generator("cpu").manual_seed(config.seed + 1)
+        levels = torch.tensor([0.2, 0.4, 0.6, 0.8]) * noise_scheduler.config.num_train_timesteps
+        probe = (
+            z0_all.repeat(len(levels), 1, 1, 1),
+            tokenize([templates[0].format(c) for c in image_concepts] * len(levels)),
+            levels.long().repeat_interleave(n).to(device),
+            torch.randn((len(levels) * n, *z0_all.shape[1:]), generator=probe_generator).to(device, z0_all.dtype),
+        )
+        probe_start = probe_loss(pipeline, noise_scheduler, pipeline.text_encoder, probe)
     setup_seconds = time.perf_counter() - t0
 
     losses: list[float] = []
@@ -358,6 +388,10 @@ def erase_concepts(
             # Step 5: a checkpoint after every epoch; the user picks the epoch.
             if config.keep_checkpoints:
                 checkpoints.append({k: v.detach().clone() for k, v in text_encoder.state_dict().items() if k in names})
+            if config.stop_loss_ratio is not None or config.keep_checkpoints:
+                probe_ratios.append(probe_loss(pipeline, noise_scheduler, text_encoder, probe) / probe_start)
+                if config.stop_loss_ratio is not None and probe_ratios[-1] >= config.stop_loss_ratio:
+                    break
         bar.close()
     finally:
         for m, flags in zip(frozen, saved_flags):
@@ -375,5 +409,6 @@ def erase_concepts(
         setup_seconds=setup_seconds,
         optimization_seconds=optimization_seconds,
         info={"n_images": n, "trainable_parameters": sum(p.numel() for p in params), "resolution": resolution,
-              "retained": retained, "concepts": list(concepts)},
+              "retained": retained, "concepts": list(concepts), "probe_ratios": probe_ratios,
+              "epochs_run": len(losses) // steps_per_epoch},
     )

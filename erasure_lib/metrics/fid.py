@@ -383,7 +383,9 @@ def kid_from_features(
 
     Same estimator as clean-fid's ``kernel_distance`` and torchmetrics' ``KernelInceptionDistance``
     (kernel ``(x.y / D + 1)^3``); each subset draws ``subset_size`` rows of each set without
-    replacement. Unlike FID it is unbiased, so it can be slightly negative for equal distributions.
+    replacement. Unlike FID it is unbiased for independent sets, so it can be slightly negative for
+    equal distributions; a set scored against itself (or sets sharing images) comes out negative,
+    because shared rows add their self-similarity to the cross term.
 
     Parameters
     ----------

@@ -4,7 +4,8 @@
 # Three ablations of the paper, on every class: the erased share and the other classes' accuracy
 # (1) against the epoch (checkpoints of one run per class), (2) against the number of real images
 # (1, 2, 4, 8, 16) at the default number of epochs, and (3) for the zero-shot variant, where random
-# latents replace the images. The per-step ascent loss of every run is kept for the loss figure.
+# latents replace the images. The per-step ascent loss of every run is kept for the loss figure,
+# and the epoch sweep records the classifier-free probe loss that notebook 11's stopping rule reads.
 
 # %%
 import time
@@ -48,11 +49,12 @@ epoch_rows, count_rows, loss_rows = [], [], []
 for concept in classes:
     table = evaluation.erasure_prompt_table([concept], n_erased, n_others)
     before = evaluation.judge(pipeline, classifier, table, [concept], generation)
-    epoch_rows.append({"erased_class": concept, "epochs": 0, **before})
+    epoch_rows.append({"erased_class": concept, "epochs": 0, "probe_ratio": 1.0, **before})
     # (1) epochs: one run with a checkpoint after every epoch
     images = data.export_concept_images(results.resolve(work_dir) / concept / "4", concept, n=4, seed=seed)
     result = fewshot.erase(pipeline, concept, images, fewshot.FewShotConfig.builtin(seed=seed, epochs=max_epochs, keep_checkpoints=True), progress_bar=False)
-    epoch_rows += [{"erased_class": concept, "epochs": e, **evaluation.judge(result.apply(pipeline, epoch=e), classifier, table, [concept], generation)} for e in range(1, max_epochs + 1)]
+    epoch_rows += [{"erased_class": concept, "epochs": e, "probe_ratio": result.info["probe_ratios"][e - 1],
+                    **evaluation.judge(result.apply(pipeline, epoch=e), classifier, table, [concept], generation)} for e in range(1, max_epochs + 1)]
     loss_rows += [{"erased_class": concept, "run": "4 images", "step": i + 1, "loss": v} for i, v in enumerate(result.losses)]
     # (2) number of images, (3) zero-shot; the default number of epochs
     for n in image_counts:

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 09 · The README's claims table, from the result files
+# # 99 · The README's claims table, from the result files
 #
 # Reads only `results/`; rewrites the table between the claims markers of `README.md`.
 # Every number in that table comes from a file that a notebook wrote.
