@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,3 +189,30 @@ def stopping_rule_table(epochs: pd.DataFrame, ratios: Sequence[float], max_other
                 "others_drop_rule": float(rule.others_drop), "others_drop_best": float(best.others_drop),
             })  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def summarize_related(classified: pd.DataFrame, erased: str, groups: Mapping[str, Sequence[str]]) -> dict[str, float]:
+    """``erased_share`` plus the accuracy on the erased class's related classes and on the unrelated ones."""
+    from erasure_lib.metrics.transitions import related_classes
+
+    acc = per_class_accuracy(classified)
+    related = [c for c in related_classes(erased, groups) if c in acc.index]
+    unrelated = [c for c in acc.index if c != erased and c not in related]
+    return {
+        "erased_share": float(acc[erased]),
+        "related_accuracy": float(acc[related].mean()) if related else float("nan"),
+        "unrelated_accuracy": float(acc[unrelated].mean()) if unrelated else float("nan"),
+        "others_accuracy": float(acc[[c for c in acc.index if c != erased]].mean()),
+    }
+
+
+def judge_related(
+    pipeline: StableDiffusionPipeline,
+    classifier: GarmentStyleClassifier,
+    prompts: pd.DataFrame,
+    erased: str,
+    groups: Mapping[str, Sequence[str]],
+    generation: GenerationConfig,
+) -> dict[str, float]:
+    """Generate ``prompts``, classify, and score erasure against related and unrelated classes."""
+    return summarize_related(classify_generated(pipeline, classifier, prompts, generation), erased, groups)

@@ -181,3 +181,24 @@ def related_share_bars(table) -> plt.Figure:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def neighbour_front(table) -> plt.Figure:
+    """Erased share against related / unrelated classes' accuracy (mean over classes), one line per method."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True, sharey=True)
+    for ax, y in zip(axes, ("related_accuracy", "unrelated_accuracy")):
+        for method, part in table.groupby("method"):
+            mean = part.groupby("epochs")[["erased_share", y]].mean()
+            style = {"marker": "*", "ms": 12, "ls": "none"} if len(mean) == 1 else {"marker": "o", "ms": 3}
+            ax.plot(mean["erased_share"], mean[y], label=method, **style)
+            if len(mean) > 1:
+                last = mean.iloc[-1]
+                ax.annotate(f"epoch {mean.index[-1]}", (last["erased_share"], last[y]), fontsize=6)
+        ax.set_xlabel("erased share (lower: more erased)")
+        ax.set_ylabel(y.replace("_", " ") + " (higher: kept)")
+        ax.grid(alpha=0.3)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig

@@ -86,3 +86,14 @@ def test_stopping_rule_table_on_a_hand_made_sweep():
     assert table.loc[1.05].epoch_rule == 1 and table.loc[1.3].epoch_rule == 2 and table.loc[1.3].epoch_gap == 0
     assert not table.loc[5.0].stopped and table.loc[5.0].epoch_rule == 3
     assert table.loc[1.3].others_drop_rule == pytest.approx(0.05)
+
+
+def test_summarize_related_splits_related_and_unrelated_classes():
+    k = CLASSES.index
+    rows = [("sneaker", "sandal"), ("sneaker", "sneaker"), ("sandal", "sandal"), ("ankle boot", "bag"), ("bag", "bag"), ("dress", "coat")]
+    classified = pd.DataFrame({"class": [c for c, _ in rows], "class_index": [k(c) for c, _ in rows], "predicted": [k(p) for _, p in rows]})
+    scores = evaluation.summarize_related(classified, "sneaker", CLASS_GROUPS)
+    assert scores["erased_share"] == 0.5
+    assert scores["related_accuracy"] == 0.5  # sandal right, ankle boot wrong
+    assert scores["unrelated_accuracy"] == 0.5  # bag right, dress wrong
+    assert scores["others_accuracy"] == 0.5
