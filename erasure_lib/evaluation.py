@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from diffusers import StableDiffusionPipeline
+from PIL import Image
 
 from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, object_prompt
 from erasure_lib.generate import GenerationConfig, generate
@@ -51,6 +52,13 @@ def classify_generated(
 ) -> pd.DataFrame:
     """Generate one image per row of ``prompts`` and add the classifier's ``predicted`` class and style."""
     images = generate(pipeline, list(prompts["prompt"]), list(prompts["evaluation_seed"]), generation, progress_bar)
+    return classify_images(classifier, prompts, images)
+
+
+def classify_images(classifier: GarmentStyleClassifier, prompts: pd.DataFrame, images: Sequence[Image.Image]) -> pd.DataFrame:
+    """Add the classifier's ``predicted`` class, ``predicted_style`` and ``confidence`` to ``prompts``, one image per row."""
+    if len(images) != len(prompts):
+        raise ValueError(f"{len(images)} images for {len(prompts)} prompts")
     class_probs, style_probs = classify(classifier, images)
     out = prompts.copy()
     out["predicted"] = class_probs.argmax(1)

@@ -202,3 +202,19 @@ def neighbour_front(table) -> plt.Figure:
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def method_comparison(comparison) -> plt.Figure:
+    """Per method (mean over erased classes): erased share, other classes' accuracy, FID and time."""
+    means = comparison.groupby("method", sort=False)[["erased_share", "others_accuracy", "fid", "optimization_seconds"]].mean()
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3))
+    titles = ("erased share (lower: erased)", "other classes' accuracy", "FID vs real test images", "optimization seconds (log)")
+    for ax, column, title in zip(axes, means.columns, titles):
+        ax.bar(range(len(means)), means[column], color=[f"C{i}" for i in range(len(means))])
+        ax.set_xticks(range(len(means)), means.index, rotation=30, ha="right", fontsize=8)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="y", alpha=0.3)
+        if column == "optimization_seconds":
+            ax.set_yscale("log")
+    fig.tight_layout()
+    return fig

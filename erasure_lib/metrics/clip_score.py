@@ -1,0 +1,492 @@
+"""CLIP score, and the small CLIP that plays ``openai/clip-vit-large-patch14``'s part in the built-in world.
+
+The paper measures image-text alignment with the CLIP score of ``openai/clip-vit-large-patch14``:
+the cosine of the normalized image and text embeddings of each (image, prompt) pair (Sec. 4).
+:func:`clip_score` returns these raw cosines, in [-1, 1]. Papers and torchmetrics often report
+``100 * max(cosine, 0)`` averaged over pairs (Hessel et al.'s CLIPScore uses ``2.5 * max(cos, 0)``);
+:func:`reported_clip_score` gives that number, and tables should say which of the two they show.
+
+No CLIP weights can be fetched here, so the built-in world gets its own small ``CLIPModel`` (same
+architecture, ViT with 4 px patches on 32 px images, CLIP's real 49,408-token vocabulary), trained
+with CLIP's symmetric InfoNCE loss on real Fashion-MNIST renders in the three styles and captions
+from the paper's templates (:func:`train_small_clip`). It is an evaluator: it never sees generated
+images. Its folder is a standard transformers CLIP folder (``config.json``, ``model.safetensors``,
+tokenizer and ``processor_config.json``), so :func:`load_clip` reads it like a hub model.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm.auto import tqdm
+from transformers import (
+    AutoTokenizer,
+    CLIPConfig,
+    CLIPImageProcessorPil,
+    CLIPModel,
+    CLIPProcessor,
+    PreTrainedTokenizerBase,
+)
+
+from erasure_lib.data import STYLES, FashionMNIST, caption_for
+from erasure_lib.io import atomic_directory, atomic_write_bytes, atomic_write_text
+
+ImagesLike = Sequence[Image.Image] | torch.Tensor
+TRAIN_CONFIG_FILE = "clip_train_config.json"
+
+
+# --------------------------------------------------------------------------------------------
+# CLIP score
+# --------------------------------------------------------------------------------------------
+
+
+def _as_unit_tensor(images: ImagesLike) -> torch.Tensor:
+    """Images as a float tensor (N, 3, H, W) in [0, 1]."""
+    if isinstance(images, torch.Tensor):
+        if images.ndim != 4 or images.shape[1] != 3 or not images.is_floating_point():
+            raise ValueError(f"image tensors must be float (N, 3, H, W) in [0, 1], got {images.dtype} {tuple(images.shape)}")
+        return images.detach().float().clamp(0.0, 1.0).cpu()
+    arrays = [np.asarray(_check_pil(image, k).convert("RGB"), dtype=np.float32) / 255.0 for k, image in enumerate(images)]
+    if len({a.shape for a in arrays}) > 1:
+        raise ValueError("PIL images of different sizes: resize them first or pass a processor")
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+
+
+def _check_pil(image: object, k: int) -> Image.Image:
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"images must be PIL images or a (N, 3, H, W) tensor; item {k} is {type(image).__name__}")
+    return image
+
+
+def _as_pil(images: ImagesLike) -> list[Image.Image]:
+    if not isinstance(images, torch.Tensor):
+        return [_check_pil(image, k) for k, image in enumerate(images)]
+    levels = (_as_unit_tensor(images) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(a, "RGB") for a in levels]
+
+
+def pixel_values(model: CLIPModel, images: ImagesLike) -> torch.Tensor:
+    """The direct image path: [0, 1] tensor, resized to the model's size, normalized with its mean/std.
+
+    Used when :func:`clip_score` gets no processor. The mean and std are read from
+    ``model.config.image_mean`` / ``image_std``, which :func:`build_small_clip` sets and
+    ``config.json`` keeps. Images of another size are resized bilinearly with antialiasing.
+
+    Parameters
+    ----------
+    model
+        A ``CLIPModel`` whose config holds ``image_mean`` and ``image_std``.
+    images
+        PIL images (all of one size) or a float tensor (N, 3, H, W) in [0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        (N, 3, S, S) float32 with S the vision tower's ``image_size``.
+    """
+    mean, std = getattr(model.config, "image_mean", None), getattr(model.config, "image_std", None)
+    if mean is None or std is None:
+        raise ValueError(
+            "this CLIPModel's config has no image_mean/image_std, so images cannot be normalized directly: "
+            "pass the model's processor (load_clip returns it)"
+        )
+    x = _as_unit_tensor(images)
+    size = model.config.vision_config.image_size
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
+
+
+def _embedding(output: torch.Tensor | object) -> torch.Tensor:
+    """``get_*_features`` returns a tensor in transformers 4 and a ModelOutput in 5."""
+    return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+
+@torch.no_grad()
+def clip_score(
+    model: CLIPModel,
+    processor: CLIPProcessor | None,
+    images: ImagesLike,
+    prompts: Sequence[str],
+    batch_size: int = 64,
+    tokenizer: PreTrainedTokenizerBase | None = None,
+) -> np.ndarray:
+    """Per-pair CLIP score: cosine of the normalized image and text embeddings (paper, Sec. 4).
+
+    Parameters
+    ----------
+    model
+        A ``CLIPModel`` (the hub's ``openai/clip-vit-large-patch14`` or the built-in small one).
+    processor
+        Its ``CLIPProcessor`` (images go through its image processor as PIL images, text through its
+        tokenizer), or ``None`` for the direct path: images are converted to tensors and normalized
+        with the mean/std in the model's config (:func:`pixel_values`), text goes through
+        ``tokenizer``. For the built-in model both paths give the same scores to float round-off.
+    images
+        N PIL images or a float tensor (N, 3, H, W) in [0, 1].
+    prompts
+        N prompts; prompt ``i`` is scored against image ``i``. Longer prompts are truncated to the
+        text tower's length (77 tokens for OpenAI's CLIP, 32 for the built-in one).
+    batch_size
+        Pairs per forward pass.
+    tokenizer
+        Required when ``processor`` is ``None``; overrides the processor's tokenizer otherwise.
+
+    Returns
+    -------
+    np.ndarray
+        (N,) float64 raw cosines in [-1, 1] (not scaled by 100, not clipped; see
+        :func:`reported_clip_score`).
+    """
+    if len(images) != len(prompts):
+        raise ValueError(f"{len(images)} images but {len(prompts)} prompts: give one prompt per image")
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if tokenizer is None:
+        if processor is None:
+            raise ValueError("give a processor, or a tokenizer for the direct path (processor=None)")
+        tokenizer = processor.tokenizer
+    max_length = min(tokenizer.model_max_length, model.config.text_config.max_position_embeddings)
+    device, dtype = model.device, model.dtype
+    scores = []
+    for start in range(0, len(prompts), batch_size):
+        chunk = images[start : start + batch_size]
+        if processor is None:
+            pixels = pixel_values(model, chunk)
+        else:
+            pixels = processor.image_processor(images=_as_pil(chunk), return_tensors="pt")["pixel_values"]
+        text = tokenizer(
+            list(prompts[start : start + batch_size]),
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        image_embeds = _embedding(model.get_image_features(pixel_values=pixels.to(device, dtype)))
+        text_embeds = _embedding(
+            model.get_text_features(input_ids=text["input_ids"].to(device), attention_mask=text["attention_mask"].to(device))
+        )
+        cosine = F.cosine_similarity(image_embeds.double(), text_embeds.double(), dim=-1)
+        scores.append(cosine.cpu().numpy())
+    return np.concatenate(scores) if scores else np.zeros(0)
+
+
+def reported_clip_score(cosines: np.ndarray, scale: float = 100.0) -> float:
+    """The usually reported CLIP score: the mean of ``scale * max(cosine, 0)`` (torchmetrics' convention).
+
+    Parameters
+    ----------
+    cosines
+        Per-pair cosines from :func:`clip_score`.
+    scale
+        100 (torchmetrics, most diffusion papers) or 2.5 (Hessel et al. 2021).
+
+    Returns
+    -------
+    float
+        The mean clipped, scaled score.
+    """
+    cosines = np.asarray(cosines, dtype=np.float64)
+    if cosines.size == 0:
+        raise ValueError("no scores given")
+    return float(np.mean(scale * np.clip(cosines, 0.0, None)))
+
+
+# --------------------------------------------------------------------------------------------
+# The built-in small CLIP
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClipTrainConfig:
+    """Architecture and training of the built-in small CLIP."""
+
+    seed: int = 0
+    # Vision tower: ViT on 32 px images with 4 px patches (64 patches + the class token)
+    image_size: int = 32
+    patch_size: int = 4
+    vision_hidden_size: int = 128
+    vision_layers: int = 4
+    vision_heads: int = 4
+    vision_intermediate_size: int = 512
+    # Text tower: CLIP's vocabulary, 32 tokens (the built-in tokenizer's length)
+    text_hidden_size: int = 128
+    text_layers: int = 4
+    text_heads: int = 4
+    text_intermediate_size: int = 512
+    max_length: int = 32
+    projection_dim: int = 128
+    # Fixed normalization: (x - 0.5) / 0.5 maps [0, 1] to [-1, 1], the range render_batch produces
+    image_mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    # Training: symmetric InfoNCE on (render, caption) pairs
+    steps: int = 1500  # about 10 minutes on 2 CPU cores (about 0.4 s per step at batch 128)
+    batch_size: int = 128
+    lr: float = 5e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    style_p: tuple[float, ...] = (1 / 3, 1 / 3, 1 / 3)  # plain, sketch, sepia
+    flip_p: float = 0.5
+
+
+def build_small_clip(config: ClipTrainConfig) -> CLIPModel:
+    """A randomly initialized small ``CLIPModel`` (draws from torch's global generator).
+
+    The config also records ``image_mean`` / ``image_std`` so that :func:`clip_score` can normalize
+    images without a processor, also after ``save_pretrained`` / ``from_pretrained``.
+    """
+    text_config = {
+        "vocab_size": 49408,
+        "hidden_size": config.text_hidden_size,
+        "intermediate_size": config.text_intermediate_size,
+        "num_hidden_layers": config.text_layers,
+        "num_attention_heads": config.text_heads,
+        "max_position_embeddings": config.max_length,
+        "bos_token_id": 49406,
+        "eos_token_id": 49407,  # pooling takes the first end-of-text token
+        "pad_token_id": 49407,
+        "hidden_act": "quick_gelu",
+    }
+    vision_config = {
+        "image_size": config.image_size,
+        "patch_size": config.patch_size,
+        "num_channels": 3,
+        "hidden_size": config.vision_hidden_size,
+        "intermediate_size": config.vision_intermediate_size,
+        "num_hidden_layers": config.vision_layers,
+        "num_attention_heads": config.vision_heads,
+        "hidden_act": "quick_gelu",
+    }
+    clip_config = CLIPConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        projection_dim=config.projection_dim,
+        image_mean=list(config.image_mean),
+        image_std=list(config.image_std),
+    )
+    return CLIPModel(clip_config)
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def train_small_clip(
+    config: ClipTrainConfig,
+    data: FashionMNIST,
+    tokenizer: PreTrainedTokenizerBase,
+    checkpoint: Path | str | None = None,
+    checkpoint_every: int = 250,
+) -> tuple[CLIPModel, list[float]]:
+    """Train the small CLIP with the standard symmetric InfoNCE loss (``return_loss=True``).
+
+    Each step draws ``batch_size`` real images, a style per image (``style_p``) and a horizontal flip
+    (``flip_p``), renders them (``erasure_lib.builtin.render_batch``) and pairs each with a caption
+    from the paper's templates (``erasure_lib.data.caption_for``). The batch of step ``s`` depends
+    only on ``(seed, s)``, and the model has no dropout, so a run resumed from ``checkpoint`` follows
+    the same path as an uninterrupted one.
+
+    Parameters
+    ----------
+    config
+        Architecture and training settings.
+    data
+        Real Fashion-MNIST (the training split).
+    tokenizer
+        CLIP's tokenizer (``erasure_lib.paths.BUILTIN_MODEL_DIR / "tokenizer"``).
+    checkpoint
+        A file for the training state, written every ``checkpoint_every`` steps and at the end
+        (atomically); an existing one is resumed from.
+    checkpoint_every
+        Steps between checkpoints.
+
+    Returns
+    -------
+    tuple[CLIPModel, list[float]]
+        The model (eval mode, frozen) and the loss of every step.
+    """
+    from erasure_lib.builtin import render_batch  # diffusers is imported only when training
+
+    if len(config.style_p) != len(STYLES):
+        raise ValueError(f"style_p needs one probability per style {STYLES}, got {config.style_p}")
+    torch.manual_seed(config.seed)
+    model = build_small_clip(config)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, config.warmup_steps, config.steps))
+    losses: list[float] = []
+    start = 0
+    checkpoint = None if checkpoint is None else Path(checkpoint)
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        if state["config"] != asdict(config):
+            raise ValueError(f"checkpoint {checkpoint} was written with another ClipTrainConfig; remove it or use its config")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        losses, start = state["losses"], state["step"]
+
+    mean = torch.tensor(config.image_mean).view(1, 3, 1, 1)
+    std = torch.tensor(config.image_std).view(1, 3, 1, 1)
+    token_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def tokenize(captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        # The templates give under a thousand distinct captions: tokenize each once.
+        missing = sorted({c for c in captions if c not in token_cache})
+        if missing:
+            out = tokenizer(missing, padding="max_length", max_length=config.max_length, truncation=True, return_tensors="pt")
+            token_cache.update(zip(missing, zip(out["input_ids"], out["attention_mask"])))
+        return torch.stack([token_cache[c][0] for c in captions]), torch.stack([token_cache[c][1] for c in captions])
+
+    model.train()
+    for step in tqdm(range(start, config.steps), desc="small CLIP", initial=start, total=config.steps, mininterval=10):
+        rng = np.random.default_rng([config.seed, step])
+        idx = rng.integers(len(data.labels), size=config.batch_size)
+        styles = rng.choice(len(STYLES), size=len(idx), p=config.style_p)
+        flips = rng.random(len(idx)) < config.flip_p
+        captions = [caption_for(int(data.labels[i]), STYLES[s], rng) for i, s in zip(idx, styles)]
+        x01 = (render_batch(data, idx, styles, flips, config.image_size) + 1.0) / 2.0
+        input_ids, attention_mask = tokenize(captions)
+        loss = model(
+            input_ids=input_ids, attention_mask=attention_mask, pixel_values=(x01 - mean) / std, return_loss=True
+        ).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0.0, math.log(100.0))  # CLIP caps the temperature at 100
+        losses.append(loss.item())
+        if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == config.steps):
+            buffer = io.BytesIO()
+            state = {
+                "config": asdict(config),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "losses": losses,
+                "step": step + 1,
+            }
+            torch.save(state, buffer)
+            atomic_write_bytes(checkpoint, buffer.getvalue())
+    model.eval().requires_grad_(False)
+    return model, losses
+
+
+def _image_processor(model: CLIPModel) -> CLIPImageProcessorPil:
+    """A PIL image processor equivalent to :func:`pixel_values` (no torchvision needed)."""
+    size = model.config.vision_config.image_size
+    return CLIPImageProcessorPil(
+        do_resize=True,
+        size={"height": size, "width": size},
+        resample=Image.Resampling.BILINEAR,
+        do_center_crop=False,
+        do_rescale=True,
+        rescale_factor=1 / 255,
+        do_normalize=True,
+        image_mean=list(model.config.image_mean),
+        image_std=list(model.config.image_std),
+        do_convert_rgb=True,
+    )
+
+
+def save_small_clip(
+    model: CLIPModel,
+    tokenizer: PreTrainedTokenizerBase,
+    folder: Path | str,
+    train_config: ClipTrainConfig | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Save the small CLIP as a standard transformers folder, atomically.
+
+    Writes ``config.json`` + ``model.safetensors`` (``save_pretrained``), the tokenizer and a
+    ``CLIPProcessor`` (PIL image processor with the model's size, mean and std), and, when given,
+    ``clip_train_config.json`` with the training config and ``extra`` (losses, timings...).
+
+    Parameters
+    ----------
+    model
+        From :func:`train_small_clip` (its config must hold ``image_mean`` / ``image_std``).
+    tokenizer
+        The tokenizer it was trained with.
+    folder
+        The output folder; an existing one is replaced only once everything is written.
+    train_config, extra
+        Optional provenance, written as JSON (``sort_keys=True``).
+
+    Returns
+    -------
+    Path
+        ``folder``.
+    """
+    folder = Path(folder)
+    with atomic_directory(folder) as tmp:
+        model.save_pretrained(tmp)
+        image_processor = _image_processor(model)
+        image_processor.save_pretrained(tmp)  # preprocessor_config.json, as hub folders have it
+        CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp)
+        if train_config is not None or extra:
+            record = {"train_config": asdict(train_config) if train_config is not None else None, "extra": extra or {}}
+            atomic_write_text(tmp / TRAIN_CONFIG_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        if not (tmp / "model.safetensors").is_file():
+            raise RuntimeError(f"save_pretrained wrote no model.safetensors in {tmp}")
+    return folder
+
+
+def load_clip(name_or_folder: Path | str, device: str | torch.device = "cpu") -> tuple[CLIPModel, CLIPProcessor]:
+    """Load a CLIP model and its processor from a folder or the model hub.
+
+    Parameters
+    ----------
+    name_or_folder
+        A folder written by :func:`save_small_clip` (or any transformers CLIP folder), or a hub id
+        such as ``"openai/clip-vit-large-patch14"`` (needs the network or a filled hub cache).
+    device
+        Where to put the model.
+
+    Returns
+    -------
+    tuple[CLIPModel, CLIPProcessor]
+        The model in eval mode and its processor (PIL image backend: torchvision is not needed).
+    """
+    path = Path(name_or_folder)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} holds no config.json: it is not a saved CLIP model")
+        source = str(path)
+    elif path.exists() or str(name_or_folder).startswith((".", "/", "~")) or path.suffix:
+        raise FileNotFoundError(f"CLIP folder {path} does not exist; train and save the small CLIP first")
+    else:
+        source = str(name_or_folder)
+    try:
+        model = CLIPModel.from_pretrained(source)
+        processor = CLIPProcessor(
+            image_processor=CLIPImageProcessorPil.from_pretrained(source), tokenizer=AutoTokenizer.from_pretrained(source)
+        )
+    except OSError as err:
+        raise OSError(
+            f"could not load CLIP {source!r} ({err}). Hub models need the network or a filled Hugging Face "
+            "cache; offline, use the built-in small CLIP folder (train_small_clip + save_small_clip)."
+        ) from err
+    return model.to(device).eval(), processor
+
