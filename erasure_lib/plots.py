@@ -218,3 +218,18 @@ def method_comparison(comparison) -> plt.Figure:
             ax.set_yscale("log")
     fig.tight_layout()
     return fig
+
+
+def time_bars(summary) -> plt.Figure:
+    """Median optimization time per method (log scale), labelled with the ratio to few-shot unlearning."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    x = np.arange(len(summary))
+    ax.bar(x, summary["seconds_median"], color=[f"C{i}" for i in range(len(summary))])
+    for i, (s, r) in enumerate(zip(summary["seconds_median"], summary["ratio_to_fewshot"])):
+        ax.annotate(f"{r:.1f}x", (i, s), ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, summary["method"])
+    ax.set_yscale("log")
+    ax.set_ylabel("median optimization seconds")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

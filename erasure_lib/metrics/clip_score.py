@@ -166,7 +166,7 @@ def clip_score(
             pixels = processor.image_processor(images=_as_pil(chunk), return_tensors="pt")["pixel_values"]
         text = tokenizer(
             list(prompts[start : start + batch_size]),
-            padding=True,
+            padding="max_length",  # a pair's score then does not depend on the other prompts of its batch
             truncation=True,
             max_length=max_length,
             return_tensors="pt",
@@ -290,6 +290,7 @@ def train_small_clip(
     tokenizer: PreTrainedTokenizerBase,
     checkpoint: Path | str | None = None,
     checkpoint_every: int = 250,
+    stop_at: int | None = None,
 ) -> tuple[CLIPModel, list[float]]:
     """Train the small CLIP with the standard symmetric InfoNCE loss (``return_loss=True``).
 
@@ -312,6 +313,10 @@ def train_small_clip(
         (atomically); an existing one is resumed from.
     checkpoint_every
         Steps between checkpoints.
+    stop_at
+        Stop once this many steps are done (a checkpoint is written there), to train in slices on
+        a shared machine: a later call with the same ``checkpoint`` goes on. The model returned
+        then is the unfinished one. ``None`` trains to ``config.steps``.
 
     Returns
     -------
@@ -357,8 +362,11 @@ def train_small_clip(
             token_cache.update(zip(missing, zip(out["input_ids"], out["attention_mask"])))
         return torch.stack([token_cache[c][0] for c in captions]), torch.stack([token_cache[c][1] for c in captions])
 
+    end = config.steps if stop_at is None else min(config.steps, stop_at)
+    if stop_at is not None and checkpoint is None:
+        raise ValueError("stop_at needs a checkpoint file to resume from")
     model.train()
-    for step in tqdm(range(start, config.steps), desc="small CLIP", initial=start, total=config.steps, mininterval=10):
+    for step in tqdm(range(start, end), desc="small CLIP", initial=start, total=config.steps, mininterval=10):
         rng = np.random.default_rng([config.seed, step])
         idx = rng.integers(len(data.labels), size=config.batch_size)
         styles = rng.choice(len(STYLES), size=len(idx), p=config.style_p)
@@ -377,7 +385,7 @@ def train_small_clip(
         with torch.no_grad():
             model.logit_scale.clamp_(0.0, math.log(100.0))  # CLIP caps the temperature at 100
         losses.append(loss.item())
-        if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == config.steps):
+        if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == end):
             buffer = io.BytesIO()
             state = {
                 "config": asdict(config),
@@ -399,6 +407,7 @@ def _image_processor(model: CLIPModel) -> CLIPImageProcessorPil:
     return CLIPImageProcessorPil(
         do_resize=True,
         size={"height": size, "width": size},
+        crop_size={"height": size, "width": size},
         resample=Image.Resampling.BILINEAR,
         do_center_crop=False,
         do_rescale=True,

@@ -1,0 +1,52 @@
+"""Erasure time and peak memory of each method, measured the same way (paper, Sec. 4.3).
+
+Each measurement runs in a fresh spawned process, one after another, so a method's peak resident
+memory is its own (``ru_maxrss`` after loading the model, and after erasing). Times are wall-clock
+seconds of the optimization loop and of the whole erasure, as the methods report them.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+from pathlib import Path
+from typing import Any
+
+
+def _measure(model: str, method: str, concept: str, images: list[str] | None, config: Any, threads: int, queue: Any) -> None:
+    import torch
+
+    from erasure_lib.methods import get_method
+    from erasure_lib.models import load_pipeline
+
+    torch.set_num_threads(threads)
+    pipeline = load_pipeline(model)
+    loaded_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = get_method(method)(pipeline, concept, images, config, progress_bar=False)
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    queue.put({
+        "optimization_seconds": result.optimization_seconds,
+        "total_seconds": result.total_seconds,
+        "peak_memory_mb": peak_kb / 1024,
+        "erasure_memory_mb": (peak_kb - loaded_kb) / 1024,
+    })  # fmt: skip
+
+
+def measure_erasure(
+    model: str, method: str, concept: str, images: list[Path] | None, config: Any, threads: int = 2, timeout: float = 3600.0
+) -> dict[str, float]:
+    """Erase ``concept`` with ``method`` in a fresh process; its times and peak resident memory (MB)."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    paths = [str(p) for p in images] if images is not None else None
+    process = context.Process(target=_measure, args=(model, method, concept, paths, config, threads, queue))
+    process.start()
+    try:
+        out = queue.get(timeout=timeout)
+    finally:
+        process.join(timeout=60)
+        if process.is_alive():
+            process.kill()
+    if process.exitcode not in (0, None):
+        raise RuntimeError(f"measuring {method} on {concept!r} failed (exit code {process.exitcode})")
+    return out
