@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -351,8 +352,22 @@ def save_builtin(pipeline: StableDiffusionPipeline, out_dir: Path, config: Built
         for name in ("vocab.json", "merges.txt"):
             if (src / name).is_file():
                 (tmp / "tokenizer" / name).write_bytes((src / name).read_bytes())
+        compact_token_embedding(tmp / "text_encoder")
         record = {"config": asdict(config), "classes": list(CLASSES), "styles": list(STYLES), **extra}
         (tmp / "training.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def compact_token_embedding(text_encoder_dir: Path) -> None:
+    """Store the 49,408 x d token-embedding table in float16 (every other weight stays float32).
+
+    It is most of the text encoder's bytes; transformers casts it back to the model's float32 on
+    load (text-embedding change below 1e-3 of their scale), which keeps the repository's model under 50 MB.
+    """
+    path = Path(text_encoder_dir) / "model.safetensors"
+    state = load_file(path)
+    for name in [k for k in state if k.endswith("token_embedding.weight")]:
+        state[name] = state[name].to(torch.float16)
+    save_file(state, path, metadata={"format": "pt"})
 
 
 def timed(fn: Callable, *args, **kwargs) -> tuple[object, float]:
