@@ -56,7 +56,9 @@ def test_frechet_distance_of_identical_statistics_is_zero() -> None:
 def test_fid_of_a_set_against_itself_is_zero_even_when_rank_deficient() -> None:
     for n, d in ((500, 32), (20, 64)):  # the second covariance has rank 19 < 64
         f = gaussian_features(n, d, seed=0)
-        assert fid_from_features(f, f) < 1e-3 * np.trace(np.cov(f, rowvar=False))
+        mu, sigma = feature_statistics(f)
+        assert fid_from_features(f, f) < 1e-3 * np.trace(sigma)
+        assert frechet_distance(mu, sigma, mu, sigma) < 1e-3 * np.trace(sigma)
 
 
 def test_shift_with_equal_covariances_gives_the_squared_mean_distance() -> None:
@@ -97,6 +99,18 @@ def test_agrees_with_a_second_implementation(n: int, d: int) -> None:
     mu1, s1 = feature_statistics(f1)
     mu2, s2 = feature_statistics(f2)
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(textbook_frechet(mu1, s1, mu2, s2), rel=1e-6)
+
+
+@pytest.mark.parametrize(("n1", "n2", "d"), [(10, 12, 16), (5, 40, 16), (60, 50, 8)])
+def test_sample_space_route_equals_the_covariance_route(n1: int, n2: int, d: int) -> None:
+    # fid_from_features works in sample space when N1 * N2 <= D^2 and with covariances otherwise.
+    f1 = gaussian_features(n1, d, seed=0)
+    f2 = gaussian_features(n2, d, seed=1) * 0.7 + 0.3
+    mu1, s1 = feature_statistics(f1)
+    mu2, s2 = feature_statistics(f2)
+    # rel 1e-6: the covariance route takes square roots of round-off in the null space (~1e-8 each).
+    assert fid_from_features(f1, f2) == pytest.approx(frechet_distance(mu1, s1, mu2, s2), rel=1e-6)
+    assert fid_from_features(f1, f2) == pytest.approx(textbook_frechet(mu1, s1, mu2, s2), rel=1e-6)
 
 
 def test_agrees_with_scipy_sqrtm() -> None:
@@ -248,7 +262,9 @@ def test_inception_gives_2048_d_features(real_features: np.ndarray) -> None:
 def test_tensor_input_gives_the_same_features_as_pil(
     inception: torch.jit.ScriptModule, real_images: list[Image.Image], real_features: np.ndarray
 ) -> None:
-    tensor = torch.stack([torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1) for im in real_images[:2]])
+    tensor = torch.stack(
+        [torch.from_numpy(np.asarray(im, dtype=np.float32) / 255.0).permute(2, 0, 1) for im in real_images[:2]]
+    )
     np.testing.assert_allclose(inception_features(inception, tensor), real_features[:2], rtol=1e-4, atol=1e-4)
 
 
