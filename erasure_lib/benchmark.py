@@ -50,3 +50,20 @@ def measure_erasure(
     if process.exitcode not in (0, None):
         raise RuntimeError(f"measuring {method} on {concept!r} failed (exit code {process.exitcode})")
     return out
+
+
+def generation_throughput(pipeline: Any, n_images: int, steps: tuple[int, ...], guidance_scale: float, seed: int = 0) -> dict[str, Any]:
+    """Images per second of ``generate`` for each number of sampling steps (one batch, CPU generators)."""
+    import time
+
+    from erasure_lib.generate import GenerationConfig, generate
+
+    prompts = ["a photo of a sneaker"] * n_images
+    seeds = [seed + k for k in range(n_images)]
+    rates = {}
+    for n_steps in steps:
+        config = GenerationConfig(num_inference_steps=n_steps, guidance_scale=guidance_scale, batch_size=n_images)
+        t0 = time.perf_counter()
+        generate(pipeline, prompts, seeds, config, progress_bar=False)
+        rates[str(n_steps)] = n_images / (time.perf_counter() - t0)
+    return {"images_per_second": rates, "n_images": n_images, "guidance_scale": guidance_scale}

@@ -110,7 +110,7 @@ def erasure_prompt_table(
 
 
 def choose_setting(
-    summary: pd.DataFrame, max_erased_share: float, max_others_drop: float, step: str = "epochs", group: str = "lr"
+    summary: pd.DataFrame, max_erased_share: float, max_others_drop: float, step: str = "epochs", group: str = "lr", min_step: int = 1
 ) -> dict[str, float]:
     """Pick a setting from a calibration summary (mean over classes, one row per ``group`` x ``step``,
     ``step == 0`` being the base model).
@@ -118,10 +118,11 @@ def choose_setting(
     Among the settings whose erased share is at most ``max_erased_share`` and whose other-class
     accuracy is within ``max_others_drop`` of the base model, the one with the smallest
     ``erased_share + others_drop`` (ties: fewer steps, then the smaller ``group`` value). When none qualifies, the one closest to the target: the smallest
-    ``erased_share + max(0, drop - max_others_drop)``.
+    ``erased_share + max(0, drop - max_others_drop)``. Only settings with at least ``min_step``
+    steps are considered.
     """
     base = summary.loc[summary[step] == 0, "others_accuracy"].mean()
-    trained = summary[summary[step] > 0].copy()
+    trained = summary[summary[step] >= max(1, min_step)].copy()
     trained["others_drop"] = base - trained["others_accuracy"]
     ok = trained[(trained.erased_share <= max_erased_share) & (trained.others_drop <= max_others_drop)]
     if len(ok):

@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import torch
 
-from erasure_lib import data, evaluation, plots, results
+from erasure_lib import benchmark, data, evaluation, plots, results
 from erasure_lib.generate import GenerationConfig, generate_grid
 from erasure_lib.methods import fewshot
 from erasure_lib.metrics import classifier as clf
@@ -34,6 +34,17 @@ threads: int = 2  # torch CPU threads
 results_prefix: str = "results/"  # folder of the result files
 figures_prefix: str = "figures/"  # folder of the figures
 work_dir: str = "build/object-erasure"  # where the few-shot image sets are written
+
+# %% [markdown]
+# The built-in defaults come from notebook 02's calibration: the setting with the smallest
+# `erased_share + max(0, others_drop - 0.10)` among those of at least 2 epochs. Re-derived here
+# from the committed CSV, and checked against `FewShotConfig.builtin()`.
+
+# %%
+calibration = pd.read_csv(results.resolve("results/fewshot_calibration_summary.csv"))
+choice = evaluation.choose_setting(calibration, max_erased_share=0.10, max_others_drop=0.10, min_step=2)
+print(choice)
+assert (choice["lr"], choice["epochs"]) == (fewshot.FewShotConfig.builtin().lr, fewshot.FewShotConfig.builtin().epochs), "defaults differ from the calibration"
 
 # %%
 torch.set_num_threads(threads)
@@ -101,6 +112,16 @@ print(f"median optimization loop: {summary['median_optimization_seconds']:.2f} s
       f"({len(table.groupby('erased_class'))} classes x {len(seeds)} seeds); set-up (loading, encoding): {summary['median_setup_seconds']:.2f} s")
 
 # %% [markdown]
+# Generation throughput of the built-in model in the same process (64 images, guidance on), for
+# scale: one erasure costs about as much as generating this many images.
+
+# %%
+throughput = benchmark.generation_throughput(pipeline, n_images=64, steps=(20, 25), guidance_scale=guidance_scale)
+results.write_json(throughput | {"erasure_in_images": summary["median_optimization_seconds"] * throughput["images_per_second"]["25"]},
+                   results_prefix + "generation_throughput.json")
+throughput
+
+# %% [markdown]
 # ## Before and after, per class
 
 # %%
@@ -134,7 +155,7 @@ results.record_run(
     dict(model=model, classes=classes, seeds=seeds, n_images=n_images, n_erased=n_erased, n_others=n_others,
          num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, config=str(config)),
     [results_prefix + "fewshot_object_erasure.csv", results_prefix + "fewshot_object_erasure_summary.json",
-     results_prefix + "fewshot_object_transitions.csv", figures_prefix + "fewshot_object_transitions.png",
+     results_prefix + "fewshot_object_transitions.csv", results_prefix + "generation_throughput.json", figures_prefix + "fewshot_object_transitions.png",
      figures_prefix + "fewshot_object_erasure.png", figures_prefix + "fewshot_object_erasure_samples.png"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",
