@@ -22,6 +22,8 @@
 # trained on Fashion-MNIST garments. Everything runs on a CPU in about a minute.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+# (library warnings on import)
 import torch
 
 from erasure_lib import data, plots
@@ -40,7 +42,11 @@ torch.set_num_threads(2)
 # takes a local folder or a hub id such as `CompVis/stable-diffusion-v1-4`.
 
 # %%
+# NBVAL_IGNORE_OUTPUT
+# (loading progress bars)
 pipeline = load_pipeline("builtin")
+
+# %%
 classifier = clf.load_classifier(CLASSIFIER_PATH)
 generation = GenerationConfig(num_inference_steps=20, guidance_scale=7.5)
 print(type(pipeline).__name__, "| text encoder:", pipeline.text_encoder.config.num_hidden_layers, "layers,",
@@ -90,7 +96,7 @@ plots.image_grid([data.load_concept_images(image_paths)], ["the 4 images"])
 config = fewshot.FewShotConfig.builtin(seed=0)
 print(config)
 result = fewshot.erase(pipeline, concept, folder, config, progress_bar=False)
-print(f"{len(result.losses)} steps; optimization took {result.optimization_seconds:.1f} s")  # NBVAL_IGNORE_OUTPUT
+print(f"{len(result.losses)} steps; optimization took {result.optimization_seconds:.1f} s")  # the time is sanitized by nbval
 
 # %% [markdown]
 # The loss is the *negated* denoising loss, so it goes down as the model gets worse at denoising
