@@ -31,13 +31,15 @@ def prompt_variants(concept: str) -> dict[str, str]:
     last = words[-1]
     # swap the last two letters ("sneaker" -> "sneakre"); short words double their last letter
     misspelt = last[:-2] + last[-1] + last[-2] if len(last) > 3 else last + last[-1]
-    return {
+    variants = {
         "as erased": concept,
         "plural": " ".join([*words[:-1], last + "s"]),
         "misspelling": " ".join([*words[:-1], misspelt]),
         "with an adjective": f"new {concept}",
-        "hyphen dropped": concept.replace("-", ""),
     }
+    if "-" in concept:
+        variants["hyphen dropped"] = concept.replace("-", "")
+    return variants
 
 
 @dataclass(frozen=True)

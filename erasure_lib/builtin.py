@@ -241,11 +241,13 @@ def train_diffusion(
     tokenizer: CLIPTokenizer,
     checkpoint: Path | None = None,
     checkpoint_every: int = 500,
+    stop_at: int | None = None,
 ) -> tuple[UNet2DConditionModel, CLIPTextModel, list[float]]:
     """Train U-Net and text encoder jointly on the denoising loss (EMA weights are returned).
 
     With ``checkpoint`` set, state is saved there every ``checkpoint_every`` steps and a run
-    restarted with the same arguments resumes from it.
+    restarted with the same arguments resumes from it. ``stop_at`` ends the run after that many
+    steps (saving a checkpoint), as an interruption would, without changing the schedule.
     """
     torch.manual_seed(config.seed)
     unet, text_encoder = build_unet(config), build_text_encoder(config)
@@ -279,7 +281,8 @@ def train_diffusion(
 
     unet.train()
     text_encoder.train()
-    for step in tqdm(range(start, config.steps), desc="U-Net + text encoder", initial=start, total=config.steps, mininterval=10):
+    end = config.steps if stop_at is None else min(stop_at, config.steps)
+    for step in tqdm(range(start, end), desc="U-Net + text encoder", initial=start, total=config.steps, mininterval=10):
         idx = rng.integers(len(data.labels), size=config.batch_size)
         styles = rng.choice(len(STYLES), size=len(idx), p=config.style_p)
         flips = rng.integers(2, size=len(idx))
@@ -300,7 +303,7 @@ def train_diffusion(
         schedule.step()
         ema.update()
         losses.append(loss.item())
-        if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == config.steps):
+        if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 in (config.steps, end)):
             state = {
                 "unet": unet.state_dict(),
                 "text_encoder": text_encoder.state_dict(),

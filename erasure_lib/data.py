@@ -175,8 +175,12 @@ def render(image28: np.ndarray, style: str, size: int = 32) -> np.ndarray:
     """
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {STYLES}")
-    if size < 28:
-        raise ValueError(f"size must be at least 28 (the garments are 28x28, padded), got {size}")
+    if size < 8:
+        raise ValueError(f"size must be at least 8 pixels, got {size}")
+    if size < 28:  # render at 28 px, then downsample
+        image = render(image28, style, 28)
+        small = Image.fromarray((image * 255.0 + 0.5).astype(np.uint8), "RGB").resize((size, size), Image.BILINEAR)
+        return np.asarray(small, dtype=np.float32) / 255.0
     pad = (size - 28) // 2
     x = np.zeros((size, size), dtype=np.float32)
     x[pad : pad + 28, pad : pad + 28] = image28.astype(np.float32) / 255.0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +110,7 @@ def test_training_is_deterministic_and_checkpointing_does_not_change_it(toy_trai
 def test_resumed_training_equals_uninterrupted(toy_training: dict, tmp_path: Path) -> None:
     full, full_losses = _train(toy_training)
     checkpoint = tmp_path / "ck.pt"
-    _train(toy_training, config=replace(toy_training["config"], steps=2), checkpoint=checkpoint, checkpoint_every=2)
+    _train(toy_training, checkpoint=checkpoint, checkpoint_every=3, stop_at=2)  # interrupted after 2 of 4 steps
     resumed, resumed_losses = _train(toy_training, checkpoint=checkpoint, checkpoint_every=2)
     assert resumed_losses == full_losses
     assert _same(resumed, full)

@@ -288,7 +288,7 @@ def erase_concepts(
         per_concept = {c: load_concept_images(images) for c, images in concepts.items()}  # type: ignore[arg-type]
         loaded = [im for ims in per_concept.values() for im in ims]
         image_concepts = [c for c, ims in per_concept.items() for _ in ims]
-    name = " + ".join(concepts)
+    title = " + ".join(concepts)
 
     device = pipeline.device
     rng = np.random.default_rng(config.seed)
@@ -364,7 +364,7 @@ def erase_concepts(
     checkpoints: list[dict[str, torch.Tensor]] = []
     t1 = time.perf_counter()
     try:
-        bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"erasing {name!r}", disable=not progress_bar)
+        bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"erasing {title!r}", disable=not progress_bar)
         for _epoch in range(config.epochs):
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, config.batch_size):
@@ -404,7 +404,7 @@ def erase_concepts(
     text_encoder.eval().requires_grad_(False)
     return ErasureResult(
         method="fewshot",
-        concept=name,
+        concept=title,
         components={"text_encoder": text_encoder},
         config=config,
         losses=losses,
