@@ -78,8 +78,9 @@ def _analysis_rows(results_dir: Path) -> list[dict[str, str]]:
         after, before, chance = r.related_share_of_leavers_after.mean(), r.related_share_of_leavers_before.mean(), r.chance.mean()
         rows.append({
             "claim": "Claim 2: the erased prompt moves to a related concept",
-            "ours": f"of the images leaving the class, {after:.2f} land in a related class (chance {chance:.2f}, base model's confusions {before:.2f})",
-            "verdict": "reproduced on the built-in model" if after > max(chance, before) else ("mixed" if after > chance else "not reproduced"),
+            "ours": f"of the images leaving an erased class, {after:.2f} land in a related class (chance {chance:.2f}; "
+                    f"the base model's few confusions: {before:.2f})",
+            "verdict": "reproduced on the built-in model" if after >= 2 * chance else ("mixed" if after > chance else "not reproduced"),
             "file": "results/fewshot_related_share.csv",
             "command": "make results (notebooks/paper/06-where-the-concept-goes.ipynb)",
         })  # fmt: skip

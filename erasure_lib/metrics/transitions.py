@@ -33,7 +33,8 @@ def related_share_table(transitions: pd.DataFrame, groups: Mapping[str, Sequence
             to_related = sum(shares.get(r, 0.0) for r in related)
             row[f"self_share_{when}"] = shares.get(concept, 0.0)
             row[f"related_share_of_leavers_{when}"] = to_related / left if left > 0 else float("nan")
-            row[f"top_destination_{when}"] = shares.drop(concept, errors="ignore").idxmax()
+            leavers = shares.drop(concept, errors="ignore")
+            row[f"top_destination_{when}"] = leavers.idxmax() if left > 0 and leavers.max() > 0 else ""
         row["chance"] = len(related) / (len(classes) - 1)
         rows.append(row)
     return pd.DataFrame(rows)

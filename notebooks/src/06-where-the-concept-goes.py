@@ -31,8 +31,8 @@ table.round(3)
 # %%
 grouped = table[table.chance > 0]
 print(f"classes with related classes: {len(grouped)}; related share of leavers after erasure "
-      f"{grouped.related_share_of_leavers_after.mean():.3f} (base model's confusions {grouped.related_share_of_leavers_before.mean():.3f}, "
-      f"chance {grouped.chance.mean():.3f})")
+      f"{grouped.related_share_of_leavers_after.mean():.3f} (chance {grouped.chance.mean():.3f}); the base model's own confusions "
+      f"{grouped.related_share_of_leavers_before.mean():.3f} over the {grouped.related_share_of_leavers_before.notna().sum()} classes it confuses at all")
 
 # %%
 fig = plots.related_share_bars(pd.read_csv(results.resolve(results_prefix + "fewshot_related_share.csv")))
