@@ -246,14 +246,7 @@ def export_concept_images(
     data = load_fashion_mnist(split, root)
     idx = np.flatnonzero(data.labels == CLASSES.index(concept))
     chosen = np.random.default_rng(seed).choice(idx, size=n, replace=False)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in sorted(chosen.tolist()):
-        path = out / f"{concept.replace(' ', '_')}_{style}_{split}{i:05d}.png"
-        to_pil(render(data.images[i], style, size)).save(path)
-        paths.append(path)
-    return paths
+    return _write_renders(Path(out_dir), data, chosen, style, size)
 
 
 def export_style_images(
@@ -270,11 +263,15 @@ def export_style_images(
         raise ValueError(f"unknown style {style!r}; expected one of {STYLES[1:]}")
     data = load_fashion_mnist(split, root)
     chosen = np.random.default_rng(seed).choice(len(data.labels), size=n, replace=False)
-    out = Path(out_dir)
+    return _write_renders(Path(out_dir), data, chosen, style, size)
+
+
+def _write_renders(out: Path, data: FashionMNIST, indices: np.ndarray, style: str, size: int) -> list[Path]:
+    """Render the chosen images in ``style`` as ``<class>_<style>_<split><index>.png`` files."""
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for i in sorted(chosen.tolist()):
-        path = out / f"{style}_{CLASSES[data.labels[i]].replace(' ', '_')}_{split}{i:05d}.png"
+    for i in sorted(indices.tolist()):
+        path = out / f"{CLASSES[data.labels[i]].replace(' ', '_')}_{style}_{data.split}{i:05d}.png"
         to_pil(render(data.images[i], style, size)).save(path)
         paths.append(path)
     return paths
