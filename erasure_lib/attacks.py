@@ -75,7 +75,7 @@ def invert_concept(
     if len(init_ids) != 1:
         raise ValueError(f"initializer {config.initializer!r} must be a single token, got {len(init_ids)}")
     text_encoder = copy.deepcopy(pipeline.text_encoder)
-    text_encoder.resize_token_embeddings(len(tokenizer))
+    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)  # the new row is set below
     token_id = tokenizer.convert_tokens_to_ids(config.placeholder)
     embeddings = text_encoder.get_input_embeddings()
     with torch.no_grad():
