@@ -63,7 +63,8 @@ def _analysis_rows(results_dir: Path) -> list[dict[str, str]]:
     timing = results_dir / "erasure_time.csv"
     if timing.is_file():
         t = pd.read_csv(timing).set_index("method")
-        others = ", ".join(f"{m} {t.ratio_to_fewshot[m]:.3g}x" for m in t.index if m != "fewshot")
+        ratio = {m: f"{r:,.0f}x" if r >= 10 else f"{r:.2f}x" for m, r in t.ratio_to_fewshot.items()}
+        others = ", ".join(f"{m} {ratio[m]}" for m in t.index if m != "fewshot")
         rows.append({
             "claim": "Claim 1: tens to hundreds of times faster than U-Net erasure (paper: 60-900x)",
             "ours": f"few-shot {t.seconds_median['fewshot']:.2f} s; {others} (median, same machine)",
