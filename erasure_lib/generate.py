@@ -3,6 +3,7 @@ depends only on its own seed)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,8 +102,6 @@ def generate_to_folder(
             progress_bar=False,
         )
         for i, image in zip(rows, images):
-            import io
-
             buf = io.BytesIO()
             image.save(buf, format="PNG")
             atomic_write_bytes(paths[i], buf.getvalue())
