@@ -34,6 +34,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 # Re-train the built-in model and evaluator, then regenerate every result and figure.
 reproduce: setup
 	$(PAPERMILL) notebooks/00-train-base-model.ipynb notebooks/00-train-base-model.ipynb
+	$(PAPERMILL) notebooks/00-train-clip-evaluator.ipynb notebooks/00-train-clip-evaluator.ipynb
 	$(MAKE) results
 
 # Every paper notebook on the shipped built-in model (PROFILE=sd14 for Stable Diffusion on a GPU).
@@ -52,7 +53,7 @@ unit:
 # Tutorials: executed as committed, outputs compared by strict nbval.
 nbval:
 	rm -rf build/nbval build/smoke && mkdir -p build/nbval build/smoke && cp README.md build/smoke/README.md
-	set -e; for nb in notebooks/00-train-base-model.ipynb $(PAPER_NOTEBOOKS); do \
+	set -e; for nb in notebooks/00-train-base-model.ipynb notebooks/00-train-clip-evaluator.ipynb $(PAPER_NOTEBOOKS); do \
 	  $(VENV)/bin/papermill --prepare-only -f notebooks/params/smoke/$$(basename $$nb .ipynb).yaml $$nb build/nbval/$$(basename $$nb) > /dev/null 2>&1; done
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax build/nbval
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/tutorials/sanitize.cfg $(TUTORIALS)
@@ -65,3 +66,10 @@ notebooks:
 	for src in notebooks/src/*.py; do name=$$(basename $$src .py); \
 	  case $$name in 00-*) dest=notebooks/$$name.ipynb;; tutorial-*) dest=notebooks/tutorials/$${name#tutorial-}.ipynb;; *) dest=notebooks/paper/$$name.ipynb;; esac; \
 	  $(PY) tools/py2nb.py $$src $$dest; done
+
+# Scale benchmark (not a test): few-shot vs ESD on the full-size SD v1.4 architecture, random weights.
+# CPU defaults keep it to minutes; on a GPU: $(PY) benchmarks/scale_benchmark.py --resolution 512 --out results/scale_benchmark_gpu.json
+BENCHMARK_ARGS ?= --resolution 64 --threads 1 --esd-train-method xattn --esd-iteration fixed-part --out results/scale_benchmark_cpu.json
+.PHONY: benchmark
+benchmark: venv
+	$(PY) benchmarks/scale_benchmark.py $(BENCHMARK_ARGS)

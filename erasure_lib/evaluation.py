@@ -225,3 +225,22 @@ def judge_related(
 ) -> dict[str, float]:
     """Generate ``prompts``, classify, and score erasure against related and unrelated classes."""
     return summarize_related(classify_generated(pipeline, classifier, prompts, generation), erased, groups)
+
+
+def neighbour_summary(table: pd.DataFrame, max_erased: float, max_related_drop: float) -> pd.DataFrame:
+    """Mean over erased classes of every (method, lr, epochs) setting, against the base model's means.
+
+    ``table`` has columns ``erased_class, method, lr, epochs, erased_share, related_accuracy,
+    unrelated_accuracy`` and rows of ``method == "base model"``. ``related_drop`` and
+    ``unrelated_drop`` are the base model's mean accuracy minus the setting's (classes without
+    related classes are left out of the related means); ``meets_aim`` is
+    ``erased_share <= max_erased and related_drop <= max_related_drop``.
+    """
+    metrics = ["erased_share", "related_accuracy", "unrelated_accuracy"]
+    base = table[table.method == "base model"][metrics].mean()
+    summary = table[table.method != "base model"].groupby(["method", "lr", "epochs"], as_index=False)[metrics].mean()
+    summary["related_drop"] = base.related_accuracy - summary.related_accuracy
+    summary["unrelated_drop"] = base.unrelated_accuracy - summary.unrelated_accuracy
+    summary["meets_aim"] = (summary.erased_share <= max_erased) & (summary.related_drop <= max_related_drop)
+    base_row = pd.DataFrame([{"method": "base model", "lr": 0.0, "epochs": 0, **base, "related_drop": 0.0, "unrelated_drop": 0.0, "meets_aim": False}])
+    return pd.concat([base_row, summary], ignore_index=True)

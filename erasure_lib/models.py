@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 from diffusers import StableDiffusionPipeline
 
+from erasure_lib import hub
 from erasure_lib.paths import BUILTIN_MODEL_DIR
 
 # A hub id: "owner/name"; revision pinned with "@<revision>", e.g. "CompVis/stable-diffusion-v1-4@<commit>".
@@ -46,7 +48,8 @@ def load_pipeline(
     ----------
     model
         ``"builtin"`` (the model shipped in ``models/builtin``), a local diffusers folder, or a hub id
-        such as ``"CompVis/stable-diffusion-v1-4"`` (a revision may follow as ``"id@revision"``).
+        such as ``"CompVis/stable-diffusion-v1-4"`` (a revision may follow as ``"id@revision"``), or an
+        alias of :data:`erasure_lib.hub.ALIASES` (``"sd14"``: SD v1.4 at its pinned revision).
     device, dtype
         Where the pipeline lives and its floating-point type.
     revision
@@ -71,24 +74,26 @@ def load_pipeline(
             raise ValueError(f"{folder} is a file; expected a diffusers pipeline folder")
         _check_diffusers_folder(folder)
         source = folder
-    elif _HUB_ID.match(name):
-        source, _, at_revision = name.partition("@")
-        revision = revision or at_revision or None
+    elif _HUB_ID.match(name) or hub.pinned(name) is not None:
+        # Every hub access goes through erasure_lib.hub (pinned revisions, clear offline errors).
+        source, revision = hub.resolve(name, revision, pin=False)
         local_files_only = False
     else:
         raise ValueError(
             f"unknown model {name!r}: expected 'builtin', an existing local diffusers folder, "
             "or a hub id like 'CompVis/stable-diffusion-v1-4' (optionally '@<revision>')"
         )
-    pipeline = StableDiffusionPipeline.from_pretrained(
-        source,
-        revision=revision,
-        dtype=dtype,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-        local_files_only=local_files_only,
-    )
+    access = hub.hub_access(str(source), revision) if not local_files_only else nullcontext()
+    with access:
+        pipeline = StableDiffusionPipeline.from_pretrained(
+            source,
+            revision=revision,
+            dtype=dtype,
+            safety_checker=None,
+            feature_extractor=None,
+            requires_safety_checker=False,
+            local_files_only=local_files_only,
+        )
     pipeline.set_progress_bar_config(disable=not progress_bar)
     return pipeline.to(device)
 

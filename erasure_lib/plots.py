@@ -95,10 +95,12 @@ def before_after_bars(table) -> plt.Figure:
     return fig
 
 
-def transition_heatmaps(transitions, classes: Sequence[str]) -> plt.Figure:
-    """Before / after heatmaps: rows = prompted (erased) class, columns = predicted class (mean over seeds)."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
-    for ax, when in zip(axes, ("before", "after")):
+def transition_heatmaps(transitions, classes: Sequence[str], panels: Sequence[str] = ("before", "after")) -> plt.Figure:
+    """One heatmap per value of ``when`` in ``panels`` (before / after erasure by default): rows =
+    prompted (erased) class, columns = predicted class (mean over seeds)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6), squeeze=False)
+    axes = axes[0]
+    for ax, when in zip(axes, panels):
         part = transitions[transitions["when"] == when]
         matrix = part.groupby(["erased_class", "predicted_class"])["share"].mean().unstack(fill_value=0.0)
         rows = [c for c in classes if c in matrix.index]
@@ -108,7 +110,7 @@ def transition_heatmaps(transitions, classes: Sequence[str]) -> plt.Figure:
         ax.set_yticks(range(len(rows)), rows, fontsize=7)
         ax.set_xlabel("classified as")
         ax.set_ylabel("prompted class (erased)")
-        ax.set_title(f"{when} erasure")
+        ax.set_title(f"{when} erasure" if when in ("before", "after") else when, fontsize=9)
         for i in range(len(rows)):
             for j in range(len(classes)):
                 value = matrix.iat[i, j]
@@ -184,13 +186,17 @@ def related_share_bars(table) -> plt.Figure:
 
 
 def neighbour_front(table) -> plt.Figure:
-    """Erased share against related / unrelated classes' accuracy (mean over classes), one line per method."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True, sharey=True)
+    """Erased share against related / unrelated classes' accuracy (mean over classes): one line per
+    method (and learning rate, when the table has an ``lr`` column) through its checkpoints."""
+    keys = ["method", "lr"] if "lr" in table else ["method"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True, sharey=True)
     for ax, y in zip(axes, ("related_accuracy", "unrelated_accuracy")):
-        for method, part in table.groupby("method"):
+        for i, (key, part) in enumerate(table.groupby(keys, dropna=False, sort=False)):
+            method, lr = (key[0], key[1]) if len(keys) == 2 else (key[0], float("nan"))
             mean = part.groupby("epochs")[["erased_share", y]].mean()
+            label = method if lr != lr or len(mean) == 1 else f"{method}, lr {lr:g}"
             style = {"marker": "*", "ms": 12, "ls": "none"} if len(mean) == 1 else {"marker": "o", "ms": 3}
-            ax.plot(mean["erased_share"], mean[y], label=method, **style)
+            ax.plot(mean["erased_share"], mean[y], label=label, color=f"C{i % 10}", **style)
             if len(mean) > 1:
                 last = mean.iloc[-1]
                 ax.annotate(f"epoch {mean.index[-1]}", (last["erased_share"], last[y]), fontsize=6)
@@ -199,16 +205,19 @@ def neighbour_front(table) -> plt.Figure:
         ax.grid(alpha=0.3)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
-    axes[0].legend(fontsize=7)
+    axes[0].legend(fontsize=6)
     fig.tight_layout()
     return fig
 
 
 def method_comparison(comparison) -> plt.Figure:
-    """Per method (mean over erased classes): erased share, other classes' accuracy, FID and time."""
-    means = comparison.groupby("method", sort=False)[["erased_share", "others_accuracy", "fid", "optimization_seconds"]].mean()
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3))
-    titles = ("erased share (lower: erased)", "other classes' accuracy", "FID vs real test images", "optimization seconds (log)")
+    """Per method (mean over erased classes): erased share, other classes' accuracy, FID, CLIP score and time."""
+    columns = [c for c in ("erased_share", "others_accuracy", "fid", "clip_score", "optimization_seconds") if c in comparison]
+    means = comparison.groupby("method", sort=False)[columns].mean()
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.3 * len(columns), 3))
+    names = {"erased_share": "erased share (lower: erased)", "others_accuracy": "other classes' accuracy",
+             "fid": "FID vs real test images", "clip_score": "CLIP score, other classes", "optimization_seconds": "optimization seconds (log)"}
+    titles = [names[c] for c in columns]
     for ax, column, title in zip(axes, means.columns, titles):
         ax.bar(range(len(means)), means[column], color=[f"C{i}" for i in range(len(means))])
         ax.set_xticks(range(len(means)), means.index, rotation=30, ha="right", fontsize=8)

@@ -97,3 +97,20 @@ def test_summarize_related_splits_related_and_unrelated_classes():
     assert scores["related_accuracy"] == 0.5  # sandal right, ankle boot wrong
     assert scores["unrelated_accuracy"] == 0.5  # bag right, dress wrong
     assert scores["others_accuracy"] == 0.5
+
+
+def test_neighbour_summary_means_and_aim():
+    rows = []
+    for concept, related in (("sneaker", 0.9), ("bag", float("nan"))):
+        rows.append({"erased_class": concept, "method": "base model", "lr": 0.0, "epochs": 0, "erased_share": 1.0,
+                     "related_accuracy": related, "unrelated_accuracy": 0.8})
+        rows.append({"erased_class": concept, "method": "plain", "lr": 1e-3, "epochs": 2, "erased_share": 0.1 if concept == "bag" else 0.0,
+                     "related_accuracy": related - 0.05, "unrelated_accuracy": 0.6})
+        rows.append({"erased_class": concept, "method": "plain", "lr": 1e-3, "epochs": 4, "erased_share": 0.0,
+                     "related_accuracy": related - 0.5, "unrelated_accuracy": 0.5})
+    summary = evaluation.neighbour_summary(pd.DataFrame(rows), max_erased=0.10, max_related_drop=0.10).set_index("epochs")
+    assert summary.loc[2, "erased_share"] == pytest.approx(0.05)
+    assert summary.loc[2, "related_drop"] == pytest.approx(0.05)  # the class without relatives is left out
+    assert summary.loc[2, "unrelated_drop"] == pytest.approx(0.2)
+    assert bool(summary.loc[2, "meets_aim"]) and not bool(summary.loc[4, "meets_aim"])
+    assert summary.loc[0, "method"] == "base model"

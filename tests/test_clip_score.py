@@ -136,7 +136,7 @@ def test_training_resumes_where_it_stopped(data: FashionMNIST, tokenizer: CLIPTo
 def test_save_load_round_trip_gives_identical_scores(
     tiny_clip: CLIPModel, tokenizer: CLIPTokenizer, images: list[Image.Image], tmp_path: Path
 ) -> None:
-    folder = save_small_clip(tiny_clip, tokenizer, tmp_path / "clip", TINY_CLIP, {"losses": [1.0]})
+    folder = save_small_clip(tiny_clip, tokenizer, tmp_path / "clip", TINY_CLIP, {"losses": [1.0]}, storage_dtype=torch.float32)
     assert (folder / "model.safetensors").is_file() and (folder / "preprocessor_config.json").is_file()
     assert json.loads((folder / TRAIN_CONFIG_FILE).read_text())["train_config"]["patch_size"] == TINY_CLIP.patch_size
     model, processor = load_clip(folder)
@@ -151,3 +151,26 @@ def test_save_load_round_trip_gives_identical_scores(
 def test_load_clip_reports_a_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_clip(tmp_path / "no-such-clip")
+
+
+def test_float16_storage_loads_as_float32_with_close_scores(
+    tiny_clip: CLIPModel, tokenizer: CLIPTokenizer, images: list[Image.Image], tmp_path: Path
+) -> None:
+    """The default storage halves the folder; load_clip gives a float32 model whose scores move by float16 rounding only."""
+    model, _ = load_clip(save_small_clip(tiny_clip, tokenizer, tmp_path / "clip"))
+    assert model.dtype == torch.float32
+    before = clip_score(tiny_clip, None, images, PROMPTS, tokenizer=tokenizer)
+    after = clip_score(model, None, images, PROMPTS, tokenizer=tokenizer)
+    assert not np.array_equal(after, before)  # the weights were rounded
+    np.testing.assert_allclose(after, before, atol=5e-3)
+
+
+def test_load_clip_from_the_hub_fails_clearly_offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from erasure_lib import hub
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise OSError("We couldn't connect to 'https://huggingface.co'")
+
+    monkeypatch.setattr(CLIPModel, "from_pretrained", offline)
+    with pytest.raises(hub.HubUnavailableError, match="hf download openai/clip-vit-large-patch14"):
+        load_clip("openai/clip-vit-large-patch14")

@@ -268,3 +268,35 @@ def test_concept_length_limit_is_exact(tiny_pipeline: StableDiffusionPipeline) -
 def test_config_is_required(tiny_pipeline: StableDiffusionPipeline) -> None:
     with pytest.raises(ValueError, match="train_method"):
         erase(tiny_pipeline, CONCEPT, None, None, progress_bar=False)
+
+
+def test_erase_or_load_reuses_a_saved_result_only_for_the_same_config(tmp_path: Path, tiny_pipeline: StableDiffusionPipeline) -> None:
+    """A second call with the same method, concept, config and base model reads the saved U-Net back;
+    a changed config trains again."""
+    from erasure_lib.methods.base import erase_or_load
+
+    pipeline = tiny_pipeline
+    config = ESDConfig(train_method="xattn", iterations=2, ddim_steps=2, seed=0)
+    calls: list[ESDConfig] = []
+
+    def counting_erase(*args: object, **kwargs: object) -> ErasureResult:
+        calls.append(args[3])  # type: ignore[arg-type]
+        return erase(*args, **kwargs)  # type: ignore[arg-type]
+
+    counting_erase.__module__ = erase.__module__
+    first = erase_or_load(counting_erase, pipeline, "sneaker", None, config, tmp_path / "e", "tiny")
+    again = erase_or_load(counting_erase, pipeline, "sneaker", None, config, tmp_path / "e", "tiny")
+    assert len(calls) == 1
+    assert isinstance(again, ErasureResult) and again.method == "esd"
+    for (name, a), b in zip(first.components["unet"].state_dict().items(), again.components["unet"].state_dict().values()):
+        torch.testing.assert_close(a, b, msg=name)
+    erase_or_load(counting_erase, pipeline, "sneaker", None, ESDConfig(train_method="xattn", iterations=3, ddim_steps=2, seed=0),
+                  tmp_path / "e", "tiny")
+    assert len(calls) == 2
+    # other images: trained again
+    other = tmp_path / "images"
+    other.mkdir()
+    (other / "a.txt").write_bytes(b"x")
+    erase_or_load(counting_erase, pipeline, "sneaker", other, ESDConfig(train_method="xattn", iterations=3, ddim_steps=2, seed=0),
+                  tmp_path / "e", "tiny")
+    assert len(calls) == 3

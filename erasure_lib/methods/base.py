@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from diffusers import StableDiffusionPipeline
 
-from erasure_lib.io import atomic_directory
+from erasure_lib.io import atomic_directory, atomic_write_text
 from erasure_lib.results import package_versions
 
 
@@ -110,3 +111,66 @@ class ErasureResult:
                     self.component_at(name, epoch).save_pretrained(tmp / f"epoch-{epoch}" / name, safe_serialization=True)
             (tmp / "erasure.json").write_text(json.dumps(self.metadata(base_model), indent=2, sort_keys=True, default=str) + "\n")
         return out_dir
+
+    @classmethod
+    def load(cls, folder: str | Path) -> ErasureResult:
+        """Read back a result written by :meth:`save` (components and metadata; no per-epoch checkpoints).
+
+        ``config`` is the saved dictionary, not the dataclass.
+        """
+        from diffusers import UNet2DConditionModel
+        from transformers import CLIPTextModel
+
+        folder = Path(folder)
+        record_file = folder / "erasure.json"
+        if not record_file.is_file():
+            raise FileNotFoundError(f"{folder} holds no erasure.json: it is not a saved erasure result")
+        record = json.loads(record_file.read_text())
+        loaders = {"unet": UNet2DConditionModel, "text_encoder": CLIPTextModel}
+        unknown = [n for n in record["changed_components"] if n not in loaders]
+        if unknown:
+            raise ValueError(f"{folder}: cannot load component(s) {unknown}; known: {sorted(loaders)}")
+        components = {n: loaders[n].from_pretrained(folder / n).eval().requires_grad_(False) for n in record["changed_components"]}
+        return cls(method=record["method"], concept=record["concept"], components=components, config=record["config"],
+                   setup_seconds=record["setup_seconds"], optimization_seconds=record["optimization_seconds"])
+
+
+def _images_fingerprint(images: Any) -> str | None:
+    """SHA-1 of the images' bytes (a folder's files in name order, a list of paths or PIL images)."""
+    import hashlib
+
+    from PIL import Image
+
+    if images is None:
+        return None
+    if isinstance(images, str | Path):
+        images = sorted(p for p in Path(images).iterdir() if p.is_file())
+    digest = hashlib.sha1()
+    for item in images:
+        digest.update(item.tobytes() if isinstance(item, Image.Image) else Path(item).read_bytes())
+    return digest.hexdigest()
+
+
+def erase_or_load(
+    erase: Callable[..., ErasureResult],
+    pipeline: StableDiffusionPipeline,
+    concept: str,
+    images: Any,
+    config: Any,
+    folder: str | Path,
+    base_model: str,
+) -> ErasureResult:
+    """``erase(pipeline, concept, images, config)``, saved to ``folder``; read back instead when ``folder``
+    holds a result of the same method, concept, images, config and base model (``cache_key.json``).
+    Notebooks share costly erasures this way; the timings are those of the run that saved it.
+    """
+    folder = Path(folder)
+    key = {"method": erase.__module__.rsplit(".", 1)[-1], "concept": concept, "base_model": base_model,
+           "images_sha1": _images_fingerprint(images), "config": json.loads(json.dumps(asdict(config), default=str))}
+    key_file = folder / "cache_key.json"
+    if key_file.is_file() and json.loads(key_file.read_text()) == key:
+        return ErasureResult.load(folder)
+    result = erase(pipeline, concept, images, config, progress_bar=False)
+    result.save(folder, base_model=base_model, overwrite=True)
+    atomic_write_text(key_file, json.dumps(key, indent=2, sort_keys=True) + "\n")
+    return result

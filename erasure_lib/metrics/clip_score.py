@@ -16,6 +16,7 @@ tokenizer and ``processor_config.json``), so :func:`load_clip` reads it like a h
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
@@ -24,6 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -37,8 +39,10 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from erasure_lib.data import STYLES, FashionMNIST, caption_for
+from erasure_lib import hub
+from erasure_lib.data import CLASSES, STYLES, FashionMNIST, caption_for, object_prompt, render
 from erasure_lib.io import atomic_directory, atomic_write_bytes, atomic_write_text
+from erasure_lib.paths import REPO_ROOT
 
 ImagesLike = Sequence[Image.Image] | torch.Tensor
 TRAIN_CONFIG_FILE = "clip_train_config.json"
@@ -411,6 +415,32 @@ def train_small_clip(
     return model, losses
 
 
+@torch.no_grad()
+def zero_shot_check(
+    model: CLIPModel, tokenizer: PreTrainedTokenizerBase, data: FashionMNIST, n: int, seed: int = 0
+) -> pd.DataFrame:
+    """Held-out check of a built-in CLIP: per style, zero-shot class accuracy and true-vs-wrong score.
+
+    ``n`` images per style are drawn from ``data`` (use the test split) and rendered in the style;
+    each is scored against :func:`erasure_lib.data.object_prompt` of every class in that style.
+    Columns: ``style, n, top1_accuracy, clip_score_true, clip_score_wrong`` (the mean cosine of the
+    true caption and of the mean over the nine wrong ones).
+    """
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(data.labels), size=min(n, len(data.labels)), replace=False)
+    rows = []
+    for style in STYLES:
+        images = torch.stack([torch.from_numpy(render(data.images[i], style)).permute(2, 0, 1) for i in idx]).float()
+        prompts = [object_prompt(c, style) for c in CLASSES]
+        cosines = np.stack([clip_score(model, None, images, [p] * len(idx), tokenizer=tokenizer) for p in prompts], axis=1)
+        labels = np.asarray(data.labels)[idx]
+        true = cosines[np.arange(len(idx)), labels]
+        wrong = (cosines.sum(axis=1) - true) / (len(CLASSES) - 1)
+        rows.append({"style": style, "n": len(idx), "top1_accuracy": float(np.mean(cosines.argmax(axis=1) == labels)),
+                     "clip_score_true": float(true.mean()), "clip_score_wrong": float(wrong.mean())})
+    return pd.DataFrame(rows)
+
+
 def _image_processor(model: CLIPModel) -> CLIPImageProcessorPil:
     """A PIL image processor equivalent to :func:`pixel_values` (no torchvision needed)."""
     size = model.config.vision_config.image_size
@@ -435,6 +465,7 @@ def save_small_clip(
     folder: Path | str,
     train_config: ClipTrainConfig | None = None,
     extra: dict | None = None,
+    storage_dtype: torch.dtype = torch.float16,
 ) -> Path:
     """Save the small CLIP as a standard transformers folder, atomically.
 
@@ -452,6 +483,8 @@ def save_small_clip(
         The output folder; an existing one is replaced only once everything is written.
     train_config, extra
         Optional provenance, written as JSON (``sort_keys=True``).
+    storage_dtype
+        The weights' type on disk (float16 halves the folder; :func:`load_clip` loads float32).
 
     Returns
     -------
@@ -460,7 +493,7 @@ def save_small_clip(
     """
     folder = Path(folder)
     with atomic_directory(folder) as tmp:
-        model.save_pretrained(tmp)
+        copy.deepcopy(model).to(storage_dtype).save_pretrained(tmp)
         image_processor = _image_processor(model)
         image_processor.save_pretrained(tmp)  # preprocessor_config.json, as hub folders have it
         CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(tmp)
@@ -478,7 +511,8 @@ def load_clip(name_or_folder: Path | str, device: str | torch.device = "cpu") ->
     Parameters
     ----------
     name_or_folder
-        A folder written by :func:`save_small_clip` (or any transformers CLIP folder), or a hub id
+        A folder written by :func:`save_small_clip` (or any transformers CLIP folder; a relative
+        path is also looked up from the repository root, e.g. ``"models/clip"``), or a hub id
         such as ``"openai/clip-vit-large-patch14"`` (needs the network or a filled hub cache).
     device
         Where to put the model.
@@ -489,6 +523,8 @@ def load_clip(name_or_folder: Path | str, device: str | torch.device = "cpu") ->
         The model in eval mode and its processor (PIL image backend: torchvision is not needed).
     """
     path = Path(name_or_folder)
+    if not path.is_absolute() and not path.is_dir() and (REPO_ROOT / path).is_dir():
+        path = REPO_ROOT / path  # a folder of this repository, e.g. "models/clip", from any working directory
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} holds no config.json: it is not a saved CLIP model")
@@ -496,16 +532,17 @@ def load_clip(name_or_folder: Path | str, device: str | torch.device = "cpu") ->
     elif path.exists() or str(name_or_folder).startswith((".", "/", "~")) or path.suffix:
         raise FileNotFoundError(f"CLIP folder {path} does not exist; train and save the small CLIP first")
     else:
-        source = str(name_or_folder)
-    try:
-        model = CLIPModel.from_pretrained(source)
-        processor = CLIPProcessor(
-            image_processor=CLIPImageProcessorPil.from_pretrained(source),
-            tokenizer=AutoTokenizer.from_pretrained(source),
-        )
-    except OSError as err:
-        raise OSError(
-            f"could not load CLIP {source!r} ({err}). Hub models need the network or a filled Hugging Face "
-            "cache; offline, use the built-in small CLIP folder (train_small_clip + save_small_clip)."
-        ) from err
+        # Hub ids go through erasure_lib.hub: pinned revision, one clear error when offline.
+        source, revision = hub.resolve(str(name_or_folder), pin=False)
+        with hub.hub_access(source, revision):
+            model = CLIPModel.from_pretrained(source, revision=revision, dtype=torch.float32)
+            processor = CLIPProcessor(
+                image_processor=CLIPImageProcessorPil.from_pretrained(source, revision=revision),
+                tokenizer=AutoTokenizer.from_pretrained(source, revision=revision),
+            )
+        return model.to(device).eval(), processor
+    model = CLIPModel.from_pretrained(source, dtype=torch.float32)
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessorPil.from_pretrained(source), tokenizer=AutoTokenizer.from_pretrained(source)
+    )
     return model.to(device).eval(), processor

@@ -9,9 +9,10 @@
 #     model, learning a new token's embedding from the same few images with a fixed step budget.
 #
 # For each class: the share of images the classifier assigns to the class, on the base model, after
-# erasure, and under each attack. The inversion is also run against the base model (what the attack
-# reaches when nothing was erased). ESD and UCE under the same attacks belong to the comparison
-# with baselines and are not in this notebook yet.
+# erasure, and under each attack, for few-shot unlearning and for the U-Net methods ESD-u and UCE
+# (the same erasures as notebook 13: each is read back from `erasure_cache` when 13 saved it with
+# the same settings, and trained and saved here otherwise). The inversion is also run against the
+# base model (what the attack reaches when nothing was erased).
 
 # %%
 import time
@@ -21,7 +22,8 @@ import torch
 
 from erasure_lib import attacks, data, evaluation, results
 from erasure_lib.generate import GenerationConfig
-from erasure_lib.methods import fewshot
+from erasure_lib.methods import esd, fewshot, get_method, uce
+from erasure_lib.methods.base import erase_or_load
 from erasure_lib.metrics import classifier as clf
 from erasure_lib.models import load_pipeline
 from erasure_lib.paths import CLASSIFIER_PATH
@@ -29,6 +31,10 @@ from erasure_lib.paths import CLASSIFIER_PATH
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
 classes: list = list(data.CLASSES)  # classes erased and attacked, one at a time
+methods: list = ["fewshot", "esd", "uce"]  # erasure methods attacked
+esd_train_method: str = "noxattn"  # ESD-u, as in notebook 13
+esd_iterations: int = 200  # ESD iterations, as in notebook 13
+esd_lr: float = 1e-4  # ESD learning rate, as in notebook 13
 seed: int = 0  # picks the images and seeds erasure and attack
 n_images: int = 4  # real training images (erasure and inversion use the same ones)
 n_eval: int = 16  # generated images per prompt set
@@ -39,12 +45,18 @@ guidance_scale: float = 7.5  # classifier-free guidance
 threads: int = 2  # torch CPU threads
 results_prefix: str = "results/"  # folder of the result files
 work_dir: str = "build/robustness"  # where the few-shot image sets are written
+erasure_cache: str = "build/erasures"  # saved erasures shared with notebook 13
 
 # %%
 torch.set_num_threads(threads)
 generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
 inversion = attacks.InversionConfig(steps=inversion_steps, lr=inversion_lr, seed=seed)
-print(fewshot.FewShotConfig.builtin(seed=seed), inversion, generation, sep="\n")
+configs = {
+    "fewshot": fewshot.FewShotConfig.builtin(seed=seed),
+    "esd": esd.ESDConfig(train_method=esd_train_method, iterations=esd_iterations, lr=esd_lr, seed=seed),
+    "uce": uce.UCEConfig(seed=seed),
+}
+print(*(configs[m] for m in methods), inversion, generation, sep="\n")
 t_start = time.perf_counter()
 pipeline = load_pipeline(model)
 classifier = clf.load_classifier(CLASSIFIER_PATH)
@@ -52,14 +64,19 @@ classifier = clf.load_classifier(CLASSIFIER_PATH)
 # %%
 rows = []
 for concept in classes:
+    # the same images (and folder) as notebook 13, so the saved erasures match
     images = data.export_concept_images(results.resolve(work_dir) / concept, concept, n=n_images, seed=seed)
-    erased = fewshot.erase(pipeline, concept, images, fewshot.FewShotConfig.builtin(seed=seed), progress_bar=False).apply(pipeline)
+    targets = {"base": pipeline}
+    for method in methods:
+        result = erase_or_load(get_method(method), pipeline, concept, images, configs[method],
+                               results.resolve(erasure_cache) / method / concept, base_model=model)
+        targets[method] = result.apply(pipeline)
     for variant, wording in attacks.prompt_variants(concept).items():
         table = evaluation.wording_table(concept, wording, n_eval)
-        for name, p in (("base", pipeline), ("erased", erased)):
+        for name, p in targets.items():
             share = evaluation.summarize(evaluation.classify_generated(p, classifier, table, generation), [concept])["erased_share"]
             rows.append({"erased_class": concept, "attack": f"wording: {variant}", "target": name, "share": share})
-    for name, p in (("base", pipeline), ("erased", erased)):
+    for name, p in targets.items():
         attacked = attacks.invert_concept(p, images, inversion)
         table = evaluation.wording_table(concept, inversion.placeholder, n_eval)
         share = evaluation.summarize(evaluation.classify_generated(attacked, classifier, table, generation), [concept])["erased_share"]
@@ -69,14 +86,15 @@ for concept in classes:
 # %%
 table = pd.DataFrame(rows)
 results.write_csv(table, results_prefix + "robustness.csv", sort_by=["erased_class", "attack", "target"])
-summary = table.pivot_table(index="attack", columns="target", values="share", aggfunc="mean").reset_index()
+summary = table.pivot_table(index="attack", columns="target", values="share", aggfunc="mean")[["base", *methods]].reset_index()
 results.write_csv(summary, results_prefix + "robustness_summary.csv", sort_by=["attack"])
 summary.round(3)
 
 # %%
 results.record_run(
     "notebooks/paper/08-robustness.ipynb",
-    dict(model=model, classes=classes, seed=seed, n_images=n_images, n_eval=n_eval, inversion_steps=inversion_steps,
+    dict(model=model, classes=classes, methods=methods, esd_train_method=esd_train_method, esd_iterations=esd_iterations,
+         esd_lr=esd_lr, seed=seed, n_images=n_images, n_eval=n_eval, inversion_steps=inversion_steps,
          inversion_lr=inversion_lr, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
     [results_prefix + "robustness.csv", results_prefix + "robustness_summary.csv"],
     time.perf_counter() - t_start,

@@ -5,7 +5,10 @@
 # Imagenette objects, on preserved quality and on time. Here on the built-in model, every method
 # judged by the same code on the same prompts and seeds, in one run: the erased class's detection
 # rate, the other classes' accuracy, FID and KID of the generated evaluation set against real
-# held-out images (standard TF-Inception features), and erasure time (optimization loop and total).
+# held-out images (standard TF-Inception features), CLIP score of each image against its prompt
+# (the built-in small CLIP of `notebooks/00-train-clip-evaluator.ipynb`; CLIP ViT-L/14 for SD), and
+# erasure time (optimization loop and total). Each erasure is saved under `erasure_cache`, where
+# notebook 08 reads the same ESD and UCE results back for its attacks.
 #
 # ESD's published defaults are 1000 iterations at lr 1e-5 for SD's U-Net; `esd_iterations` and
 # `esd_lr` record what this run used on the built-in model.
@@ -19,7 +22,9 @@ import torch
 from erasure_lib import data, evaluation, plots, results
 from erasure_lib.generate import GenerationConfig, generate
 from erasure_lib.methods import esd, fewshot, get_method, uce
+from erasure_lib.methods.base import erase_or_load
 from erasure_lib.metrics import classifier as clf
+from erasure_lib.metrics import clip_score as cs
 from erasure_lib.metrics import fid
 from erasure_lib.models import load_pipeline
 from erasure_lib.paths import CLASSIFIER_PATH
@@ -35,12 +40,14 @@ seed: int = 0  # picks the images and seeds every method
 n_erased: int = 16  # generated images of the erased class per evaluation
 n_others: int = 8  # generated images of every other class per evaluation
 n_real: int = 1000  # real held-out test images for FID / KID
+clip_model: str = "models/clip"  # CLIP for the CLIP score: a folder (from the repo root) or a hub id
 num_inference_steps: int = 20  # sampling steps
 guidance_scale: float = 7.5  # classifier-free guidance
 threads: int = 2  # torch CPU threads
 results_prefix: str = "results/"  # folder of the result files
 figures_prefix: str = "figures/"  # folder of the figures
 work_dir: str = "build/compare-methods"  # where the few-shot image sets are written
+erasure_cache: str = "build/erasures"  # where each erasure is saved (and read back by notebook 08)
 
 # %%
 torch.set_num_threads(threads)
@@ -55,6 +62,7 @@ t_start = time.perf_counter()
 pipeline = load_pipeline(model)
 classifier = clf.load_classifier(CLASSIFIER_PATH)
 inception = fid.load_inception()
+clip_model_, clip_processor = cs.load_clip(clip_model)
 test = data.load_fashion_mnist("test")
 real_features = fid.inception_features(inception, [data.to_pil(data.render(test.images[i], "plain")) for i in range(n_real)])
 
@@ -67,19 +75,24 @@ for concept in classes:
         if method == "base model":
             erased, optimization, total = pipeline, 0.0, 0.0
         else:
-            result = get_method(method)(pipeline, concept, images, configs[method], progress_bar=False)
+            result = erase_or_load(get_method(method), pipeline, concept, images, configs[method],
+                                   results.resolve(erasure_cache) / method / concept, base_model=model)
             erased, optimization, total = result.apply(pipeline), result.optimization_seconds, result.total_seconds
         generated = generate(erased, list(table.prompt), list(table.evaluation_seed), generation, progress_bar=False)
         classified = evaluation.classify_images(classifier, table, generated)
         features = fid.inception_features(inception, generated)
+        clip = cs.clip_score(clip_model_, clip_processor, generated, list(table.prompt))
         rows.append({"method": method, "erased_class": concept, **evaluation.summarize(classified, [concept]),
                      "fid": fid.fid_from_features(features, real_features), "kid": fid.kid_from_features(features, real_features)[0],
+                     "clip_score": cs.reported_clip_score(clip[(table["class"] != concept).to_numpy()]),
+                     "clip_score_erased": cs.reported_clip_score(clip[(table["class"] == concept).to_numpy()]),
                      "optimization_seconds": optimization, "total_seconds": total})
     print(concept, flush=True)
 
 # %%
 comparison = pd.DataFrame(rows)
-columns = ["method", "erased_class", "erased_share", "others_accuracy", "fid", "kid", "optimization_seconds", "total_seconds"]
+columns = ["method", "erased_class", "erased_share", "others_accuracy", "fid", "kid", "clip_score", "clip_score_erased",
+           "optimization_seconds", "total_seconds"]
 results.write_csv(comparison[columns], results_prefix + "object_erasure_comparison.csv", sort_by=["method", "erased_class"])
 comparison.groupby("method")[columns[2:]].mean().round(3)
 
@@ -91,7 +104,7 @@ results.save_figure(fig, figures_prefix + "object_erasure_comparison.png")
 results.record_run(
     "notebooks/paper/13-compare-methods.ipynb",
     dict(model=model, classes=classes, methods=methods, esd_train_method=esd_train_method, esd_iterations=esd_iterations, esd_lr=esd_lr,
-         seed=seed, n_erased=n_erased, n_others=n_others, n_real=n_real, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
+         seed=seed, n_erased=n_erased, n_others=n_others, n_real=n_real, clip_model=clip_model, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
     [results_prefix + "object_erasure_comparison.csv", figures_prefix + "object_erasure_comparison.png"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",

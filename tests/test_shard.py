@@ -1,0 +1,105 @@
+"""Sharded generation: whole batches dealt to processes, so the union of the shards is the
+single-process run, file for file and byte for byte."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from diffusers import StableDiffusionPipeline
+
+from erasure_lib.generate import GenerationConfig, generate_to_folder
+from erasure_lib.models import load_pipeline
+from erasure_lib.paths import BUILTIN_MODEL_DIR, REPO_ROOT
+from erasure_lib.shard import blocks, check_prompt_table, generate_blocks
+
+PROMPTS = ["a photo of a sneaker", "a photo of a trouser", "a photo of a bag",
+           "a sketch of a sneaker", "a photo of a dress", "a sepia photo of a coat"]  # fmt: skip
+CONFIG = GenerationConfig(num_inference_steps=2, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def builtin() -> StableDiffusionPipeline:
+    if not (BUILTIN_MODEL_DIR / "model_index.json").is_file():
+        pytest.skip("the built-in model is missing")
+    return load_pipeline("builtin")
+
+
+@pytest.fixture(scope="module")
+def prompt_table() -> pd.DataFrame:
+    # Case numbers out of order and not 0..n-1: file names come from the table, not positions.
+    return pd.DataFrame({"case_number": [7, 3, 11, 0, 5, 2], "prompt": PROMPTS, "evaluation_seed": [10, 11, 12, 13, 14, 10]})
+
+
+@pytest.fixture(scope="module")
+def single_run(builtin: StableDiffusionPipeline, prompt_table: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    out = tmp_path_factory.mktemp("single")
+    generate_to_folder(builtin, prompt_table, out, CONFIG, progress_bar=False)
+    return {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_blocks_are_the_single_process_batches() -> None:
+    assert blocks(6, 2) == [range(0, 2), range(2, 4), range(4, 6)]
+    assert blocks(5, 2) == [range(0, 2), range(2, 4), range(4, 5)]
+    assert blocks(0, 4) == []
+    with pytest.raises(ValueError, match="batch_size"):
+        blocks(3, 0)
+
+
+def test_duplicate_case_numbers_are_refused() -> None:
+    with pytest.raises(ValueError, match="unique"):
+        check_prompt_table(pd.DataFrame({"case_number": [1, 1], "prompt": ["a", "b"], "evaluation_seed": [0, 1]}))
+
+
+def test_blocks_in_any_order_and_split_give_the_same_files(
+    builtin: StableDiffusionPipeline, prompt_table: pd.DataFrame, single_run: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Two "processes" in one: blocks [2, 0] and [1], in that order."""
+    generate_blocks(builtin, prompt_table, tmp_path, [2, 0], CONFIG)
+    generate_blocks(builtin, prompt_table, tmp_path, [1], CONFIG)
+    assert {p.name: p.read_bytes() for p in sorted(tmp_path.glob("*.png"))} == single_run
+    assert sorted(single_run) == sorted(f"{c}.png" for c in prompt_table["case_number"])
+
+
+def test_two_cpu_processes_under_accelerate_match_one_process(
+    prompt_table: pd.DataFrame, single_run: dict[str, bytes], tmp_path: Path
+) -> None:
+    accelerate = Path(sys.executable).parent / "accelerate"
+    if not accelerate.is_file():
+        pytest.skip("accelerate's launcher is not installed beside this Python")
+    csv = tmp_path / "prompts.csv"
+    prompt_table.to_csv(csv, index=False)
+    out = tmp_path / "sharded"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+           "-m", "erasure_lib.shard", "--cpu", "--model", "builtin", "--prompts", str(csv), "--out", str(out),
+           "--steps", str(CONFIG.num_inference_steps), "--batch-size", str(CONFIG.batch_size), "--threads", "1"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "process 0/2" in proc.stdout and "process 1/2" in proc.stdout, proc.stdout
+    assert {p.name: p.read_bytes() for p in sorted(out.glob("*.png"))} == single_run
+
+
+def test_resume_keeps_existing_images(
+    builtin: StableDiffusionPipeline, prompt_table: pd.DataFrame, single_run: dict[str, bytes], tmp_path: Path
+) -> None:
+    generate_blocks(builtin, prompt_table, tmp_path, [0, 1, 2], CONFIG)
+    (tmp_path / "3.png").unlink()
+    stamp = (tmp_path / "7.png").stat().st_mtime_ns
+    generate_blocks(builtin, prompt_table, tmp_path, [0, 1, 2], CONFIG)
+    assert (tmp_path / "7.png").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(single_run)
+    shutil.rmtree(tmp_path)
