@@ -114,3 +114,22 @@ def test_neighbour_summary_means_and_aim():
     assert summary.loc[2, "unrelated_drop"] == pytest.approx(0.2)
     assert bool(summary.loc[2, "meets_aim"]) and not bool(summary.loc[4, "meets_aim"])
     assert summary.loc[0, "method"] == "base model"
+
+
+def test_claims_rows_for_the_analyses_follow_the_numbers(tmp_path):
+    """Each verdict of the analyses' rows flips when its numbers do."""
+    counts = pd.DataFrame({"erased_class": "sneaker", "images": ["1", "4", "16", "zero-shot"], "steps": 4,
+                           "erased_share": [0.30, 0.05, 0.02, 0.90], "others_accuracy": 0.9})
+    counts.to_csv(tmp_path / "fewshot_image_counts.csv", index=False)
+    styles = pd.DataFrame({"erased_style": "sketch", "seed": 0, "prompt_style": "sketch", "when": ["before", "after"],
+                           "style_share": [1.0, 0.8], "class_accuracy": 0.7})
+    styles.to_csv(tmp_path / "style_erasure.csv", index=False)
+    rows = {r["claim"][:23]: r for r in report.claims_rows(tmp_path)}
+    few, zero, style = rows["Sec. 4.6: a few images "], rows["Sec. 4.6: zero-shot (no"], rows["Sec. 4.4: styles are er"]
+    assert few["verdict"].startswith("reproduced") and "4 images: erased 0.05" in few["ours"]
+    assert zero["verdict"] == "not reproduced" and style["verdict"] == "not reproduced"
+    counts.assign(erased_share=[0.30, 0.50, 0.02, 0.10]).to_csv(tmp_path / "fewshot_image_counts.csv", index=False)
+    styles.assign(style_share=[1.0, 0.3]).to_csv(tmp_path / "style_erasure.csv", index=False)
+    rows = {r["claim"][:23]: r["verdict"] for r in report.claims_rows(tmp_path)}
+    assert rows["Sec. 4.6: a few images "] == "not reproduced"
+    assert rows["Sec. 4.6: zero-shot (no"].startswith("reproduced") and rows["Sec. 4.4: styles are er"].startswith("reproduced")
