@@ -25,8 +25,9 @@ from erasure_lib.methods.fewshot import denoising_loss, preprocess
 from erasure_lib.models import model_resolution
 
 
-def prompt_variants(concept: str) -> dict[str, str]:
-    """Wordings of ``concept`` other than the one erased, to fill into the object templates."""
+def prompt_variants(concept: str, paraphrase: str | None = None) -> dict[str, str]:
+    """Wordings of ``concept`` other than the one erased, to fill into the object templates;
+    ``paraphrase`` (another name for it, e.g. ``data.PARAPHRASES[concept]``) adds one more."""
     words = concept.split()
     last = words[-1]
     # swap the last two letters ("sneaker" -> "sneakre"); short words double their last letter
@@ -39,6 +40,8 @@ def prompt_variants(concept: str) -> dict[str, str]:
     }
     if "-" in concept:
         variants["hyphen dropped"] = concept.replace("-", "")
+    if paraphrase:
+        variants["paraphrase"] = paraphrase
     return variants
 
 

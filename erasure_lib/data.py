@@ -46,6 +46,21 @@ CLASS_GROUPS: dict[str, tuple[str, ...]] = {
     "bags": ("bag",),
 }
 
+# Another everyday name for each class, for the paraphrase attack (notebooks 08, 12). The built-in
+# model never saw these words in training: what they draw on the base model is part of the result.
+PARAPHRASES: dict[str, str] = {
+    "t-shirt": "tee",
+    "trouser": "pants",
+    "pullover": "sweater",
+    "dress": "gown",
+    "coat": "jacket",
+    "sandal": "flip-flop",
+    "shirt": "blouse",
+    "sneaker": "running shoe",
+    "bag": "handbag",
+    "ankle boot": "boot",
+}
+
 # Textual Inversion's object templates (27), as used by the paper's code (Sec. 3).
 OBJECT_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}",

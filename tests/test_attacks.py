@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from erasure_lib import attacks, evaluation
+from erasure_lib import attacks, data, evaluation
 
 
 def test_prompt_variants_differ_from_the_concept():
@@ -14,6 +14,10 @@ def test_prompt_variants_differ_from_the_concept():
     assert variants["plural"] == "ankle boots" and variants["misspelling"] == "ankle boto"
     assert len(set(variants.values())) == len(variants)
     assert attacks.prompt_variants("sneaker")["misspelling"] == "sneakre"
+    assert "paraphrase" not in variants
+    with_paraphrase = attacks.prompt_variants("sneaker", data.PARAPHRASES["sneaker"])
+    assert with_paraphrase["paraphrase"] == "running shoe" and len(set(with_paraphrase.values())) == len(with_paraphrase)
+    assert set(data.PARAPHRASES) == set(data.CLASSES)
     table = evaluation.wording_table("sneaker", "sneakre", 3)
     assert list(table["class"]) == ["sneaker"] * 3 and all("sneakre" in p for p in table.prompt)
 

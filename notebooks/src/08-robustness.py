@@ -4,7 +4,8 @@
 # Few-shot unlearning changes only the text encoder: the U-Net still holds the concept. Two
 # attacks that leave the erased weights alone:
 #
-# (a) **other wordings** of the concept in the prompt (plural, a misspelling, an adjective, ...);
+# (a) **other wordings** of the concept in the prompt (plural, a misspelling, an adjective, a
+#     paraphrase from `data.PARAPHRASES`, ...);
 # (b) **concept inversion** (Pham et al., ICLR 2024): Textual Inversion run against the *erased*
 #     model, learning a new token's embedding from the same few images with a fixed step budget.
 #
@@ -71,7 +72,7 @@ for concept in classes:
         result = erase_or_load(get_method(method), pipeline, concept, images, configs[method],
                                results.resolve(erasure_cache) / method / concept, base_model=model)
         targets[method] = result.apply(pipeline)
-    for variant, wording in attacks.prompt_variants(concept).items():
+    for variant, wording in attacks.prompt_variants(concept, data.PARAPHRASES.get(concept)).items():
         table = evaluation.wording_table(concept, wording, n_eval)
         for name, p in targets.items():
             share = evaluation.summarize(evaluation.classify_generated(p, classifier, table, generation), [concept])["erased_share"]

@@ -99,7 +99,7 @@ for concept in classes:
     rows.append({"erased_class": concept, "method": "UCE (preserving the 3 nearest)", "lr": 0.0, "epochs": -1, "retained": ", ".join(neighbours),
                  "probe_ratio": float("nan"), **evaluation.summarize_related(classified, concept, data.CLASS_GROUPS)})
     # the attacks of notebook 08, at the default setting
-    for attack, wording in attacks.prompt_variants(concept).items():
+    for attack, wording in attacks.prompt_variants(concept, data.PARAPHRASES.get(concept)).items():
         prompts = evaluation.wording_table(concept, wording, n_eval)
         for name, p in targets.items():
             share = evaluation.summarize(evaluation.classify_generated(p, classifier, prompts, generation), [concept])["erased_share"]
