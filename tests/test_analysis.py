@@ -126,7 +126,7 @@ def test_claims_rows_for_the_analyses_follow_the_numbers(tmp_path):
     styles.to_csv(tmp_path / "style_erasure.csv", index=False)
     rows = {r["claim"][:23]: r for r in report.claims_rows(tmp_path)}
     few, zero, style = rows["Sec. 4.6: a few images "], rows["Sec. 4.6: zero-shot (no"], rows["Sec. 4.4: styles are er"]
-    assert few["verdict"].startswith("reproduced") and "4 images: erased 0.05" in few["ours"]
+    assert few["verdict"].startswith("reproduced") and "4 images (4 steps): erased 0.05" in few["ours"]
     assert zero["verdict"] == "not reproduced" and style["verdict"] == "not reproduced"
     counts.assign(erased_share=[0.30, 0.50, 0.02, 0.10]).to_csv(tmp_path / "fewshot_image_counts.csv", index=False)
     styles.assign(style_share=[1.0, 0.3]).to_csv(tmp_path / "style_erasure.csv", index=False)
