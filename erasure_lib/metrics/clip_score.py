@@ -16,6 +16,7 @@ tokenizer and ``processor_config.json``), so :func:`load_clip` reads it like a h
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -525,6 +526,7 @@ def load_clip(name_or_folder: Path | str, device: str | torch.device = "cpu") ->
     path = Path(name_or_folder)
     if not path.is_absolute() and not path.is_dir() and (REPO_ROOT / path).is_dir():
         path = REPO_ROOT / path  # a folder of this repository, e.g. "models/clip", from any working directory
+    revision, access = None, contextlib.nullcontext()
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise FileNotFoundError(f"{path} holds no config.json: it is not a saved CLIP model")
@@ -534,15 +536,11 @@ def load_clip(name_or_folder: Path | str, device: str | torch.device = "cpu") ->
     else:
         # Hub ids go through erasure_lib.hub: pinned revision, one clear error when offline.
         source, revision = hub.resolve(str(name_or_folder), pin=False)
-        with hub.hub_access(source, revision):
-            model = CLIPModel.from_pretrained(source, revision=revision, dtype=torch.float32)
-            processor = CLIPProcessor(
-                image_processor=CLIPImageProcessorPil.from_pretrained(source, revision=revision),
-                tokenizer=AutoTokenizer.from_pretrained(source, revision=revision),
-            )
-        return model.to(device).eval(), processor
-    model = CLIPModel.from_pretrained(source, dtype=torch.float32)
-    processor = CLIPProcessor(
-        image_processor=CLIPImageProcessorPil.from_pretrained(source), tokenizer=AutoTokenizer.from_pretrained(source)
-    )
+        access = hub.hub_access(source, revision)
+    with access:
+        model = CLIPModel.from_pretrained(source, revision=revision, dtype=torch.float32)
+        processor = CLIPProcessor(
+            image_processor=CLIPImageProcessorPil.from_pretrained(source, revision=revision),
+            tokenizer=AutoTokenizer.from_pretrained(source, revision=revision),
+        )
     return model.to(device).eval(), processor
