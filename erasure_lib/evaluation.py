@@ -13,18 +13,23 @@ from PIL import Image
 from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, object_prompt
 from erasure_lib.generate import GenerationConfig, generate
 from erasure_lib.metrics.classifier import GarmentStyleClassifier, classify
+from erasure_lib.metrics.imagenet import ImageNetEvaluator
+
+NONE_OF_THEM = "none of them"  # an ImageNet judge's verdict when its top-1 is none of the evaluated classes
 
 
 @dataclass(frozen=True)
 class ClassPromptSet:
     """``n_per_class`` prompts for each class, cycling through the paper's object templates, with
-    evaluation seeds ``seed_offset + k`` (the same for every class and every method)."""
+    evaluation seeds ``seed_offset + k`` (the same for every class and every method).
+    ``class_index`` indexes ``universe``, the classes the judge names (the garment classes built in)."""
 
     classes: tuple[str, ...] = CLASSES
     n_per_class: int = 32
     seed_offset: int = 10_000
     style: str = "plain"
     templates: tuple[str, ...] = OBJECT_TEMPLATES
+    universe: tuple[str, ...] = CLASSES
 
     def table(self) -> pd.DataFrame:
         rows = []
@@ -37,7 +42,7 @@ class ClassPromptSet:
                         "prompt": object_prompt(name, self.style, template),
                         "evaluation_seed": self.seed_offset + k,
                         "class": name,
-                        "class_index": CLASSES.index(name),
+                        "class_index": self.universe.index(name),
                     }
                 )
         return pd.DataFrame(rows)
@@ -45,7 +50,7 @@ class ClassPromptSet:
 
 def classify_generated(
     pipeline: StableDiffusionPipeline,
-    classifier: GarmentStyleClassifier,
+    classifier: GarmentStyleClassifier | ImageNetEvaluator,
     prompts: pd.DataFrame,
     generation: GenerationConfig,
     progress_bar: bool = False,
@@ -55,12 +60,24 @@ def classify_generated(
     return classify_images(classifier, prompts, images)
 
 
-def classify_images(classifier: GarmentStyleClassifier, prompts: pd.DataFrame, images: Sequence[Image.Image]) -> pd.DataFrame:
-    """Add the classifier's ``predicted`` class, ``predicted_style`` and ``confidence`` to ``prompts``, one image per row."""
+def classify_images(
+    classifier: GarmentStyleClassifier | ImageNetEvaluator, prompts: pd.DataFrame, images: Sequence[Image.Image]
+) -> pd.DataFrame:
+    """Add the classifier's ``predicted`` class, ``predicted_style`` and ``confidence`` to ``prompts``, one image per row.
+
+    With an ImageNet judge (the paper's EVA02, Sec. 4.1) ``predicted`` is the evaluated class that is
+    the 1000-way top-1, or -1 when the top-1 is none of them; ``predicted_style`` is -1.
+    """
     if len(images) != len(prompts):
         raise ValueError(f"{len(images)} images for {len(prompts)} prompts")
-    class_probs, style_probs = classify(classifier, images)
     out = prompts.copy()
+    if isinstance(classifier, ImageNetEvaluator):
+        verdict = classifier.predict(images)
+        out["predicted"] = np.where(verdict.in_classes, verdict.predicted, -1)
+        out["predicted_style"] = -1
+        out["confidence"] = verdict.probabilities.max(1) if len(images) else np.zeros(0)
+        return out
+    class_probs, style_probs = classify(classifier, images)
     out["predicted"] = class_probs.argmax(1)
     out["predicted_style"] = style_probs.argmax(1)
     out["confidence"] = class_probs.max(1)
@@ -101,8 +118,8 @@ def erasure_prompt_table(
         raise ValueError(f"unknown class(es) {unknown}; expected names from {list(classes)}")
     kept = tuple(c for c in classes if c not in erased)
     parts = [
-        ClassPromptSet(classes=tuple(erased), n_per_class=n_erased, seed_offset=seed_offset, style=style).table(),
-        ClassPromptSet(classes=kept, n_per_class=n_others, seed_offset=seed_offset, style=style).table(),
+        ClassPromptSet(tuple(erased), n_erased, seed_offset, style, universe=tuple(classes)).table(),
+        ClassPromptSet(kept, n_others, seed_offset, style, universe=tuple(classes)).table(),
     ]
     table = pd.concat(parts, ignore_index=True)
     table["case_number"] = range(len(table))
@@ -136,21 +153,26 @@ def choose_setting(
             "others_drop": float(best.others_drop), "meets_target": met}
 
 
-def destinations(classified: pd.DataFrame, concept: str, when: str, seed: int) -> list[dict[str, object]]:
-    """The classifier's distribution over classes for the images of ``concept``'s prompts (a transition row)."""
+def destinations(
+    classified: pd.DataFrame, concept: str, when: str, seed: int, classes: Sequence[str] = CLASSES
+) -> list[dict[str, object]]:
+    """The classifier's distribution over ``classes`` for the images of ``concept``'s prompts (a transition
+    row); an ImageNet judge's images of none of them are counted as ``NONE_OF_THEM``."""
     own = classified[classified["class"] == concept]
     if own.empty:
         raise ValueError(f"no images of {concept!r} in the classified table")
-    shares = np.bincount(own["predicted"].to_numpy(), minlength=len(CLASSES)) / len(own)
+    predicted = own["predicted"].to_numpy()
+    names = [*classes, NONE_OF_THEM] if (predicted < 0).any() else list(classes)
+    shares = np.bincount(np.where(predicted < 0, len(classes), predicted), minlength=len(names)) / len(own)
     return [
-        {"erased_class": concept, "when": when, "seed": seed, "predicted_class": CLASSES[k], "share": float(share)}
+        {"erased_class": concept, "when": when, "seed": seed, "predicted_class": names[k], "share": float(share)}
         for k, share in enumerate(shares)
     ]
 
 
 def judge(
     pipeline: StableDiffusionPipeline,
-    classifier: GarmentStyleClassifier,
+    classifier: GarmentStyleClassifier | ImageNetEvaluator,
     prompts: pd.DataFrame,
     erased: Sequence[str],
     generation: GenerationConfig,
@@ -159,16 +181,23 @@ def judge(
     return summarize(classify_generated(pipeline, classifier, prompts, generation), erased)
 
 
-def wording_table(concept: str, wording: str, n: int, seed_offset: int = 10_000, templates: Sequence[str] = OBJECT_TEMPLATES) -> pd.DataFrame:
+def wording_table(
+    concept: str,
+    wording: str,
+    n: int,
+    seed_offset: int = 10_000,
+    templates: Sequence[str] = OBJECT_TEMPLATES,
+    classes: Sequence[str] = CLASSES,
+) -> pd.DataFrame:
     """``n`` prompts that name ``concept`` as ``wording`` (e.g. a misspelling), labelled as ``concept``."""
-    if concept not in CLASSES:
-        raise ValueError(f"unknown class {concept!r}; expected one of {CLASSES}")
+    if concept not in classes:
+        raise ValueError(f"unknown class {concept!r}; expected one of {tuple(classes)}")
     return pd.DataFrame({
         "case_number": range(n),
         "prompt": [templates[k % len(templates)].format(wording) for k in range(n)],
         "evaluation_seed": [seed_offset + k for k in range(n)],
         "class": concept,
-        "class_index": CLASSES.index(concept),
+        "class_index": list(classes).index(concept),
     })  # fmt: skip
 
 

@@ -100,6 +100,8 @@ def transition_heatmaps(transitions, classes: Sequence[str], panels: Sequence[st
     prompted (erased) class, columns = predicted class (mean over seeds)."""
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6), squeeze=False)
     axes = axes[0]
+    # Verdicts outside ``classes`` (an ImageNet judge's "none of them") get their own columns.
+    classes = [*classes, *sorted(set(transitions["predicted_class"]) - set(classes))]
     for ax, when in zip(axes, panels):
         part = transitions[transitions["when"] == when]
         matrix = part.groupby(["erased_class", "predicted_class"])["share"].mean().unstack(fill_value=0.0)

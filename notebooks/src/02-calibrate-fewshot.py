@@ -14,15 +14,18 @@ import time
 import pandas as pd
 import torch
 
-from erasure_lib import data, evaluation, plots, results
+from erasure_lib import data, evaluation, experiment, plots, results
 from erasure_lib.generate import GenerationConfig
 from erasure_lib.methods import fewshot
-from erasure_lib.metrics import classifier as clf
 from erasure_lib.models import load_pipeline
-from erasure_lib.paths import CLASSIFIER_PATH
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
+images_dir: str = "builtin"  # few-shot images: 'builtin' (Fashion-MNIST renders) or a folder <images_dir>/<class>/
+evaluator: str = "builtin"  # judge: 'builtin' (garment classifier), 'eva02', or 'package.module:function'
+fewshot_settings: str = "builtin"  # 'builtin' (notebook 02's lr and epochs) or 'paper' (lr 1e-5, 4 epochs)
+device: str = "cpu"  # 'cpu' or 'cuda'
+dtype: str = "float32"  # the model's floating-point type
 classes: list = list(data.CLASSES)  # classes erased, one at a time
 learning_rates: list = [3e-4, 1e-3, 3e-3]  # learning rates swept (1e-5 and 1e-4 left sneaker and trouser intact after 8 epochs in a first probe)
 epochs: int = 12  # epochs per erasure
@@ -42,8 +45,10 @@ work_dir: str = "build/calibration"  # where the few-shot image sets are written
 torch.set_num_threads(threads)
 generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
 t_start = time.perf_counter()
-pipeline = load_pipeline(model)
-classifier = clf.load_classifier(CLASSIFIER_PATH)
+pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
+classifier = experiment.load_evaluator(evaluator, device)
+universe = experiment.evaluator_classes(classifier)
+classes = experiment.check_classes(classes, classifier)
 
 # %% [markdown]
 # ## The sweep: erase, then judge every epoch's checkpoint with the same prompts and seeds
@@ -51,12 +56,12 @@ classifier = clf.load_classifier(CLASSIFIER_PATH)
 # %%
 rows = []
 for concept in classes:
-    images = data.export_concept_images(results.resolve(work_dir) / concept, concept, n=n_images, seed=seed)
-    table = evaluation.erasure_prompt_table([concept], n_erased, n_others)
+    images = experiment.concept_images(images_dir, concept, n_images, seed, results.resolve(work_dir))
+    table = evaluation.erasure_prompt_table([concept], n_erased, n_others, classes=universe)
     before = evaluation.judge(pipeline, classifier, table, [concept], generation)
     rows += [{"erased_class": concept, "lr": lr, "epochs": 0, **before, "optimization_seconds": 0.0} for lr in learning_rates]
     for lr in learning_rates:
-        config = fewshot.FewShotConfig.builtin(lr=lr, epochs=epochs, seed=seed, keep_checkpoints=True)
+        config = experiment.fewshot_config(fewshot_settings, lr=lr, epochs=epochs, seed=seed, keep_checkpoints=True)
         result = fewshot.erase(pipeline, concept, images, config, progress_bar=False)
         for epoch in eval_epochs:
             scores = evaluation.judge(result.apply(pipeline, epoch=epoch), classifier, table, [concept], generation)
@@ -82,7 +87,8 @@ results.save_figure(fig, figures_prefix + "fewshot_calibration.png")
 # %%
 results.record_run(
     "notebooks/paper/02-calibrate-fewshot.ipynb",
-    dict(model=model, classes=classes, learning_rates=learning_rates, epochs=epochs, eval_epochs=eval_epochs, n_images=n_images, seed=seed,
+    dict(model=model, images_dir=images_dir, evaluator=evaluator, fewshot_settings=fewshot_settings, device=device, dtype=dtype,
+         classes=classes, learning_rates=learning_rates, epochs=epochs, eval_epochs=eval_epochs, n_images=n_images, seed=seed,
          n_erased=n_erased, n_others=n_others, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
     [results_prefix + "fewshot_calibration.csv", results_prefix + "fewshot_calibration_summary.csv", figures_prefix + "fewshot_calibration.png"],
     time.perf_counter() - t_start,

@@ -6,6 +6,10 @@
 # epochs from notebook 02), and measure, with the same prompts and seeds before and after:
 # the share of the erased class's images that the classifier still assigns to it, and the accuracy
 # on the other nine classes. Three seeds (different images, different draws) per class.
+#
+# With the sd14 parameters (`notebooks/params/sd14/`) the same cells run the paper's setting:
+# Stable Diffusion v1.4, 4 Imagenette images per class from `images_dir`, the paper's lr and epochs
+# (`fewshot_settings: paper`) and EVA02's ImageNet top-1 as the judge (`evaluator: eva02`).
 
 # %%
 import time
@@ -13,15 +17,18 @@ import time
 import pandas as pd
 import torch
 
-from erasure_lib import benchmark, data, evaluation, plots, results
+from erasure_lib import benchmark, data, evaluation, experiment, plots, results
 from erasure_lib.generate import GenerationConfig, generate_grid
 from erasure_lib.methods import fewshot
-from erasure_lib.metrics import classifier as clf
 from erasure_lib.models import load_pipeline
-from erasure_lib.paths import CLASSIFIER_PATH
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
+images_dir: str = "builtin"  # few-shot images: 'builtin' (Fashion-MNIST renders) or a folder <images_dir>/<class>/
+evaluator: str = "builtin"  # judge: 'builtin' (garment classifier), 'eva02', or 'package.module:function'
+fewshot_settings: str = "builtin"  # 'builtin' (notebook 02's lr and epochs) or 'paper' (lr 1e-5, 4 epochs)
+device: str = "cpu"  # 'cpu' or 'cuda'
+dtype: str = "float32"  # the model's floating-point type
 classes: list = list(data.CLASSES)  # classes erased, one at a time
 seeds: list = [0, 1, 2]  # erasure seeds: each picks its own images and random draws
 n_images: int = 4  # real training images per erasure (the paper's 4)
@@ -38,22 +45,26 @@ work_dir: str = "build/object-erasure"  # where the few-shot image sets are writ
 # %% [markdown]
 # The built-in defaults come from notebook 02's calibration: the setting with the smallest
 # `erased_share + max(0, others_drop - 0.10)` among those of at least 2 epochs. Re-derived here
-# from the committed CSV, and checked against `FewShotConfig.builtin()`.
+# from the committed CSV, and checked against `FewShotConfig.builtin()` (the paper's settings
+# need no check).
 
 # %%
-calibration = pd.read_csv(results.resolve("results/fewshot_calibration_summary.csv"))
-choice = evaluation.choose_setting(calibration, max_erased_share=0.10, max_others_drop=0.10, min_step=2)
-print(choice)
-assert (choice["lr"], choice["epochs"]) == (fewshot.FewShotConfig.builtin().lr, fewshot.FewShotConfig.builtin().epochs), "defaults differ from the calibration"
+if fewshot_settings == "builtin":
+    calibration = pd.read_csv(results.resolve("results/fewshot_calibration_summary.csv"))
+    choice = evaluation.choose_setting(calibration, max_erased_share=0.10, max_others_drop=0.10, min_step=2)
+    print(choice)
+    assert (choice["lr"], choice["epochs"]) == (fewshot.FewShotConfig.builtin().lr, fewshot.FewShotConfig.builtin().epochs), "defaults differ from the calibration"
 
 # %%
 torch.set_num_threads(threads)
-config = fewshot.FewShotConfig.builtin()
+config = experiment.fewshot_config(fewshot_settings)
 generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
 print(config, generation, sep="\n")
 t_start = time.perf_counter()
-pipeline = load_pipeline(model)
-classifier = clf.load_classifier(CLASSIFIER_PATH)
+pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
+classifier = experiment.load_evaluator(evaluator, device)
+universe = experiment.evaluator_classes(classifier)
+classes = experiment.check_classes(classes, classifier)
 
 # %% [markdown]
 # ## Erase each class with each seed; judge before and after on the same prompts and seeds
@@ -61,17 +72,17 @@ classifier = clf.load_classifier(CLASSIFIER_PATH)
 # %%
 rows, transitions, erased_models = [], [], {}
 for concept in classes:
-    table = evaluation.erasure_prompt_table([concept], n_erased, n_others)
+    table = evaluation.erasure_prompt_table([concept], n_erased, n_others, classes=universe)
     classified_before = evaluation.classify_generated(pipeline, classifier, table, generation)
     before = evaluation.summarize(classified_before, [concept])
-    transitions += evaluation.destinations(classified_before, concept, when="before", seed=-1)
+    transitions += evaluation.destinations(classified_before, concept, when="before", seed=-1, classes=universe)
     for seed in seeds:
-        images = data.export_concept_images(results.resolve(work_dir) / f"{concept}-seed{seed}", concept, n=n_images, seed=seed)
-        result = fewshot.erase(pipeline, concept, images, fewshot.FewShotConfig.builtin(seed=seed), progress_bar=False)
+        images = experiment.concept_images(images_dir, concept, n_images, seed, results.resolve(work_dir))
+        result = fewshot.erase(pipeline, concept, images, experiment.fewshot_config(fewshot_settings, seed=seed), progress_bar=False)
         erased = result.apply(pipeline)
         classified = evaluation.classify_generated(erased, classifier, table, generation)
         after = evaluation.summarize(classified, [concept])
-        transitions += evaluation.destinations(classified, concept, when="after", seed=seed)
+        transitions += evaluation.destinations(classified, concept, when="after", seed=seed, classes=universe)
         rows.append({
             "erased_class": concept, "seed": seed,
             "erased_share_before": before["erased_share"], "erased_share_after": after["erased_share"],
@@ -102,7 +113,7 @@ results.write_csv(pd.DataFrame(transitions), results_prefix + "fewshot_object_tr
 pd.Series({k: v for k, v in summary.items() if k != "config"})
 
 # %% [markdown]
-# ## Benchmark: how long one erasure takes (optimization loop, median over classes, 2 CPU threads)
+# ## Benchmark: how long one erasure takes (optimization loop, median over classes, on `device`)
 #
 # The paper reports 7-10 s on a GPU for SD's 123M-parameter encoder and 512 px images. Printed
 # here, not asserted: wall-clock time depends on the machine.
@@ -136,7 +147,7 @@ results.save_figure(fig, figures_prefix + "fewshot_object_erasure.png")
 # related concept; the full analysis is a later notebook.
 
 # %%
-fig = plots.transition_heatmaps(pd.read_csv(results.resolve(results_prefix + "fewshot_object_transitions.csv")), list(data.CLASSES))
+fig = plots.transition_heatmaps(pd.read_csv(results.resolve(results_prefix + "fewshot_object_transitions.csv")), list(universe))
 results.save_figure(fig, figures_prefix + "fewshot_object_transitions.png")
 
 # %%
@@ -152,7 +163,8 @@ results.save_figure(fig, figures_prefix + "fewshot_object_erasure_samples.png")
 # %%
 results.record_run(
     "notebooks/paper/03-erase-objects.ipynb",
-    dict(model=model, classes=classes, seeds=seeds, n_images=n_images, n_erased=n_erased, n_others=n_others,
+    dict(model=model, images_dir=images_dir, evaluator=evaluator, fewshot_settings=fewshot_settings, device=device, dtype=dtype,
+         classes=classes, seeds=seeds, n_images=n_images, n_erased=n_erased, n_others=n_others,
          num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, config=str(config)),
     [results_prefix + "fewshot_object_erasure.csv", results_prefix + "fewshot_object_erasure_summary.json",
      results_prefix + "fewshot_object_transitions.csv", results_prefix + "generation_throughput.json", figures_prefix + "fewshot_object_transitions.png",

@@ -11,7 +11,10 @@
 # notebook 08 reads the same ESD and UCE results back for its attacks.
 #
 # ESD's published defaults are 1000 iterations at lr 1e-5 for SD's U-Net; `esd_iterations` and
-# `esd_lr` record what this run used on the built-in model.
+# `esd_lr` record what this run used on the built-in model. With the sd14 parameters the same cells
+# run on Stable Diffusion v1.4 with Imagenette images (`images_dir`, also the FID reference), EVA02
+# (`evaluator`), CLIP ViT-L/14 and the paper's few-shot settings; the paper's FID and CLIP score use
+# COCO-30k prompts instead of the class prompts used here.
 
 # %%
 import time
@@ -19,18 +22,21 @@ import time
 import pandas as pd
 import torch
 
-from erasure_lib import data, evaluation, plots, results
+from erasure_lib import data, evaluation, experiment, plots, results
 from erasure_lib.generate import GenerationConfig, generate
-from erasure_lib.methods import esd, fewshot, get_method, uce
+from erasure_lib.methods import esd, get_method, uce
 from erasure_lib.methods.base import erase_or_load
-from erasure_lib.metrics import classifier as clf
 from erasure_lib.metrics import clip_score as cs
 from erasure_lib.metrics import fid
 from erasure_lib.models import load_pipeline
-from erasure_lib.paths import CLASSIFIER_PATH
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
+images_dir: str = "builtin"  # few-shot and FID images: 'builtin' (Fashion-MNIST) or a folder <images_dir>/<class>/
+evaluator: str = "builtin"  # judge: 'builtin' (garment classifier), 'eva02', or 'package.module:function'
+fewshot_settings: str = "builtin"  # 'builtin' (notebook 02's lr and epochs) or 'paper' (lr 1e-5, 4 epochs)
+device: str = "cpu"  # 'cpu' or 'cuda'
+dtype: str = "float32"  # the model's floating-point type
 classes: list = list(data.CLASSES)  # classes erased, one at a time
 methods: list = ["fewshot", "esd", "uce"]  # methods compared
 esd_train_method: str = "noxattn"  # ESD-u, the paper's setting for objects
@@ -39,7 +45,7 @@ esd_lr: float = 1e-4  # ESD learning rate (published default 1e-5)
 seed: int = 0  # picks the images and seeds every method
 n_erased: int = 16  # generated images of the erased class per evaluation
 n_others: int = 8  # generated images of every other class per evaluation
-n_real: int = 1000  # real held-out test images for FID / KID
+n_real: int = 1000  # real held-out images for FID / KID
 clip_model: str = "models/clip"  # CLIP for the CLIP score: a folder (from the repo root) or a hub id
 num_inference_steps: int = 20  # sampling steps
 guidance_scale: float = 7.5  # classifier-free guidance
@@ -53,24 +59,25 @@ erasure_cache: str = "build/erasures"  # where each erasure is saved (and read b
 torch.set_num_threads(threads)
 generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
 configs = {
-    "fewshot": fewshot.FewShotConfig.builtin(seed=seed),
+    "fewshot": experiment.fewshot_config(fewshot_settings, seed=seed),
     "esd": esd.ESDConfig(train_method=esd_train_method, iterations=esd_iterations, lr=esd_lr, seed=seed),
     "uce": uce.UCEConfig(seed=seed),
 }
 print(*(configs[m] for m in methods), generation, sep="\n")
 t_start = time.perf_counter()
-pipeline = load_pipeline(model)
-classifier = clf.load_classifier(CLASSIFIER_PATH)
+pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
+classifier = experiment.load_evaluator(evaluator, device)
+universe = experiment.evaluator_classes(classifier)
+classes = experiment.check_classes(classes, classifier)
 inception = fid.load_inception()
-clip_model_, clip_processor = cs.load_clip(clip_model)
-test = data.load_fashion_mnist("test")
-real_features = fid.inception_features(inception, [data.to_pil(data.render(test.images[i], "plain")) for i in range(n_real)])
+clip_model_, clip_processor = cs.load_clip(clip_model, device)
+real_features = fid.inception_features(inception, experiment.reference_images(images_dir, universe, n_real))
 
 # %%
 rows = []
 for concept in classes:
-    images = data.export_concept_images(results.resolve(work_dir) / concept, concept, n=4, seed=seed)
-    table = evaluation.erasure_prompt_table([concept], n_erased, n_others)
+    images = experiment.concept_images(images_dir, concept, 4, seed, results.resolve(work_dir))
+    table = evaluation.erasure_prompt_table([concept], n_erased, n_others, classes=universe)
     for method in ["base model", *methods]:
         if method == "base model":
             erased, optimization, total = pipeline, 0.0, 0.0
@@ -103,7 +110,8 @@ results.save_figure(fig, figures_prefix + "object_erasure_comparison.png")
 # %%
 results.record_run(
     "notebooks/paper/13-compare-methods.ipynb",
-    dict(model=model, classes=classes, methods=methods, esd_train_method=esd_train_method, esd_iterations=esd_iterations, esd_lr=esd_lr,
+    dict(model=model, images_dir=images_dir, evaluator=evaluator, fewshot_settings=fewshot_settings, device=device, dtype=dtype,
+         classes=classes, methods=methods, esd_train_method=esd_train_method, esd_iterations=esd_iterations, esd_lr=esd_lr,
          seed=seed, n_erased=n_erased, n_others=n_others, n_real=n_real, clip_model=clip_model, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
     [results_prefix + "object_erasure_comparison.csv", figures_prefix + "object_erasure_comparison.png"],
     time.perf_counter() - t_start,

@@ -1,0 +1,148 @@
+"""What a paper notebook runs on (paper, Sec. 4.1): where the few-shot images come from, which
+classifier judges the generated images, and the method's settings for the model at hand.
+
+The notebooks take the same parameters for these, so one notebook serves both worlds:
+
+============== ===================================== =============================================
+parameter      built-in model (``"builtin"``)         Stable Diffusion v1.4 (the sd14 profile)
+============== ===================================== =============================================
+images_dir     4 Fashion-MNIST training renders       ``data/imagenette``: ``<folder>/<class>/*.JPEG``
+evaluator      the shipped garment/style classifier   ``"eva02"``: EVA02-L/14 over the 10 Imagenette classes
+fewshot        ``FewShotConfig.builtin()`` (nb. 02)   ``"paper"``: ``FewShotConfig()`` (lr 1e-5, 4 epochs)
+============== ===================================== =============================================
+
+``evaluator`` also takes ``"package.module:function"``, a factory (called with ``device``) returning
+an :class:`~erasure_lib.metrics.imagenet.ImageNetEvaluator`: any other ImageNet-1k classifier, or the
+random stand-in with which the sd14 path is tested without weights (``tools/sd14_tiny.py``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal, TypeAlias
+
+import numpy as np
+import torch
+from PIL import Image
+
+from erasure_lib import data, sd14
+from erasure_lib.methods.fewshot import FewShotConfig
+from erasure_lib.metrics import classifier as clf
+from erasure_lib.metrics.imagenet import ImageNetEvaluator, load_eva02
+from erasure_lib.paths import CLASSIFIER_PATH, REPO_ROOT
+
+BUILTIN = "builtin"
+FewShotSettings = Literal["builtin", "paper"]
+Judge: TypeAlias = "clf.GarmentStyleClassifier | ImageNetEvaluator"
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    """``"float32"``, ``"float16"`` or ``"bfloat16"`` as a torch dtype (notebook parameters are strings)."""
+    if name not in DTYPES:
+        raise ValueError(f"dtype must be one of {tuple(DTYPES)}, got {name!r}")
+    return DTYPES[name]
+
+
+def _from_repo(path: str | Path) -> Path:
+    """Relative paths in notebook parameters are relative to the repository root (as the result paths are)."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def model_source(model: str) -> str:
+    """``model`` as :func:`erasure_lib.models.load_pipeline` takes it, with a local folder given
+    relative to the repository root made absolute (hub ids and ``"builtin"`` pass through)."""
+    if model != BUILTIN and _from_repo(model).is_dir():
+        return str(_from_repo(model))
+    return model
+
+
+def concept_images(images_dir: str, concept: str, n: int, seed: int, work_dir: str | Path) -> list[Path]:
+    """The ``n`` real images of ``concept`` a few-shot erasure with ``seed`` uses.
+
+    ``images_dir == "builtin"``: Fashion-MNIST training renders, written to ``work_dir/<concept>-seed<seed>``
+    (``concept`` must be a garment class). Otherwise ``n`` files of ``<images_dir>/<concept>/``, drawn
+    by ``seed`` (:func:`erasure_lib.sd14.concept_image_paths`); a missing folder or too few images fail
+    with the folder's name.
+    """
+    if images_dir == BUILTIN:
+        return data.export_concept_images(Path(work_dir) / f"{concept}-seed{seed}", concept, n=n, seed=seed)
+    root = _from_repo(images_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"images_dir {root} does not exist: it should hold one folder of real images per concept "
+            f"({root}/<concept>/*.jpg); for the sd14 profile see the README, 'Stable Diffusion v1.4'"
+        )
+    return sd14.concept_image_paths(concept, n, seed, root=root)
+
+
+def real_images(images_dir: str, concept: str, n: int, seed: int = 0) -> list[Image.Image]:
+    """Up to ``n`` real images of ``concept`` (held-out Fashion-MNIST test renders, or files of
+    ``<images_dir>/<concept>/``): the reference for an evaluator's accuracy on real images."""
+    if images_dir == BUILTIN:
+        test = data.load_fashion_mnist("test")
+        index = np.flatnonzero(test.labels == data.CLASSES.index(concept))[:n]
+        return [data.to_pil(data.render(test.images[i], "plain")) for i in index]
+    folder = _from_repo(images_dir) / concept
+    count = len([p for p in folder.iterdir() if p.suffix.lower() in sd14.IMAGE_SUFFIXES]) if folder.is_dir() else 0
+    return data.load_concept_images(sd14.concept_image_paths(concept, max(min(n, count), 1), seed, root=folder.parent))
+
+
+def reference_images(images_dir: str, classes: Sequence[str], n: int) -> list[Image.Image]:
+    """Real images for FID / KID: the first ``n`` Fashion-MNIST test renders (``"builtin"``), or
+    ``n // len(classes)`` files of each ``<images_dir>/<class>/``."""
+    if images_dir == BUILTIN:
+        test = data.load_fashion_mnist("test")
+        return [data.to_pil(data.render(test.images[i], "plain")) for i in range(n)]
+    per_class = max(n // len(classes), 1)
+    return [image for concept in classes for image in real_images(images_dir, concept, per_class)]
+
+
+def load_evaluator(evaluator: str, device: str | torch.device = "cpu") -> Judge:
+    """The classifier that judges generated images: ``"builtin"``, ``"eva02"`` or ``"module:function"``."""
+    if evaluator == BUILTIN:
+        return clf.load_classifier(CLASSIFIER_PATH)
+    if evaluator == "eva02":
+        return load_eva02(device=device)
+    module, sep, name = evaluator.partition(":")
+    if not sep or not module or not name:
+        raise ValueError(f"evaluator must be 'builtin', 'eva02' or 'package.module:function', got {evaluator!r}")
+    factory = getattr(importlib.import_module(module), name, None)
+    if factory is None:
+        raise ValueError(f"evaluator {evaluator!r}: {module} has no attribute {name!r}")
+    judge = factory(device=device)
+    if not isinstance(judge, ImageNetEvaluator | clf.GarmentStyleClassifier):
+        raise TypeError(f"evaluator {evaluator!r} returned {type(judge).__name__}, not an ImageNetEvaluator")
+    return judge
+
+
+def evaluator_classes(judge: Judge) -> tuple[str, ...]:
+    """The classes a judge names, in the order of its ``predicted`` indices."""
+    return tuple(judge.classes) if isinstance(judge, ImageNetEvaluator) else data.CLASSES
+
+
+def has_styles(judge: Judge) -> bool:
+    """Whether the judge also names a style (only the built-in classifier does)."""
+    return isinstance(judge, clf.GarmentStyleClassifier)
+
+
+def fewshot_config(settings: FewShotSettings, **overrides: object) -> FewShotConfig:
+    """The method's settings: ``"paper"`` (Sec. 4.1: lr 1e-5, batch 2, 4 epochs, ``mlp-final-attn``)
+    or ``"builtin"`` (the same with notebook 02's calibrated lr and epochs), then ``overrides``."""
+    if settings == "paper":
+        return FewShotConfig(**overrides)  # type: ignore[arg-type]
+    if settings == BUILTIN:
+        return FewShotConfig.builtin(**overrides)
+    raise ValueError(f"fewshot settings must be 'builtin' or 'paper', got {settings!r}")
+
+
+def check_classes(classes: Sequence[str], judge: Judge) -> list[str]:
+    """``classes`` as a list, failing early when the judge cannot name one of them."""
+    known = evaluator_classes(judge)
+    unknown = [c for c in classes if c not in known]
+    if unknown:
+        raise ValueError(f"the evaluator does not know {unknown}; it names {list(known)}")
+    return list(classes)
