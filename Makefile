@@ -37,12 +37,16 @@ reproduce: setup
 	$(PAPERMILL) notebooks/00-train-clip-evaluator.ipynb notebooks/00-train-clip-evaluator.ipynb
 	$(MAKE) results
 
-# Every paper notebook on the shipped built-in model (PROFILE=sd14 for Stable Diffusion on a GPU).
+# Every paper notebook on the shipped built-in model. PROFILE=sd14: Stable Diffusion v1.4 on a GPU,
+# each notebook that has a notebooks/params/sd14/ file, executed into build/sd14/notebooks/ (the
+# committed notebooks keep the built-in model's outputs; results go to results/sd14/).
 results: setup
-	set -e; for nb in $(PAPER_NOTEBOOKS); do \
+	set -e; mkdir -p build/$(PROFILE)/notebooks; for nb in $(PAPER_NOTEBOOKS); do \
 	  params=notebooks/params/$(PROFILE)/$$(basename $$nb .ipynb).yaml; \
-	  if [ -f $$params ]; then args="-f $$params"; else args=""; fi; \
-	  echo "== $$nb $$args"; $(PAPERMILL) $$nb $$nb $$args; done
+	  if [ "$(PROFILE)" = default ]; then out=$$nb; args=$$([ -f $$params ] && echo "-f $$params"); \
+	  elif [ -f $$params ]; then out=build/$(PROFILE)/notebooks/$$(basename $$nb); args="-f $$params"; \
+	  else echo "== $$nb: no $(PROFILE) parameters, skipped"; continue; fi; \
+	  echo "== $$nb $$args"; $(PAPERMILL) $$nb $$out $$args; done
 
 test: setup lint unit nbval sd14-smoke
 

@@ -3,13 +3,15 @@ classifier judges the generated images, and the method's settings for the model 
 
 The notebooks take the same parameters for these, so one notebook serves both worlds:
 
-============== ===================================== =============================================
-parameter      built-in model (``"builtin"``)         Stable Diffusion v1.4 (the sd14 profile)
-============== ===================================== =============================================
-images_dir     4 Fashion-MNIST training renders       ``data/imagenette``: ``<folder>/<class>/*.JPEG``
-evaluator      the shipped garment/style classifier   ``"eva02"``: EVA02-L/14 over the 10 Imagenette classes
-fewshot        ``FewShotConfig.builtin()`` (nb. 02)   ``"paper"``: ``FewShotConfig()`` (lr 1e-5, 4 epochs)
-============== ===================================== =============================================
+================= ===================================== ==========================================
+parameter         built-in model (``"builtin"``)         Stable Diffusion v1.4 (the sd14 profile)
+================= ===================================== ==========================================
+images_dir        Fashion-MNIST training renders         ``data/imagenette/<class>/*.JPEG``
+evaluator         the shipped garment/style classifier   ``"eva02"``: EVA02-L/14 top-1 (Imagenette)
+fewshot_settings  ``FewShotConfig.builtin()`` (nb. 02)   ``"paper"``: ``FewShotConfig()``, lr 1e-5
+fid_reference     Fashion-MNIST test renders             ``data/coco/val2014``
+quality_prompts   the other classes' prompts             ``data/coco/coco_30k.csv``
+================= ===================================== ==========================================
 
 ``evaluator`` also takes ``"package.module:function"``, a factory (called with ``device``) returning
 an :class:`~erasure_lib.metrics.imagenet.ImageNetEvaluator`: any other ImageNet-1k classifier, or the
@@ -24,10 +26,13 @@ from pathlib import Path
 from typing import Literal, TypeAlias
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
 from erasure_lib import data, sd14
+from erasure_lib.generate import read_prompt_csv
+from erasure_lib.methods import esd, uce
 from erasure_lib.methods.fewshot import FewShotConfig
 from erasure_lib.metrics import classifier as clf
 from erasure_lib.metrics.imagenet import ImageNetEvaluator, load_eva02
@@ -63,13 +68,13 @@ def model_source(model: str) -> str:
 def concept_images(images_dir: str, concept: str, n: int, seed: int, work_dir: str | Path) -> list[Path]:
     """The ``n`` real images of ``concept`` a few-shot erasure with ``seed`` uses.
 
-    ``images_dir == "builtin"``: Fashion-MNIST training renders, written to ``work_dir/<concept>-seed<seed>``
+    ``images_dir == "builtin"``: Fashion-MNIST training renders, written to ``work_dir/<concept>-seed<seed>-n<n>``
     (``concept`` must be a garment class). Otherwise ``n`` files of ``<images_dir>/<concept>/``, drawn
     by ``seed`` (:func:`erasure_lib.sd14.concept_image_paths`); a missing folder or too few images fail
     with the folder's name.
     """
     if images_dir == BUILTIN:
-        return data.export_concept_images(Path(work_dir) / f"{concept}-seed{seed}", concept, n=n, seed=seed)
+        return data.export_concept_images(Path(work_dir) / f"{concept}-seed{seed}-n{n}", concept, n=n, seed=seed)
     root = _from_repo(images_dir)
     if not root.is_dir():
         raise FileNotFoundError(
@@ -91,14 +96,51 @@ def real_images(images_dir: str, concept: str, n: int, seed: int = 0) -> list[Im
     return data.load_concept_images(sd14.concept_image_paths(concept, max(min(n, count), 1), seed, root=folder.parent))
 
 
-def reference_images(images_dir: str, classes: Sequence[str], n: int) -> list[Image.Image]:
-    """Real images for FID / KID: the first ``n`` Fashion-MNIST test renders (``"builtin"``), or
-    ``n // len(classes)`` files of each ``<images_dir>/<class>/``."""
-    if images_dir == BUILTIN:
+def reference_images(fid_reference: str, n: int, seed: int = 0) -> list[Image.Image]:
+    """Real images for FID / KID: the first ``n`` Fashion-MNIST test renders (``"builtin"``), or ``n``
+    image files anywhere under the folder ``fid_reference`` (e.g. ``data/coco/val2014``), drawn by ``seed``."""
+    if fid_reference == BUILTIN:
         test = data.load_fashion_mnist("test")
         return [data.to_pil(data.render(test.images[i], "plain")) for i in range(n)]
-    per_class = max(n // len(classes), 1)
-    return [image for concept in classes for image in real_images(images_dir, concept, per_class)]
+    folder = _from_repo(fid_reference)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"fid_reference {folder} does not exist: give a folder of real images (README, 'Stable Diffusion v1.4')")
+    files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in sd14.IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"fid_reference {folder} holds no images ({', '.join(sd14.IMAGE_SUFFIXES)})")
+    order = np.random.default_rng(seed).permutation(len(files))[: min(n, len(files))]
+    return data.load_concept_images([files[int(i)] for i in sorted(order)])
+
+
+def quality_prompts(path: str, n: int) -> pd.DataFrame | None:
+    """The first ``n`` rows of a prompt CSV (``case_number, prompt, evaluation_seed``; the paper's
+    COCO-30k) for FID and CLIP score, or ``None`` for ``""`` (score the class prompts instead)."""
+    if not path:
+        return None
+    csv = _from_repo(path)
+    if not csv.is_file():
+        raise FileNotFoundError(
+            f"quality_prompts {csv} does not exist: it should be a CSV with columns case_number,prompt,evaluation_seed "
+            "(the COCO-30k set for the sd14 profile; README, 'Stable Diffusion v1.4')"
+        )
+    return read_prompt_csv(csv).iloc[:n].reset_index(drop=True)
+
+
+def real_accuracy(judge: Judge, images_dir: str, classes: Sequence[str], n_per_class: int) -> dict[str, float]:
+    """The judge's accuracy on real images of each class: every held-out Fashion-MNIST test render
+    (``"builtin"``), or up to ``n_per_class`` files of each ``<images_dir>/<class>/``."""
+    from erasure_lib.evaluation import classify_images
+
+    if images_dir == BUILTIN:
+        return clf.real_accuracy(judge, data.load_fashion_mnist("test"))["plain"]  # type: ignore[arg-type]
+    universe = evaluator_classes(judge)
+    accuracy = {}
+    for concept in classes:
+        images = real_images(images_dir, concept, n_per_class)
+        rows = pd.DataFrame({"class": [concept] * len(images), "class_index": universe.index(concept)})
+        classified = classify_images(judge, rows, images)
+        accuracy[concept] = float((classified["predicted"] == classified["class_index"]).mean())
+    return accuracy
 
 
 def load_evaluator(evaluator: str, device: str | torch.device = "cpu") -> Judge:
@@ -137,6 +179,22 @@ def fewshot_config(settings: FewShotSettings, **overrides: object) -> FewShotCon
     if settings == BUILTIN:
         return FewShotConfig.builtin(**overrides)
     raise ValueError(f"fewshot settings must be 'builtin' or 'paper', got {settings!r}")
+
+
+def method_configs(
+    fewshot_settings: FewShotSettings,
+    seed: int,
+    esd_train_method: esd.TrainMethod = "noxattn",
+    esd_iterations: int = 1000,
+    esd_lr: float = 1e-5,
+) -> dict[str, FewShotConfig | esd.ESDConfig | uce.UCEConfig]:
+    """One config per method compared (Sec. 4.3): few-shot unlearning, ESD (published defaults: 1000
+    iterations at lr 1e-5; ESD-u for objects) and UCE, all seeded alike."""
+    return {
+        "fewshot": fewshot_config(fewshot_settings, seed=seed),
+        "esd": esd.ESDConfig(train_method=esd_train_method, iterations=esd_iterations, lr=esd_lr, seed=seed),
+        "uce": uce.UCEConfig(seed=seed),
+    }
 
 
 def check_classes(classes: Sequence[str], judge: Judge) -> list[str]:

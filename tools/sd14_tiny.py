@@ -5,7 +5,9 @@
 - ``model/``: SD v1.4's architecture at reduced U-Net/VAE widths (SD's own text encoder, tokenizer
   and scheduler), random weights, as a local diffusers folder (:func:`erasure_lib.sd14.build_random_sd14`);
 - ``imagenette/<class>/*.png``: random-noise stand-ins for the Imagenette images, one folder per class,
-  laid out as ``data/imagenette`` is.
+  laid out as ``data/imagenette`` is;
+- ``coco/prompts.csv`` and ``coco/images/``: a few captions and noise images in the layout of the
+  COCO prompt set and its real images.
 
 :func:`stand_in_evaluator` is the evaluator the smoke run names (``evaluator:
 "tools.sd14_tiny:stand_in_evaluator"``): an :class:`~erasure_lib.metrics.imagenet.ImageNetEvaluator`
@@ -21,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image
 
@@ -82,7 +85,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not (args.out / "model" / "model_index.json").is_file():
         sd14.build_random_sd14(args.out / "model", seed=args.seed, scale="tiny")
     write_noise_images(args.out / "imagenette", list(IMAGENETTE_CLASSES), args.images_per_class, 64, args.seed)
-    print(f"wrote {args.out}/model and {args.out}/imagenette")
+    write_noise_images(args.out / "coco", ["images"], args.images_per_class, 64, args.seed + 1)
+    captions = ["a red bus parked on a street", "a bowl of fruit on a table", "two dogs running on a beach"]
+    pd.DataFrame({"case_number": range(3), "prompt": captions, "evaluation_seed": [7, 8, 9]}).to_csv(args.out / "coco" / "prompts.csv", index=False)
+    print(f"wrote {args.out}/model, {args.out}/imagenette and {args.out}/coco")
     return 0
 
 

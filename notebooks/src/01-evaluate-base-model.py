@@ -5,6 +5,10 @@
 # the sneaker" means nothing. For each class, the share of generated images (prompt
 # "a photo of a {class}", fixed seeds) that the project's classifier assigns to that class, next to
 # the classifier's accuracy on real held-out test images of the class. Styles are checked the same way.
+#
+# With the sd14 parameters the same cells judge Stable Diffusion v1.4 on the 10 Imagenette classes
+# with EVA02 (`evaluator: eva02`; its accuracy on the real images in `images_dir` beside it); the
+# style cells need a judge that names styles, which only the built-in classifier does.
 
 # %%
 import time
@@ -12,14 +16,18 @@ import time
 import pandas as pd
 import torch
 
-from erasure_lib import data, evaluation, plots, results
+from erasure_lib import data, evaluation, experiment, plots, results
 from erasure_lib.generate import GenerationConfig, generate_grid
-from erasure_lib.metrics import classifier as clf
 from erasure_lib.models import load_pipeline
-from erasure_lib.paths import CLASSIFIER_PATH
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
+images_dir: str = "builtin"  # real images: 'builtin' (Fashion-MNIST test set) or a folder <images_dir>/<class>/
+evaluator: str = "builtin"  # judge: 'builtin' (garment classifier), 'eva02', or 'package.module:function'
+device: str = "cpu"  # 'cpu' or 'cuda'
+dtype: str = "float32"  # the model's floating-point type
+classes: list = list(data.CLASSES)  # classes evaluated
+n_real: int = 100  # real images per class for the judge's own accuracy (a folder's; the built-in test set is used whole)
 n_per_class: int = 64  # generated images per class (and per style)
 seed_offset: int = 10000  # evaluation seeds are seed_offset + k
 num_inference_steps: int = 25  # sampling steps
@@ -32,23 +40,25 @@ figures_prefix: str = "figures/"  # folder of the figures
 # %%
 torch.set_num_threads(threads)
 generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
-prompt_set = evaluation.ClassPromptSet(n_per_class=n_per_class, seed_offset=seed_offset, templates=("a photo of a {}",))
-print(generation, prompt_set, sep="\n")
 t_start = time.perf_counter()
-pipeline = load_pipeline(model)
-classifier = clf.load_classifier(CLASSIFIER_PATH)
+pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
+classifier = experiment.load_evaluator(evaluator, device)
+universe = experiment.evaluator_classes(classifier)
+classes = experiment.check_classes(classes, classifier)
+prompt_set = evaluation.ClassPromptSet(tuple(classes), n_per_class, seed_offset, templates=("a photo of a {}",), universe=universe)
+print(generation, prompt_set, sep="\n")
 
 # %% [markdown]
 # ## Generated accuracy against real accuracy, per class
 
 # %%
 classified = evaluation.classify_generated(pipeline, classifier, prompt_set.table(), generation, progress_bar=True)
-real = clf.real_accuracy(classifier, data.load_fashion_mnist("test"))["plain"]
+real = experiment.real_accuracy(classifier, images_dir, classes, n_real)
 quality = pd.DataFrame(
     {
-        "class": list(data.CLASSES),
-        "generated_accuracy": evaluation.per_class_accuracy(classified).reindex(data.CLASSES).to_numpy(),
-        "real_accuracy": [real[c] for c in data.CLASSES],
+        "class": classes,
+        "generated_accuracy": evaluation.per_class_accuracy(classified).reindex(classes).to_numpy(),
+        "real_accuracy": [real[c] for c in classes],
     }
 )
 results.write_csv(quality, results_prefix + "base_model_quality.csv")
@@ -60,7 +70,7 @@ quality.round(3)
 
 # %%
 style_rows = []
-for style in data.STYLES[1:]:
+for style in data.STYLES[1:] if experiment.has_styles(classifier) else []:
     styled = evaluation.ClassPromptSet(n_per_class=n_per_class // 4, seed_offset=seed_offset, style=style, templates=("a photo of a {}",))
     out = evaluation.classify_generated(pipeline, classifier, styled.table(), generation)
     style_rows.append(
@@ -71,30 +81,35 @@ for style in data.STYLES[1:]:
         }
     )
 style_quality = pd.DataFrame(style_rows)
-results.write_csv(style_quality, results_prefix + "base_model_style_quality.csv")
+if style_rows:
+    results.write_csv(style_quality, results_prefix + "base_model_style_quality.csv")
+else:
+    print(f"skipped: the evaluator {evaluator!r} names no styles")
 style_quality.round(3)
 
 # %% [markdown]
 # ## Samples: rows are classes, columns are seeds
 
 # %%
-prompts = [f"a photo of a {c}" for c in data.CLASSES]
+prompts = [f"a photo of a {c}" for c in classes]
 grid = generate_grid(pipeline, prompts, [seed_offset + k for k in range(grid_seeds)], generation)
-fig = plots.image_grid(grid, list(data.CLASSES), [f"seed {seed_offset + k}" for k in range(grid_seeds)])
+fig = plots.image_grid(grid, classes, [f"seed {seed_offset + k}" for k in range(grid_seeds)])
 results.save_figure(fig, figures_prefix + "base_model_samples.png")
 
 # %%
-styled_prompts = [data.object_prompt(c, s) for s in data.STYLES for c in ("sneaker", "dress", "bag")]
-grid = generate_grid(pipeline, styled_prompts, [seed_offset + k for k in range(grid_seeds)], generation)
-fig = plots.image_grid(grid, styled_prompts, None)
-results.save_figure(fig, figures_prefix + "base_model_style_samples.png")
+if style_rows:
+    styled_prompts = [data.object_prompt(c, s) for s in data.STYLES for c in ("sneaker", "dress", "bag")]
+    grid = generate_grid(pipeline, styled_prompts, [seed_offset + k for k in range(grid_seeds)], generation)
+    fig = plots.image_grid(grid, styled_prompts, None)
+    results.save_figure(fig, figures_prefix + "base_model_style_samples.png")
 
 # %%
 results.record_run(
     "notebooks/paper/01-evaluate-base-model.ipynb",
-    dict(model=model, n_per_class=n_per_class, seed_offset=seed_offset, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
-    [results_prefix + f for f in ("base_model_quality.csv", "base_model_style_quality.csv")]
-    + [figures_prefix + f for f in ("base_model_samples.png", "base_model_style_samples.png")],
+    dict(model=model, images_dir=images_dir, evaluator=evaluator, device=device, dtype=dtype, classes=classes, n_real=n_real,
+         n_per_class=n_per_class, seed_offset=seed_offset, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
+    [results_prefix + "base_model_quality.csv", figures_prefix + "base_model_samples.png"]
+    + ([results_prefix + "base_model_style_quality.csv", figures_prefix + "base_model_style_samples.png"] if style_rows else []),
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",
 )

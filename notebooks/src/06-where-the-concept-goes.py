@@ -10,6 +10,8 @@
 # (the transitions written by notebook 03).
 
 # %%
+import time
+
 import pandas as pd
 
 from erasure_lib import data, plots, results
@@ -20,6 +22,7 @@ results_prefix: str = "results/"  # folder of the result files (read and written
 figures_prefix: str = "figures/"  # folder of the figures
 
 # %%
+t_start = time.perf_counter()
 transitions = pd.read_csv(results.resolve(results_prefix + "fewshot_object_transitions.csv"))
 table = related_share_table(transitions, data.CLASS_GROUPS, data.CLASSES)
 results.write_csv(table, results_prefix + "fewshot_related_share.csv", sort_by=["erased_class"])
@@ -37,3 +40,12 @@ print(f"classes with related classes: {len(grouped)}; related share of leavers a
 # %%
 fig = plots.related_share_bars(pd.read_csv(results.resolve(results_prefix + "fewshot_related_share.csv")))
 results.save_figure(fig, figures_prefix + "fewshot_related_share.png")
+
+# %%
+results.record_run(
+    "notebooks/paper/06-where-the-concept-goes.ipynb",
+    dict(reads=results_prefix + "fewshot_object_transitions.csv"),
+    [results_prefix + "fewshot_related_share.csv", figures_prefix + "fewshot_related_share.png"],
+    time.perf_counter() - t_start,
+    manifest=results_prefix + "manifest.json",
+)

@@ -21,16 +21,19 @@ import time
 import pandas as pd
 import torch
 
-from erasure_lib import attacks, data, evaluation, results
+from erasure_lib import attacks, data, evaluation, experiment, results
 from erasure_lib.generate import GenerationConfig
-from erasure_lib.methods import esd, fewshot, get_method, uce
+from erasure_lib.methods import get_method
 from erasure_lib.methods.base import erase_or_load
-from erasure_lib.metrics import classifier as clf
 from erasure_lib.models import load_pipeline
-from erasure_lib.paths import CLASSIFIER_PATH
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
+images_dir: str = "builtin"  # few-shot images: 'builtin' (Fashion-MNIST renders) or a folder <images_dir>/<class>/
+evaluator: str = "builtin"  # judge: 'builtin' (garment classifier), 'eva02', or 'package.module:function'
+fewshot_settings: str = "builtin"  # 'builtin' (notebook 02's lr and epochs) or 'paper' (lr 1e-5, 4 epochs)
+device: str = "cpu"  # 'cpu' or 'cuda'
+dtype: str = "float32"  # the model's floating-point type
 classes: list = list(data.CLASSES)  # classes erased and attacked, one at a time
 methods: list = ["fewshot", "esd", "uce"]  # erasure methods attacked
 esd_train_method: str = "noxattn"  # ESD-u, as in notebook 13
@@ -52,34 +55,32 @@ erasure_cache: str = "build/erasures"  # saved erasures shared with notebook 13
 torch.set_num_threads(threads)
 generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
 inversion = attacks.InversionConfig(steps=inversion_steps, lr=inversion_lr, seed=seed)
-configs = {
-    "fewshot": fewshot.FewShotConfig.builtin(seed=seed),
-    "esd": esd.ESDConfig(train_method=esd_train_method, iterations=esd_iterations, lr=esd_lr, seed=seed),
-    "uce": uce.UCEConfig(seed=seed),
-}
+configs = experiment.method_configs(fewshot_settings, seed, esd_train_method, esd_iterations, esd_lr)
 print(*(configs[m] for m in methods), inversion, generation, sep="\n")
 t_start = time.perf_counter()
-pipeline = load_pipeline(model)
-classifier = clf.load_classifier(CLASSIFIER_PATH)
+pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
+classifier = experiment.load_evaluator(evaluator, device)
+universe = experiment.evaluator_classes(classifier)
+classes = experiment.check_classes(classes, classifier)
 
 # %%
 rows = []
 for concept in classes:
-    # the same images (and folder) as notebook 13, so the saved erasures match
-    images = data.export_concept_images(results.resolve(work_dir) / concept, concept, n=n_images, seed=seed)
+    # the same images as notebook 13, so the saved erasures match
+    images = experiment.concept_images(images_dir, concept, n_images, seed, results.resolve(work_dir))
     targets = {"base": pipeline}
     for method in methods:
         result = erase_or_load(get_method(method), pipeline, concept, images, configs[method],
                                results.resolve(erasure_cache) / method / concept, base_model=model)
         targets[method] = result.apply(pipeline)
     for variant, wording in attacks.prompt_variants(concept, data.PARAPHRASES.get(concept)).items():
-        table = evaluation.wording_table(concept, wording, n_eval)
+        table = evaluation.wording_table(concept, wording, n_eval, classes=universe)
         for name, p in targets.items():
             share = evaluation.summarize(evaluation.classify_generated(p, classifier, table, generation), [concept])["erased_share"]
             rows.append({"erased_class": concept, "attack": f"wording: {variant}", "target": name, "share": share})
     for name, p in targets.items():
         attacked = attacks.invert_concept(p, images, inversion)
-        table = evaluation.wording_table(concept, inversion.placeholder, n_eval)
+        table = evaluation.wording_table(concept, inversion.placeholder, n_eval, classes=universe)
         share = evaluation.summarize(evaluation.classify_generated(attacked, classifier, table, generation), [concept])["erased_share"]
         rows.append({"erased_class": concept, "attack": "concept inversion", "target": name, "share": share})
     print(concept, flush=True)
@@ -94,7 +95,8 @@ summary.round(3)
 # %%
 results.record_run(
     "notebooks/paper/08-robustness.ipynb",
-    dict(model=model, classes=classes, methods=methods, esd_train_method=esd_train_method, esd_iterations=esd_iterations,
+    dict(model=model, images_dir=images_dir, evaluator=evaluator, fewshot_settings=fewshot_settings, device=device, dtype=dtype,
+         classes=classes, methods=methods, esd_train_method=esd_train_method, esd_iterations=esd_iterations,
          esd_lr=esd_lr, seed=seed, n_images=n_images, n_eval=n_eval, inversion_steps=inversion_steps,
          inversion_lr=inversion_lr, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
     [results_prefix + "robustness.csv", results_prefix + "robustness_summary.csv"],

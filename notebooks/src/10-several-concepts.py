@@ -13,15 +13,18 @@ import numpy as np
 import pandas as pd
 import torch
 
-from erasure_lib import data, evaluation, results
+from erasure_lib import evaluation, experiment, results
 from erasure_lib.generate import GenerationConfig
 from erasure_lib.methods import fewshot
-from erasure_lib.metrics import classifier as clf
 from erasure_lib.models import load_pipeline
-from erasure_lib.paths import CLASSIFIER_PATH
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
+images_dir: str = "builtin"  # few-shot images: 'builtin' (Fashion-MNIST renders) or a folder <images_dir>/<class>/
+evaluator: str = "builtin"  # judge: 'builtin' (garment classifier), 'eva02', or 'package.module:function'
+fewshot_settings: str = "builtin"  # 'builtin' (notebook 02's lr and epochs) or 'paper' (lr 1e-5, 4 epochs)
+device: str = "cpu"  # 'cpu' or 'cuda'
+dtype: str = "float32"  # the model's floating-point type
 set_sizes: list = [2, 3, 5]  # how many classes are erased together
 repeats: int = 2  # random class sets per size
 seed: int = 0  # picks the class sets, the images and the erasure draws
@@ -37,20 +40,21 @@ work_dir: str = "build/several-concepts"  # where the few-shot image sets are wr
 # %%
 torch.set_num_threads(threads)
 generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
-config = fewshot.FewShotConfig.builtin(seed=seed)
+config = experiment.fewshot_config(fewshot_settings, seed=seed)
 print(config, generation, sep="\n")
 t_start = time.perf_counter()
-pipeline = load_pipeline(model)
-classifier = clf.load_classifier(CLASSIFIER_PATH)
+pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
+classifier = experiment.load_evaluator(evaluator, device)
+universe = experiment.evaluator_classes(classifier)
 rng = np.random.default_rng(seed)
-class_sets = [sorted(rng.choice(data.CLASSES, size=k, replace=False).tolist()) for k in set_sizes for _ in range(repeats)]
+class_sets = [sorted(rng.choice(universe, size=k, replace=False).tolist()) for k in set_sizes for _ in range(repeats)]
 class_sets
 
 # %%
 rows = []
 for erased_set in class_sets:
-    folders = {c: data.export_concept_images(results.resolve(work_dir) / c, c, n=n_images, seed=seed) for c in erased_set}
-    table = evaluation.erasure_prompt_table(erased_set, n_erased, n_others)
+    folders = {c: experiment.concept_images(images_dir, c, n_images, seed, results.resolve(work_dir)) for c in erased_set}
+    table = evaluation.erasure_prompt_table(erased_set, n_erased, n_others, classes=universe)
     before = evaluation.judge(pipeline, classifier, table, erased_set, generation)
     joint = fewshot.erase_concepts(pipeline, folders, config, progress_bar=False)
     sequential, seconds = pipeline, 0.0
@@ -73,7 +77,8 @@ table.groupby(["n_classes", "mode"])[["erased_share_before", "erased_share_after
 # %%
 results.record_run(
     "notebooks/paper/10-several-concepts.ipynb",
-    dict(model=model, set_sizes=set_sizes, repeats=repeats, seed=seed, n_images=n_images, n_erased=n_erased, n_others=n_others,
+    dict(model=model, images_dir=images_dir, evaluator=evaluator, fewshot_settings=fewshot_settings, device=device, dtype=dtype,
+         set_sizes=set_sizes, repeats=repeats, seed=seed, n_images=n_images, n_erased=n_erased, n_others=n_others,
          num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, config=str(config)),
     [results_prefix + "several_concepts.csv"],
     time.perf_counter() - t_start,

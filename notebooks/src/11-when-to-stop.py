@@ -11,6 +11,8 @@
 # `erased_share + max(0, others_drop - 0.10)`)? The classifier is used here only to *judge* the rule.
 
 # %%
+import time
+
 import pandas as pd
 
 from erasure_lib import evaluation, results
@@ -21,9 +23,19 @@ max_others_drop: float = 0.10  # the preservation budget of the "best epoch"
 results_prefix: str = "results/"  # folder of the result files (read and written)
 
 # %%
+t_start = time.perf_counter()
 epochs = pd.read_csv(results.resolve(results_prefix + "fewshot_epochs.csv"))
 table = evaluation.stopping_rule_table(epochs, ratios, max_others_drop)
 results.write_csv(table, results_prefix + "stopping_rule.csv", sort_by=["ratio", "erased_class"])
 summary = table.groupby("ratio")[["epoch_gap", "erased_share_rule", "erased_share_best", "others_drop_rule", "others_drop_best", "stopped"]].mean().reset_index()
 results.write_csv(summary, results_prefix + "stopping_rule_summary.csv", sort_by=["ratio"])
 summary.round(3)
+
+# %%
+results.record_run(
+    "notebooks/paper/11-when-to-stop.ipynb",
+    dict(ratios=ratios, max_others_drop=max_others_drop, reads=results_prefix + "fewshot_epochs.csv"),
+    [results_prefix + "stopping_rule.csv", results_prefix + "stopping_rule_summary.csv"],
+    time.perf_counter() - t_start,
+    manifest=results_prefix + "manifest.json",
+)

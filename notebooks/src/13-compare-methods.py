@@ -8,13 +8,13 @@
 # held-out images (standard TF-Inception features), CLIP score of each image against its prompt
 # (the built-in small CLIP of `notebooks/00-train-clip-evaluator.ipynb`; CLIP ViT-L/14 for SD), and
 # erasure time (optimization loop and total). Each erasure is saved under `erasure_cache`, where
-# notebook 08 reads the same ESD and UCE results back for its attacks.
+# notebook 08 reads the same ESD and UCE results back for its attacks. FID, KID and CLIP score are
+# over the other classes' prompts, or over `quality_prompts` when given (the paper's COCO-30k).
 #
 # ESD's published defaults are 1000 iterations at lr 1e-5 for SD's U-Net; `esd_iterations` and
 # `esd_lr` record what this run used on the built-in model. With the sd14 parameters the same cells
-# run on Stable Diffusion v1.4 with Imagenette images (`images_dir`, also the FID reference), EVA02
-# (`evaluator`), CLIP ViT-L/14 and the paper's few-shot settings; the paper's FID and CLIP score use
-# COCO-30k prompts instead of the class prompts used here.
+# run on Stable Diffusion v1.4 with Imagenette images (`images_dir`), EVA02 (`evaluator`), CLIP
+# ViT-L/14, the paper's few-shot settings, and COCO prompts and images for FID and CLIP score.
 
 # %%
 import time
@@ -24,7 +24,7 @@ import torch
 
 from erasure_lib import data, evaluation, experiment, plots, results
 from erasure_lib.generate import GenerationConfig, generate
-from erasure_lib.methods import esd, get_method, uce
+from erasure_lib.methods import get_method
 from erasure_lib.methods.base import erase_or_load
 from erasure_lib.metrics import clip_score as cs
 from erasure_lib.metrics import fid
@@ -46,6 +46,9 @@ seed: int = 0  # picks the images and seeds every method
 n_erased: int = 16  # generated images of the erased class per evaluation
 n_others: int = 8  # generated images of every other class per evaluation
 n_real: int = 1000  # real held-out images for FID / KID
+fid_reference: str = "builtin"  # real images for FID / KID: 'builtin' (Fashion-MNIST test set) or a folder
+quality_prompts: str = ""  # prompt CSV for FID and CLIP score (columns case_number, prompt, evaluation_seed); empty: the other classes
+n_quality: int = 1000  # prompts used from quality_prompts (the first n)
 clip_model: str = "models/clip"  # CLIP for the CLIP score: a folder (from the repo root) or a hub id
 num_inference_steps: int = 20  # sampling steps
 guidance_scale: float = 7.5  # classifier-free guidance
@@ -58,11 +61,7 @@ erasure_cache: str = "build/erasures"  # where each erasure is saved (and read b
 # %%
 torch.set_num_threads(threads)
 generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
-configs = {
-    "fewshot": experiment.fewshot_config(fewshot_settings, seed=seed),
-    "esd": esd.ESDConfig(train_method=esd_train_method, iterations=esd_iterations, lr=esd_lr, seed=seed),
-    "uce": uce.UCEConfig(seed=seed),
-}
+configs = experiment.method_configs(fewshot_settings, seed, esd_train_method, esd_iterations, esd_lr)
 print(*(configs[m] for m in methods), generation, sep="\n")
 t_start = time.perf_counter()
 pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
@@ -71,7 +70,8 @@ universe = experiment.evaluator_classes(classifier)
 classes = experiment.check_classes(classes, classifier)
 inception = fid.load_inception()
 clip_model_, clip_processor = cs.load_clip(clip_model, device)
-real_features = fid.inception_features(inception, experiment.reference_images(images_dir, universe, n_real))
+real_features = fid.inception_features(inception, experiment.reference_images(fid_reference, n_real, seed))
+quality = experiment.quality_prompts(quality_prompts, n_quality)
 
 # %%
 rows = []
@@ -87,11 +87,15 @@ for concept in classes:
             erased, optimization, total = result.apply(pipeline), result.optimization_seconds, result.total_seconds
         generated = generate(erased, list(table.prompt), list(table.evaluation_seed), generation, progress_bar=False)
         classified = evaluation.classify_images(classifier, table, generated)
-        features = fid.inception_features(inception, generated)
         clip = cs.clip_score(clip_model_, clip_processor, generated, list(table.prompt))
+        if quality is None:
+            features, clip_quality = fid.inception_features(inception, generated), clip[(table["class"] != concept).to_numpy()]
+        else:
+            scored = generate(erased, list(quality.prompt), list(quality.evaluation_seed), generation, progress_bar=False)
+            features, clip_quality = fid.inception_features(inception, scored), cs.clip_score(clip_model_, clip_processor, scored, list(quality.prompt))
         rows.append({"method": method, "erased_class": concept, **evaluation.summarize(classified, [concept]),
                      "fid": fid.fid_from_features(features, real_features), "kid": fid.kid_from_features(features, real_features)[0],
-                     "clip_score": cs.reported_clip_score(clip[(table["class"] != concept).to_numpy()]),
+                     "clip_score": cs.reported_clip_score(clip_quality),
                      "clip_score_erased": cs.reported_clip_score(clip[(table["class"] == concept).to_numpy()]),
                      "optimization_seconds": optimization, "total_seconds": total})
     print(concept, flush=True)
@@ -112,7 +116,8 @@ results.record_run(
     "notebooks/paper/13-compare-methods.ipynb",
     dict(model=model, images_dir=images_dir, evaluator=evaluator, fewshot_settings=fewshot_settings, device=device, dtype=dtype,
          classes=classes, methods=methods, esd_train_method=esd_train_method, esd_iterations=esd_iterations, esd_lr=esd_lr,
-         seed=seed, n_erased=n_erased, n_others=n_others, n_real=n_real, clip_model=clip_model, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
+         seed=seed, n_erased=n_erased, n_others=n_others, n_real=n_real, fid_reference=fid_reference, quality_prompts=quality_prompts,
+         n_quality=n_quality, clip_model=clip_model, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
     [results_prefix + "object_erasure_comparison.csv", figures_prefix + "object_erasure_comparison.png"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",

@@ -13,11 +13,14 @@ import time
 
 import pandas as pd
 
-from erasure_lib import benchmark, data, plots, results
-from erasure_lib.methods import esd, fewshot, uce
+from erasure_lib import benchmark, experiment, plots, results
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
+images_dir: str = "builtin"  # few-shot images: 'builtin' (Fashion-MNIST renders) or a folder <images_dir>/<class>/
+fewshot_settings: str = "builtin"  # 'builtin' (notebook 02's lr and epochs) or 'paper' (lr 1e-5, 4 epochs)
+device: str = "cpu"  # 'cpu' or 'cuda'
+dtype: str = "float32"  # the model's floating-point type
 classes: list = ["sneaker", "trouser", "bag"]  # classes erased (one process per method and class)
 methods: list = ["fewshot", "esd", "uce"]  # methods timed
 esd_train_method: str = "noxattn"  # ESD-u
@@ -29,21 +32,18 @@ figures_prefix: str = "figures/"  # folder of the figures
 work_dir: str = "build/erasure-time"  # where the few-shot image sets are written
 
 # %%
-configs = {
-    "fewshot": fewshot.FewShotConfig.builtin(seed=seed),
-    "esd": esd.ESDConfig(train_method=esd_train_method, iterations=esd_iterations, seed=seed),
-    "uce": uce.UCEConfig(seed=seed),
-}
+configs = experiment.method_configs(fewshot_settings, seed, esd_train_method, esd_iterations)
 print(platform.processor() or platform.machine(), *(configs[m] for m in methods), sep="\n")
 t_start = time.perf_counter()
 
 # %%
 rows = []
 for concept in classes:
-    images = data.export_concept_images(results.resolve(work_dir) / concept, concept, n=4, seed=seed)
+    images = experiment.concept_images(images_dir, concept, 4, seed, results.resolve(work_dir))
     for method in methods:
         rows.append({"method": method, "erased_class": concept,
-                     **benchmark.measure_erasure(model, method, concept, images, configs[method], threads=threads)})
+                     **benchmark.measure_erasure(experiment.model_source(model), method, concept, images, configs[method], threads=threads,
+                                                  device=device, dtype=dtype)})
         print(concept, method, f"{rows[-1]['optimization_seconds']:.2f} s", flush=True)
 
 # %%
@@ -63,7 +63,8 @@ results.save_figure(fig, figures_prefix + "erasure_time.png")
 # %%
 results.record_run(
     "notebooks/paper/14-erasure-time.ipynb",
-    dict(model=model, classes=classes, methods=methods, esd_train_method=esd_train_method, esd_iterations=esd_iterations, seed=seed, threads=threads),
+    dict(model=model, images_dir=images_dir, fewshot_settings=fewshot_settings, device=device, dtype=dtype,
+         classes=classes, methods=methods, esd_train_method=esd_train_method, esd_iterations=esd_iterations, seed=seed, threads=threads),
     [results_prefix + "erasure_time_runs.csv", results_prefix + "erasure_time.csv", figures_prefix + "erasure_time.png"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",

@@ -1,0 +1,195 @@
+"""What the notebooks run on (erasure_lib.experiment): the image source, the judge, the method's
+settings, and the evaluation tables with an ImageNet judge (the sd14 path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from erasure_lib import data, evaluation, experiment, plots
+from erasure_lib.methods.fewshot import FewShotConfig
+from erasure_lib.metrics.classifier import GarmentStyleClassifier
+from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES, ImageNetEvaluator
+from erasure_lib.paths import REPO_ROOT
+
+IMAGENETTE = tuple(IMAGENETTE_CLASSES)
+
+
+def _write_images(folder: Path, n: int, size: int = 24) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for k in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(folder / f"{k}.png")
+
+
+def not_a_judge(device: str = "cpu") -> str:
+    return "a judge"
+
+
+class _FixedLogits:
+    """An ImageNet-1k "classifier" whose top-1 for the i-th image it is called on is ``top1[i]``."""
+
+    def __init__(self, top1: list[int]) -> None:
+        self.top1 = top1
+        self.calls = 0
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros((len(x), 1000))
+        for i in range(len(x)):
+            out[i, self.top1[self.calls + i]] = 5.0
+        self.calls += len(x)
+        return out
+
+
+# --- images ------------------------------------------------------------------------------------
+
+
+def test_concept_images_from_a_folder_are_drawn_by_seed(tmp_path: Path) -> None:
+    _write_images(tmp_path / "imgs" / "tench", 6)
+    a = experiment.concept_images(str(tmp_path / "imgs"), "tench", 4, seed=0, work_dir=tmp_path / "work")
+    b = experiment.concept_images(str(tmp_path / "imgs"), "tench", 4, seed=0, work_dir=tmp_path / "work")
+    c = experiment.concept_images(str(tmp_path / "imgs"), "tench", 4, seed=1, work_dir=tmp_path / "work")
+    assert a == b and len(a) == 4 and all(p.parent == tmp_path / "imgs" / "tench" for p in a)
+    assert a != c
+    assert not (tmp_path / "work").exists()  # nothing written for a user's folder
+
+
+def test_concept_images_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="images_dir .* does not exist"):
+        experiment.concept_images(str(tmp_path / "nowhere"), "tench", 4, 0, tmp_path)
+    (tmp_path / "imgs").mkdir()
+    with pytest.raises(FileNotFoundError, match="no image folder"):
+        experiment.concept_images(str(tmp_path / "imgs"), "tench", 4, 0, tmp_path)
+    _write_images(tmp_path / "imgs" / "tench", 2)
+    with pytest.raises(ValueError, match="holds 2 images; 4 are needed"):
+        experiment.concept_images(str(tmp_path / "imgs"), "tench", 4, 0, tmp_path)
+
+
+def test_relative_folders_are_relative_to_the_repository(tmp_path: Path) -> None:
+    assert experiment.model_source("builtin") == "builtin"
+    assert experiment.model_source("models/builtin") == str(REPO_ROOT / "models" / "builtin")
+    hub_id = "CompVis/stable-diffusion-v1-4@133a221b8aa7292a167afc5127cb63fb5005638b"
+    assert experiment.model_source(hub_id) == hub_id
+
+
+def test_builtin_concept_images_are_the_exported_renders(tmp_path: Path) -> None:
+    paths = experiment.concept_images("builtin", "sneaker", 4, seed=3, work_dir=tmp_path)
+    expected = data.export_concept_images(tmp_path / "direct", "sneaker", n=4, seed=3)
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in expected]
+    assert all(p.parent == tmp_path / "sneaker-seed3-n4" for p in paths)
+
+
+def test_reference_images_are_drawn_from_the_whole_folder(tmp_path: Path) -> None:
+    for name in ("tench", "church"):
+        _write_images(tmp_path / name, 5)
+    images = experiment.reference_images(str(tmp_path), 6, seed=0)
+    assert len(images) == 6 and all(isinstance(im, Image.Image) for im in images)
+    assert len(experiment.reference_images(str(tmp_path), 50)) == 10  # capped by what there is
+    assert len(experiment.real_images(str(tmp_path), "tench", 50)) == 5
+    with pytest.raises(FileNotFoundError, match="fid_reference"):
+        experiment.reference_images(str(tmp_path / "nowhere"), 3)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no images"):
+        experiment.reference_images(str(tmp_path / "empty"), 3)
+
+
+def test_quality_prompts(tmp_path: Path) -> None:
+    assert experiment.quality_prompts("", 10) is None
+    csv = tmp_path / "coco.csv"
+    pd.DataFrame({"case_number": range(5), "prompt": [f"p{k}" for k in range(5)], "evaluation_seed": range(5)}).to_csv(csv, index=False)
+    table = experiment.quality_prompts(str(csv), 3)
+    assert list(table.prompt) == ["p0", "p1", "p2"]
+    with pytest.raises(FileNotFoundError, match="case_number,prompt,evaluation_seed"):
+        experiment.quality_prompts(str(tmp_path / "missing.csv"), 3)
+
+
+# --- the judge and the method's settings -------------------------------------------------------
+
+
+def test_load_evaluator_builtin_and_factories() -> None:
+    judge = experiment.load_evaluator("builtin")
+    assert isinstance(judge, GarmentStyleClassifier)
+    assert experiment.evaluator_classes(judge) == data.CLASSES and experiment.has_styles(judge)
+    stand_in = experiment.load_evaluator("tools.sd14_tiny:stand_in_evaluator")
+    assert isinstance(stand_in, ImageNetEvaluator)
+    assert experiment.evaluator_classes(stand_in) == IMAGENETTE and not experiment.has_styles(stand_in)
+
+
+@pytest.mark.parametrize("spec", ["", "nonsense", "erasure_lib.data:", ":x"])
+def test_load_evaluator_rejects_bad_names(spec: str) -> None:
+    with pytest.raises(ValueError, match="evaluator must be"):
+        experiment.load_evaluator(spec)
+
+
+def test_load_evaluator_rejects_a_factory_returning_something_else() -> None:
+    with pytest.raises(ValueError, match="has no attribute"):
+        experiment.load_evaluator("erasure_lib.data:no_such_function")
+    with pytest.raises(TypeError, match="returned str, not an ImageNetEvaluator"):
+        experiment.load_evaluator("test_experiment:not_a_judge")
+
+
+def test_check_classes_names_the_unknown_ones() -> None:
+    judge = experiment.load_evaluator("builtin")
+    assert experiment.check_classes(["bag"], judge) == ["bag"]
+    with pytest.raises(ValueError, match=r"does not know \['tench'\]"):
+        experiment.check_classes(["bag", "tench"], judge)
+
+
+def test_fewshot_settings() -> None:
+    assert experiment.fewshot_config("paper", seed=2) == FewShotConfig(seed=2)
+    assert experiment.fewshot_config("paper").lr == 1e-5 and experiment.fewshot_config("paper").epochs == 4
+    assert experiment.fewshot_config("builtin", seed=2) == FewShotConfig.builtin(seed=2)
+    with pytest.raises(ValueError, match="'builtin' or 'paper'"):
+        experiment.fewshot_config("sd14")  # type: ignore[arg-type]
+    assert experiment.torch_dtype("bfloat16") == torch.bfloat16
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        experiment.torch_dtype("half")
+
+
+# --- evaluation tables with an ImageNet judge --------------------------------------------------
+
+
+def test_prompt_table_indexes_the_judges_classes() -> None:
+    table = evaluation.erasure_prompt_table(["church"], 2, 1, classes=IMAGENETTE)
+    assert set(table["class"]) == set(IMAGENETTE)
+    assert all(IMAGENETTE[i] == c for i, c in zip(table["class_index"], table["class"]))
+    garments = evaluation.erasure_prompt_table(["bag"], 2, 1)
+    assert all(data.CLASSES[i] == c for i, c in zip(garments["class_index"], garments["class"]))
+
+
+def test_imagenet_judge_top1_outside_the_classes_counts_as_none() -> None:
+    table = evaluation.erasure_prompt_table(["church"], 3, 1, classes=IMAGENETTE).iloc[:4]
+    # church (497), a 1000-way top-1 outside the 10 classes (1), tench (0), church again
+    judge = ImageNetEvaluator(_FixedLogits([497, 1, 0, 497]), image_size=8)
+    images = [Image.new("RGB", (8, 8))] * 4
+    classified = evaluation.classify_images(judge, table, images)
+    church, tench = IMAGENETTE.index("church"), IMAGENETTE.index("tench")
+    assert list(classified["predicted"]) == [church, -1, tench, church]
+    assert (classified["predicted_style"] == -1).all()
+    rows = pd.DataFrame(evaluation.destinations(classified.iloc[:3], "church", "after", 0, classes=IMAGENETTE))
+    shares = dict(zip(rows.predicted_class, rows.share))
+    assert shares["church"] == pytest.approx(1 / 3) and shares[evaluation.NONE_OF_THEM] == pytest.approx(1 / 3)
+    assert shares["tench"] == pytest.approx(1 / 3) and rows.share.sum() == pytest.approx(1.0)
+    assert evaluation.summarize(classified.iloc[:3], ["church"])["erased_share"] == pytest.approx(1 / 3)
+    fig = plots.transition_heatmaps(rows.assign(when="after"), list(IMAGENETTE), panels=["after"])
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert labels[-1] == evaluation.NONE_OF_THEM and len(labels) == 11
+
+
+def test_destinations_without_outsiders_keep_the_class_columns() -> None:
+    table = evaluation.erasure_prompt_table(["bag"], 2, 1)
+    classified = table.assign(predicted=table["class_index"])
+    rows = evaluation.destinations(classified, "bag", "before", -1)
+    assert [r["predicted_class"] for r in rows] == list(data.CLASSES)
+
+
+def test_wording_table_takes_the_judges_classes() -> None:
+    table = evaluation.wording_table("church", "churhc", 3, classes=IMAGENETTE)
+    assert list(table["class_index"]) == [IMAGENETTE.index("church")] * 3
+    with pytest.raises(ValueError, match="unknown class"):
+        evaluation.wording_table("church", "churhc", 3)
