@@ -193,3 +193,16 @@ def test_wording_table_takes_the_judges_classes() -> None:
     assert list(table["class_index"]) == [IMAGENETTE.index("church")] * 3
     with pytest.raises(ValueError, match="unknown class"):
         evaluation.wording_table("church", "churhc", 3)
+
+
+def test_run_src_injects_parameters_after_the_parameters_cell() -> None:
+    from tools.run_src import with_parameters
+
+    source = "# %%\nimport x\n\n# %% tags=parameters\na: int = 1\nb: str = 'x'\n\n# %%\nprint(a, b)\n"
+    out = with_parameters(source, {"a": 2, "c": [1, "y"]})
+    namespace: dict = {}
+    exec(out.replace("import x\n", ""), namespace)
+    assert (namespace["a"], namespace["b"], namespace["c"]) == (2, "x", [1, "y"])
+    assert out.index("a = 2") > out.index("a: int = 1") and out.index("a = 2") < out.index("print(a, b)")
+    with pytest.raises(ValueError, match="no '# %% tags=parameters' cell"):
+        with_parameters("print(1)\n", {})
