@@ -13,18 +13,15 @@ import time
 import pandas as pd
 import torch
 
-from erasure_lib import data, evaluation, experiment, plots, results
+from erasure_lib import data, evaluation, plots, results
 from erasure_lib.generate import GenerationConfig
 from erasure_lib.methods import fewshot
+from erasure_lib.metrics import classifier as clf
 from erasure_lib.models import load_pipeline
+from erasure_lib.paths import CLASSIFIER_PATH
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
-images_dir: str = "builtin"  # few-shot images: 'builtin' (Fashion-MNIST renders) or a folder <images_dir>/<class>/
-evaluator: str = "builtin"  # judge: 'builtin' (garment classifier), 'eva02', or 'package.module:function'
-fewshot_settings: str = "builtin"  # 'builtin' (notebook 02's lr and epochs) or 'paper' (lr 1e-5, 4 epochs)
-device: str = "cpu"  # 'cpu' or 'cuda'
-dtype: str = "float32"  # the model's floating-point type
 classes: list = list(data.CLASSES)  # classes erased, one at a time
 max_epochs: int = 10  # epochs of the epoch sweep (4 images)
 image_counts: list = [1, 2, 4, 8, 16]  # numbers of real images compared
@@ -41,32 +38,30 @@ work_dir: str = "build/images-and-epochs"  # where the few-shot image sets are w
 # %%
 torch.set_num_threads(threads)
 generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
-default = experiment.fewshot_config(fewshot_settings, seed=seed)
+default = fewshot.FewShotConfig.builtin(seed=seed)
 print(default, generation, sep="\n")
 t_start = time.perf_counter()
-pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
-classifier = experiment.load_evaluator(evaluator, device)
-universe = experiment.evaluator_classes(classifier)
-classes = experiment.check_classes(classes, classifier)
+pipeline = load_pipeline(model)
+classifier = clf.load_classifier(CLASSIFIER_PATH)
 
 # %%
 epoch_rows, count_rows, loss_rows = [], [], []
 for concept in classes:
-    table = evaluation.erasure_prompt_table([concept], n_erased, n_others, classes=universe)
+    table = evaluation.erasure_prompt_table([concept], n_erased, n_others)
     before = evaluation.judge(pipeline, classifier, table, [concept], generation)
     epoch_rows.append({"erased_class": concept, "epochs": 0, "probe_ratio": 1.0, **before})
     # (1) epochs: one run with a checkpoint after every epoch
-    images = experiment.concept_images(images_dir, concept, 4, seed, results.resolve(work_dir))
-    result = fewshot.erase(pipeline, concept, images, experiment.fewshot_config(fewshot_settings, seed=seed, epochs=max_epochs, keep_checkpoints=True), progress_bar=False)
+    images = data.export_concept_images(results.resolve(work_dir) / concept / "4", concept, n=4, seed=seed)
+    result = fewshot.erase(pipeline, concept, images, fewshot.FewShotConfig.builtin(seed=seed, epochs=max_epochs, keep_checkpoints=True), progress_bar=False)
     epoch_rows += [{"erased_class": concept, "epochs": e, "probe_ratio": result.info["probe_ratios"][e - 1],
                     **evaluation.judge(result.apply(pipeline, epoch=e), classifier, table, [concept], generation)} for e in range(1, max_epochs + 1)]
     loss_rows += [{"erased_class": concept, "run": "4 images", "step": i + 1, "loss": v} for i, v in enumerate(result.losses)]
     # (2) number of images, (3) zero-shot; the default number of epochs
     for n in image_counts:
-        images = experiment.concept_images(images_dir, concept, n, seed, results.resolve(work_dir))
+        images = data.export_concept_images(results.resolve(work_dir) / concept / str(n), concept, n=n, seed=seed)
         result = fewshot.erase(pipeline, concept, images, default, progress_bar=False)
         count_rows.append({"erased_class": concept, "images": str(n), "steps": len(result.losses), **evaluation.judge(result.apply(pipeline), classifier, table, [concept], generation)})
-    result = fewshot.erase(pipeline, concept, None, experiment.fewshot_config(fewshot_settings, seed=seed, zero_shot=True), progress_bar=False)
+    result = fewshot.erase(pipeline, concept, None, fewshot.FewShotConfig.builtin(seed=seed, zero_shot=True), progress_bar=False)
     count_rows.append({"erased_class": concept, "images": "zero-shot", "steps": len(result.losses), **evaluation.judge(result.apply(pipeline), classifier, table, [concept], generation)})
     loss_rows += [{"erased_class": concept, "run": "zero-shot", "step": i + 1, "loss": v} for i, v in enumerate(result.losses)]
     print(concept, flush=True)
@@ -92,8 +87,7 @@ results.save_figure(fig, figures_prefix + "fewshot_losses.png")
 # %%
 results.record_run(
     "notebooks/paper/05-images-and-epochs.ipynb",
-    dict(model=model, images_dir=images_dir, evaluator=evaluator, fewshot_settings=fewshot_settings, device=device, dtype=dtype,
-         classes=classes, max_epochs=max_epochs, image_counts=image_counts, seed=seed, n_erased=n_erased,
+    dict(model=model, classes=classes, max_epochs=max_epochs, image_counts=image_counts, seed=seed, n_erased=n_erased,
          n_others=n_others, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, config=str(default)),
     [results_prefix + f for f in ("fewshot_epochs.csv", "fewshot_image_counts.csv", "fewshot_losses.csv")]
     + [figures_prefix + "fewshot_epochs.png", figures_prefix + "fewshot_losses.png"],
