@@ -16,7 +16,6 @@ means should agree to within a few images. Not a test: run it by hand, e.g. on a
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,7 +29,7 @@ from erasure_lib.methods import fewshot
 from erasure_lib.metrics import classifier as clf
 from erasure_lib.models import load_pipeline
 from erasure_lib.paths import CLASSIFIER_PATH, REPO_ROOT
-from erasure_lib.results import git_commit, package_versions
+from erasure_lib.results import git_commit, package_versions, write_json
 
 REFERENCE = REPO_ROOT / "results" / "object_erasure_comparison.csv"
 
@@ -93,9 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "max_abs_difference_erased_share": float((merged["erased_share"] - merged["erased_share_cpu"]).abs().max()),
     }
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {args.out}")
+        print(f"wrote {write_json(record, args.out.resolve())}")  # atomic; relative to the current folder
     return 0
 
 

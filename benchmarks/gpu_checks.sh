@@ -8,13 +8,7 @@
 # lacks them; the 4 images per class in .devicecheck/images/<class>/ (written here by
 # `python benchmarks/device_check.py --export ...` or notebook 13). Writes into $OUT (default build/gpu).
 set -uo pipefail
-OUT=${OUT:-build/gpu}
-mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" > /dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+source benchmarks/gpu_env.sh
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/nvidia_smi.txt"
 python3 -c "import torch, diffusers, transformers; print('torch', torch.__version__, '| diffusers', diffusers.__version__, '| transformers', transformers.__version__)"
 timeout "${DEVICE_CHECK_TIMEOUT:-150}" python3 benchmarks/device_check.py --device cuda --images .devicecheck/images \

@@ -5,13 +5,7 @@
 # architecture with random weights built there (tools/sd14_tiny.py). Proves device=cuda end to end;
 # the numbers mean nothing. Writes a log and the results as a tarball into $OUT (default build/gpu).
 set -uo pipefail
-OUT=${OUT:-build/gpu}
-mkdir -p "$OUT"
-if compgen -G ".whl/*.whl" > /dev/null; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-    export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+source benchmarks/gpu_env.sh
 python3 tools/sd14_tiny.py build/sd14-gpu 2>&1 | tail -1
 status=0
 for params in notebooks/params/sd14-tiny/*.yaml; do

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import platform
 import resource
 import sys
@@ -44,7 +43,7 @@ from PIL import Image
 
 from erasure_lib import sd14
 from erasure_lib.methods import esd, fewshot
-from erasure_lib.results import git_commit, package_versions
+from erasure_lib.results import git_commit, package_versions, write_json
 
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 CONCEPT = "tench"
@@ -238,9 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "total_seconds": time.perf_counter() - t0,
     }
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-        print(f"wrote {args.out}")
+        print(f"wrote {write_json(record, args.out.resolve())}")  # atomic; relative to the current folder
     return 0
 
 
