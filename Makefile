@@ -43,7 +43,7 @@ reproduce: setup
 results: setup
 	set -e; mkdir -p build/$(PROFILE)/notebooks; for nb in $(PAPER_NOTEBOOKS); do \
 	  params=notebooks/params/$(PROFILE)/$$(basename $$nb .ipynb).yaml; \
-	  if [ "$(PROFILE)" = default ]; then out=$$nb; args=$$([ -f $$params ] && echo "-f $$params"); \
+	  if [ "$(PROFILE)" = default ]; then out=$$nb; if [ -f $$params ]; then args="-f $$params"; else args=""; fi; \
 	  elif [ -f $$params ]; then out=build/$(PROFILE)/notebooks/$$(basename $$nb); args="-f $$params"; \
 	  else echo "== $$nb: no $(PROFILE) parameters, skipped"; continue; fi; \
 	  echo "== $$nb $$args"; $(PAPERMILL) $$nb $$out $$args; done
