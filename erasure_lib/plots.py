@@ -244,3 +244,54 @@ def time_bars(summary) -> plt.Figure:
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def erasure_window(trajectories, bounds) -> plt.Figure:
+    """One panel per (stand-in, learning rate): for each concept and seed, a segment from the first
+    step at which the concept is erased (circle) to the first at which the other classes are
+    damaged (cross); green where a clean window exists. Lower steps are cheaper; a wide green
+    segment is a forgiving window."""
+    panels = list(bounds.groupby(["stand_in", "lr"], sort=True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 0.42 * bounds.concept.nunique() + 1.6), squeeze=False)
+    for ax, ((stand_in, lr), part) in zip(axes[0], panels):
+        concepts = sorted(part.concept.unique())
+        seeds = sorted(part.seed.unique())
+        last = float(trajectories[(trajectories.stand_in == stand_in) & (trajectories.lr == lr)].step.max())
+        for i, concept in enumerate(concepts):
+            for j, seed in enumerate(seeds):
+                row = part[(part.concept == concept) & (part.seed == seed)]
+                if row.empty:
+                    continue
+                row = row.iloc[0]
+                y = i + (j - (len(seeds) - 1) / 2) * 0.22
+                start = row.erased_step if np.isfinite(row.erased_step) else np.nan
+                end = row.damage_step if np.isfinite(row.damage_step) else last * 1.15
+                colour = "tab:green" if row.clean else "tab:red"
+                if np.isfinite(start):
+                    ax.plot([start, max(start, end)], [y, y], color=colour, lw=2, alpha=0.8)
+                    ax.plot(start, y, "o", color=colour, ms=4)
+                if np.isfinite(row.damage_step):
+                    ax.plot(row.damage_step, y, "x", color="black", ms=5)
+        ax.set_yticks(range(len(concepts)), concepts, fontsize=8)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("optimizer steps (log scale)")
+        ax.set_title(f"{stand_in}, lr {lr:g}\n(o erased: share <= 0.10; x others' accuracy fell > 0.10)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def stopping_rule_outcomes(heldout, max_erased: float = 0.10, max_drop: float = 0.10) -> plt.Figure:
+    """Held-out erasures: erased share (lower is better) against the others' accuracy drop (lower is
+    better), one point per concept x seed, one colour per setting; the target box dashed."""
+    fig, ax = plt.subplots(figsize=(6.2, 4.4))
+    for (name, part), marker in zip(heldout.groupby("setting", sort=True), "os^Dv"):
+        ax.scatter(part.erased_share, part.others_drop, label=f"{name} ({len(part)} runs)", marker=marker, alpha=0.7, s=28)
+    ax.add_patch(plt.Rectangle((-0.02, -1), max_erased + 0.02, 1 + max_drop, fill=False, ls="--", color="grey"))
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.set_xlabel("erased share: the concept's images still judged as it (lower is better)")
+    ax.set_ylabel("drop of the other classes' accuracy (lower is better)")
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_xlim(-0.05, 1.05)
+    fig.tight_layout()
+    return fig

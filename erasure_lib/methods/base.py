@@ -17,6 +17,17 @@ from erasure_lib.io import atomic_directory, atomic_write_text
 from erasure_lib.results import package_versions
 
 
+class NonFiniteLossError(RuntimeError):
+    """An erasure diverged: its loss or its trained weights stopped being finite (nothing is written)."""
+
+    def __init__(self, method: str, step: int, lr: float, what: str = "loss") -> None:
+        super().__init__(
+            f"{method}: the {what} became non-finite at optimizer step {step} (lr {lr:g}); "
+            "the run was stopped and nothing was saved; use a smaller learning rate"
+        )
+        self.method, self.step, self.lr, self.what = method, step, lr, what
+
+
 @dataclass
 class ErasureResult:
     """The outcome of erasing one concept.
@@ -48,6 +59,7 @@ class ErasureResult:
     setup_seconds: float = 0.0
     optimization_seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    step_checkpoints: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def total_seconds(self) -> float:
@@ -63,11 +75,26 @@ class ErasureResult:
         module.load_state_dict(self.checkpoints[epoch - 1], strict=False)
         return module
 
-    def apply(self, pipeline: StableDiffusionPipeline, epoch: int | None = None) -> StableDiffusionPipeline:
-        """A new pipeline sharing the unchanged components of ``pipeline``; ``pipeline`` is not modified."""
+    def component_after_step(self, name: str, step: int) -> torch.nn.Module:
+        """A copy of a changed component with the weights kept after optimizer ``step`` (1-based)."""
+        if step not in self.step_checkpoints:
+            raise ValueError(f"no checkpoint after step {step}; kept: {sorted(self.step_checkpoints)} (erase with checkpoint_steps=...)")
+        module = copy.deepcopy(self.components[name])
+        module.load_state_dict(self.step_checkpoints[step], strict=False)
+        return module
+
+    def apply(self, pipeline: StableDiffusionPipeline, epoch: int | None = None, step: int | None = None) -> StableDiffusionPipeline:
+        """A new pipeline sharing the unchanged components of ``pipeline``; ``pipeline`` is not modified.
+        ``epoch`` or ``step`` selects a kept checkpoint instead of the final weights."""
+        if epoch is not None and step is not None:
+            raise ValueError("give epoch or step, not both")
         components = dict(pipeline.components)
         for name, module in self.components.items():
-            components[name] = module if epoch is None else self.component_at(name, epoch)
+            if epoch is not None:
+                module = self.component_at(name, epoch)
+            elif step is not None:
+                module = self.component_after_step(name, step)
+            components[name] = module
         if "requires_safety_checker" in inspect.signature(type(pipeline)).parameters:
             components["requires_safety_checker"] = pipeline.config.get("requires_safety_checker", False)
         new = type(pipeline)(**components)

@@ -9,6 +9,7 @@ The U-Net and the VAE are frozen; the pipeline passed in is never modified.
 from __future__ import annotations
 
 import copy
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -25,7 +26,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
 from erasure_lib.data import ConceptType, ImageSource, load_concept_images, templates_for
-from erasure_lib.methods.base import ErasureResult
+from erasure_lib.methods.base import ErasureResult, NonFiniteLossError
 from erasure_lib.models import model_resolution
 
 TrainableParams = Literal["all", "mlp-only", "attn-only", "mlp-attn", "mlp-final-attn"]
@@ -65,9 +66,17 @@ class FewShotConfig:
     preserve: tuple[str, ...] = ()  # concepts to retain, filled into the same templates
     preserve_neighbours: int = 0  # also retain the k concepts of preserve_vocabulary nearest the erased one
     preserve_vocabulary: tuple[str, ...] = ()  # where neighbours are looked up (e.g. the built-in classes and styles)
-    # Optional stopping rule (not in the paper; None = the paper's fixed epochs): stop after the
-    # first epoch at which the probe loss (below) reaches this multiple of its value before erasure.
-    stop_loss_ratio: float | None = None
+    # Optional stopping rule (not in the paper; None = the paper's fixed epochs, which stay the cap).
+    # Two classifier-free probes, measured after every epoch or every optimizer step (``stop_check``):
+    # the concept probe, the denoising loss of the concept's prompts on its own images, relative to
+    # its value before erasure (rises as the concept is erased); and the retain drift, how far the
+    # U-Net's prediction for the ``stop_retain`` prompts has moved from the original encoder's,
+    # relative to the size of their conditioning signal (rises as other concepts are damaged).
+    stop_loss_ratio: float | None = None  # stop once the concept probe reaches this multiple of its start
+    stop_retain_drift: float | None = None  # stop once the retain drift reaches this value
+    stop_check: Literal["epoch", "step"] = "epoch"
+    stop_retain: tuple[str, ...] = ()  # concepts whose drift is watched (the erased ones are skipped)
+    checkpoint_steps: tuple[int, ...] = ()  # also keep the trained weights after these optimizer steps
 
     def __post_init__(self) -> None:
         if self.trainable not in TRAINABLE_OPTIONS:
@@ -91,6 +100,16 @@ class FewShotConfig:
             raise ValueError("preserve and preserve_vocabulary are tuples of concepts, not strings")
         if self.stop_loss_ratio is not None and self.stop_loss_ratio <= 1.0:
             raise ValueError(f"stop_loss_ratio must exceed 1 (a rise of the denoising loss), got {self.stop_loss_ratio}")
+        if self.stop_retain_drift is not None and self.stop_retain_drift <= 0:
+            raise ValueError(f"stop_retain_drift must be positive, got {self.stop_retain_drift}")
+        if self.stop_retain_drift is not None and not self.stop_retain:
+            raise ValueError("stop_retain_drift needs stop_retain: the concepts whose drift is watched")
+        if self.stop_check not in ("epoch", "step"):
+            raise ValueError(f"stop_check must be 'epoch' or 'step', got {self.stop_check!r}")
+        if isinstance(self.stop_retain, str) or isinstance(self.checkpoint_steps, int):
+            raise ValueError("stop_retain and checkpoint_steps are tuples, not a single value")
+        if any(int(k) < 1 for k in self.checkpoint_steps):
+            raise ValueError(f"checkpoint_steps are 1-based optimizer steps, got {self.checkpoint_steps}")
         if self.preserve_neighbours > len(self.preserve_vocabulary):
             raise ValueError(
                 f"preserve_neighbours={self.preserve_neighbours} but the vocabulary holds {len(self.preserve_vocabulary)} concepts"
@@ -188,6 +207,52 @@ def probe_loss(
     """The denoising loss on a fixed probe batch (latents, prompt ids, timesteps, noise): no classifier needed."""
     z0, ids, t, noise = probe
     return float(denoising_loss(pipeline, noise_scheduler, text_encoder, z0, ids, t, noise))
+
+
+@torch.no_grad()
+def conditional_prediction(
+    pipeline: StableDiffusionPipeline, text_encoder: CLIPTextModel, zt: torch.Tensor, t: torch.Tensor, input_ids: torch.Tensor
+) -> torch.Tensor:
+    """The U-Net's prediction for noisy latents ``zt`` at ``t`` under each prompt of ``input_ids``:
+    shape (prompts, latents, ...), in one U-Net batch of prompts x latents."""
+    hidden = text_encoder(input_ids)[0]
+    p, n = len(input_ids), len(zt)
+    pred = pipeline.unet(zt.repeat(p, *([1] * (zt.dim() - 1))), t.repeat(p), hidden.repeat_interleave(n, dim=0)).sample
+    return pred.float().view(p, n, *zt.shape[1:])
+
+
+@dataclass(frozen=True)
+class RetainProbe:
+    """What the retain drift compares with, computed once with the original encoder: noisy latents
+    ``zt`` at ``t``, the retained prompts' ``input_ids``, their predictions ``reference`` and the
+    size of their conditioning signal ``signal`` (mean ||eps(p) - eps("")||^2 per prompt)."""
+
+    zt: torch.Tensor
+    t: torch.Tensor
+    input_ids: torch.Tensor
+    reference: torch.Tensor
+    signal: torch.Tensor
+
+
+@torch.no_grad()
+def make_retain_probe(
+    pipeline: StableDiffusionPipeline, zt: torch.Tensor, t: torch.Tensor, input_ids: torch.Tensor, empty_ids: torch.Tensor
+) -> RetainProbe:
+    """The original encoder's predictions for the retained prompts (and the empty prompt) on ``zt``."""
+    reference = conditional_prediction(pipeline, pipeline.text_encoder, zt, t, input_ids)
+    unconditional = conditional_prediction(pipeline, pipeline.text_encoder, zt, t, empty_ids)
+    signal = (reference - unconditional).pow(2).flatten(1).mean(1)
+    return RetainProbe(zt, t, input_ids, reference, signal)
+
+
+@torch.no_grad()
+def retain_drift(pipeline: StableDiffusionPipeline, text_encoder: CLIPTextModel, probe: RetainProbe) -> float:
+    """How far the retained prompts' predictions moved, relative to their conditioning signal:
+    mean over prompts of ||eps_E(p) - eps_E0(p)||^2 / ||eps_E0(p) - eps_E0("")||^2 (0 before erasure,
+    about 1 when a prompt's conditioning has moved by as much as it differs from the empty prompt)."""
+    now = conditional_prediction(pipeline, text_encoder, probe.zt, probe.t, probe.input_ids)
+    moved = (now - probe.reference).pow(2).flatten(1).mean(1)
+    return float((moved / probe.signal.clamp_min(1e-12)).mean())
 
 
 def preprocess(images: Sequence[Image.Image], resolution: int, flip_p: float, rng: np.random.Generator) -> torch.Tensor:
@@ -348,7 +413,11 @@ def erase_concepts(
     # A fixed probe for the stopping rule: every image at four noise levels, the first template,
     # drawn from a generator of its own so the method's own draws are unchanged.
     probe_ratios: list[float] = []
-    if config.stop_loss_ratio is not None or config.keep_checkpoints:
+    probe_trace: list[dict[str, float]] = []
+    measure = (config.stop_loss_ratio is not None or config.stop_retain_drift is not None
+               or config.keep_checkpoints or bool(config.checkpoint_steps))  # fmt: skip
+    retain_probe: RetainProbe | None = None
+    if measure:
         probe_generator = torch.Generator("cpu").manual_seed(config.seed + 1)
         levels = torch.tensor([0.2, 0.4, 0.6, 0.8]) * noise_scheduler.config.num_train_timesteps
         probe = (
@@ -358,10 +427,35 @@ def erase_concepts(
             torch.randn((len(levels) * n, *z0_all.shape[1:]), generator=probe_generator).to(device, z0_all.dtype),
         )
         probe_start = probe_loss(pipeline, noise_scheduler, pipeline.text_encoder, probe)
+        watched = [r for r in dict.fromkeys(config.stop_retain) if r not in concepts]
+        if watched:
+            for r in watched:
+                check_concept(pipeline, r, config.concept_type)
+            zt = noise_scheduler.add_noise(probe[0], probe[3], probe[2])
+            retain_probe = make_retain_probe(pipeline, zt, probe[2], tokenize([templates[0].format(r) for r in watched]), tokenize([""]))
+
+    def measure_probes(step: int) -> dict[str, float]:
+        entry = {"step": step, "concept_loss_ratio": probe_loss(pipeline, noise_scheduler, text_encoder, probe) / probe_start}
+        if retain_probe is not None:
+            entry["retain_drift"] = retain_drift(pipeline, text_encoder, retain_probe)
+        probe_trace.append(entry)
+        return entry
+
+    def should_stop(entry: dict[str, float]) -> str | None:
+        if config.stop_loss_ratio is not None and entry["concept_loss_ratio"] >= config.stop_loss_ratio:
+            return "concept probe reached stop_loss_ratio"
+        if config.stop_retain_drift is not None and entry.get("retain_drift", 0.0) >= config.stop_retain_drift:
+            return "retain drift reached stop_retain_drift"
+        return None
+
     setup_seconds = time.perf_counter() - t0
 
     losses: list[float] = []
     checkpoints: list[dict[str, torch.Tensor]] = []
+    step_checkpoints: dict[int, dict[str, torch.Tensor]] = {}
+    keep_steps = {int(k) for k in config.checkpoint_steps}
+    stop_reason: str | None = None
+    step = 0
     t1 = time.perf_counter()
     try:
         bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"erasing {title!r}", disable=not progress_bar)
@@ -382,20 +476,33 @@ def erase_concepts(
                     # One random template per retained concept this step.
                     pick = torch.tensor([i * len(templates) + int(rng.integers(len(templates))) for i in range(len(retained))])
                     loss = loss + config.preserve_weight * anchor_loss(text_encoder, retain_ids[pick], retain_reference[pick])
+                step += 1
+                if not math.isfinite(value := loss.item()):
+                    raise NonFiniteLossError("fewshot", step, config.lr)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                losses.append(loss.item())
+                losses.append(value)
                 bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+                bar.set_postfix(loss=f"{value:.4f}")
+                if step in keep_steps:
+                    step_checkpoints[step] = {k: v.detach().clone() for k, v in text_encoder.state_dict().items() if k in names}
+                if measure and config.stop_check == "step":
+                    stop_reason = should_stop(measure_probes(step))
+                    if stop_reason is not None:
+                        break
             # Step 5: a checkpoint after every epoch; the user picks the epoch.
             if config.keep_checkpoints:
                 checkpoints.append({k: v.detach().clone() for k, v in text_encoder.state_dict().items() if k in names})
-            if config.stop_loss_ratio is not None or config.keep_checkpoints:
-                probe_ratios.append(probe_loss(pipeline, noise_scheduler, text_encoder, probe) / probe_start)
-                if config.stop_loss_ratio is not None and probe_ratios[-1] >= config.stop_loss_ratio:
+            if measure:
+                entry = probe_trace[-1] if config.stop_check == "step" else measure_probes(step)
+                probe_ratios.append(entry["concept_loss_ratio"])
+                stop_reason = stop_reason or should_stop(entry)
+                if stop_reason is not None:
                     break
         bar.close()
+        if not all(bool(torch.isfinite(p).all()) for p in params):
+            raise NonFiniteLossError("fewshot", step, config.lr, what="trained weights")
     finally:
         for m, flags in zip(frozen, saved_flags):
             for p, flag in zip(m.parameters(), flags):
@@ -413,5 +520,7 @@ def erase_concepts(
         optimization_seconds=optimization_seconds,
         info={"n_images": n, "trainable_parameters": sum(p.numel() for p in params), "resolution": resolution,
               "retained": retained, "concepts": list(concepts), "probe_ratios": probe_ratios,
-              "epochs_run": len(losses) // steps_per_epoch},
+              "epochs_run": len(losses) // steps_per_epoch, "steps_run": len(losses), "stop_reason": stop_reason,
+              "probe_trace": probe_trace},
+        step_checkpoints=step_checkpoints,
     )

@@ -1,0 +1,269 @@
+"""The erasure window (beyond the paper): for one concept, the range of optimizer steps between
+"erased" and "other concepts damaged".
+
+Gradient ascent on the denoising loss has no fixed point (Sec. 3: the loss is maximised, not
+minimised), so every erasure passes through three phases: the concept intact, the concept erased with
+the rest kept, everything damaged. This module judges an erasure after many optimizer steps from one
+run (checkpoints kept with ``FewShotConfig(checkpoint_steps=...)``) and reads the window off the
+trajectory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from diffusers import StableDiffusionPipeline
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel
+
+from erasure_lib.data import CLASS_GROUPS, CLASSES, HELDOUT_OBJECT_TEMPLATES
+from erasure_lib.evaluation import ClassPromptSet, classify_images, per_class_accuracy
+from erasure_lib.generate import GenerationConfig
+from erasure_lib.io import atomic_directory
+from erasure_lib.methods import fewshot
+from erasure_lib.methods.base import ErasureResult
+from erasure_lib.methods.fewshot import FewShotConfig
+from erasure_lib.metrics.classifier import GarmentStyleClassifier
+from erasure_lib.metrics.transitions import related_classes
+
+
+@dataclass(frozen=True)
+class WindowThresholds:
+    """When a concept counts as erased, and when the others count as damaged (Sec. "the window")."""
+
+    max_erased_share: float = 0.10  # erased: at most this share of its images still judged as it
+    max_others_drop: float = 0.10  # damaged: the other classes' accuracy fell by more than this
+
+
+def heldout_prompts(
+    concept: str, classes: Sequence[str] = CLASSES, n_erased: int = 6, n_others: int = 3, seed_offset: int = 20_000,
+    templates: Sequence[str] = HELDOUT_OBJECT_TEMPLATES,
+) -> pd.DataFrame:
+    """Prompts that judge the erasure of ``concept``: ``n_erased`` of it and ``n_others`` of every other
+    class, in wordings the erasure never used (the held-out templates), seeds ``seed_offset + k``."""
+    if concept not in classes:
+        raise ValueError(f"unknown concept {concept!r}; expected one of {tuple(classes)}")
+    kept = tuple(c for c in classes if c != concept)
+    table = pd.concat([
+        ClassPromptSet((concept,), n_erased, seed_offset, templates=tuple(templates), universe=tuple(classes)).table(),
+        ClassPromptSet(kept, n_others, seed_offset, templates=tuple(templates), universe=tuple(classes)).table(),
+    ], ignore_index=True)  # fmt: skip
+    return table.assign(case_number=range(len(table)))
+
+
+@torch.no_grad()
+def prompt_embeddings(
+    pipeline: StableDiffusionPipeline, text_encoder: PreTrainedModel, prompts: Sequence[str]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The conditional and unconditional (empty-prompt) embeddings that ``pipeline(prompts)`` would
+    compute with ``text_encoder`` in its place (classifier-free guidance encodes both with it)."""
+    tokenizer = pipeline.tokenizer
+
+    def encode(texts: list[str]) -> torch.Tensor:
+        ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+                        return_tensors="pt").input_ids.to(pipeline.device)  # fmt: skip
+        return text_encoder(ids)[0].to(pipeline.unet.dtype)
+
+    return encode(list(prompts)), encode([""] * len(prompts))
+
+
+@torch.no_grad()
+def generate_with_encoders(
+    pipeline: StableDiffusionPipeline,
+    encoders: Mapping[int, PreTrainedModel],
+    prompts: pd.DataFrame,
+    generation: GenerationConfig,
+    progress_bar: bool = True,
+) -> dict[int, list]:
+    """Every row of ``prompts`` (``prompt``, ``evaluation_seed``) under every text encoder of
+    ``encoders``, the U-Net shared: the images of all encoders are sampled in common batches.
+    Each image depends only on its prompt, its seed and its encoder, as with :func:`generate`."""
+    keys = list(encoders)
+    pos, neg, seeds = [], [], []
+    for k in keys:
+        p, u = prompt_embeddings(pipeline, encoders[k], list(prompts["prompt"]))
+        pos.append(p), neg.append(u), seeds.extend(int(s) for s in prompts["evaluation_seed"])
+    pos_all, neg_all = torch.cat(pos), torch.cat(neg)
+    images: list = []
+    starts = range(0, len(seeds), generation.batch_size)
+    for start in tqdm(starts, desc="generating", disable=not progress_bar):
+        stop = start + generation.batch_size
+        out = pipeline(
+            prompt_embeds=pos_all[start:stop], negative_prompt_embeds=neg_all[start:stop],
+            num_inference_steps=generation.num_inference_steps, guidance_scale=generation.guidance_scale,
+            generator=[torch.Generator("cpu").manual_seed(s) for s in seeds[start:stop]],
+            height=generation.height, width=generation.width, output_type="pil",
+        )  # fmt: skip
+        images.extend(out.images)
+    n = len(prompts)
+    return {k: images[i * n : (i + 1) * n] for i, k in enumerate(keys)}
+
+
+def summarize_step(
+    classified: pd.DataFrame, concept: str, groups: Mapping[str, Sequence[str]] = CLASS_GROUPS
+) -> dict[str, float]:
+    """``erased_share``, ``others_accuracy`` (all other classes), ``related_accuracy`` (the concept's
+    group, e.g. the other footwear; NaN when it has none) and ``unrelated_accuracy``."""
+    acc = per_class_accuracy(classified)
+    related = [c for c in related_classes(concept, groups) if c in acc.index]
+    others = [c for c in acc.index if c != concept]
+    unrelated = [c for c in others if c not in related]
+    return {
+        "erased_share": float(acc[concept]),
+        "others_accuracy": float(acc[others].mean()),
+        "related_accuracy": float(acc[related].mean()) if related else float("nan"),
+        "unrelated_accuracy": float(acc[unrelated].mean()) if unrelated else float("nan"),
+    }
+
+
+def judge_trajectory(
+    pipeline: StableDiffusionPipeline,
+    result: ErasureResult,
+    judge: GarmentStyleClassifier,
+    prompts: pd.DataFrame,
+    generation: GenerationConfig,
+    groups: Mapping[str, Sequence[str]] = CLASS_GROUPS,
+    include_base: bool = True,
+    progress_bar: bool = True,
+) -> pd.DataFrame:
+    """Judge the kept checkpoints of one few-shot erasure (``result.step_checkpoints``), and the base
+    model as step 0: one row per step with :func:`summarize_step`'s measures."""
+    encoders: dict[int, PreTrainedModel] = {0: pipeline.text_encoder} if include_base else {}
+    for step in sorted(result.step_checkpoints):
+        encoders[step] = result.component_after_step("text_encoder", step)
+    images = generate_with_encoders(pipeline, encoders, prompts, generation, progress_bar)
+    rows = []
+    for step, imgs in images.items():
+        rows.append({"step": step, **summarize_step(classify_images(judge, prompts, imgs), result.concept, groups)})
+    return pd.DataFrame(rows)
+
+
+def _first_step(run: pd.DataFrame, mask: pd.Series) -> float:
+    return float(run.step[mask].iloc[0]) if mask.any() else np.nan
+
+
+def window_bounds(trajectories: pd.DataFrame, thresholds: WindowThresholds = WindowThresholds(),
+                  keys: Sequence[str] = ("stand_in", "lr", "concept", "seed")) -> pd.DataFrame:
+    """Per run: ``erased_step``, the first judged step whose erased share is at most the threshold, and
+    ``damage_step``, the first whose others' accuracy fell more than the threshold below step 0's;
+    ``clean`` when some judged step is erased and not damaged (its first such step: ``clean_step``).
+    Missing steps are NaN (not reached within the run)."""
+    rows = []
+    for key, run in trajectories.groupby(list(keys), sort=True):
+        run = run.sort_values("step")
+        base = run[run.step == 0]
+        if base.empty:
+            raise ValueError(f"run {dict(zip(keys, key))} has no step 0 (the base model) to measure the drop from")
+        drop = float(base.others_accuracy.iloc[0]) - run.others_accuracy
+        erased = run.erased_share <= thresholds.max_erased_share
+        damaged = drop > thresholds.max_others_drop
+        clean = erased & ~damaged & (run.step > 0)
+        rows.append({**dict(zip(keys, key)), "erased_step": _first_step(run, erased & (run.step > 0)),
+                     "damage_step": _first_step(run, damaged), "clean": bool(clean.any()),
+                     "clean_step": _first_step(run, clean), "last_step": float(run.step.max())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def fixed_step_outcomes(trajectories: pd.DataFrame, thresholds: WindowThresholds = WindowThresholds(),
+                        group: Sequence[str] = ("stand_in", "lr")) -> pd.DataFrame:
+    """What one fixed number of steps does to every concept (the paper's fixed epochs): per ``group``
+    and judged step, the share of runs erased and not damaged there (``clean_share``), and the means
+    of the erased share and of the others' drop. A shared window exists where ``clean_share`` is high."""
+    base = trajectories[trajectories.step == 0].set_index(["stand_in", "lr", "concept", "seed"]).others_accuracy
+    t = trajectories[trajectories.step > 0].copy()
+    t["others_drop"] = base.reindex(pd.MultiIndex.from_frame(t[["stand_in", "lr", "concept", "seed"]])).to_numpy() - t.others_accuracy
+    t["clean"] = (t.erased_share <= thresholds.max_erased_share) & (t.others_drop <= thresholds.max_others_drop)
+    out = t.groupby([*group, "step"], as_index=False).agg(
+        runs=("clean", "size"), clean_share=("clean", "mean"), erased_share=("erased_share", "mean"), others_drop=("others_drop", "mean"))
+    return out
+
+
+def run_window(
+    pipeline: StableDiffusionPipeline,
+    judge: GarmentStyleClassifier,
+    concept: str,
+    images: Sequence,
+    config: FewShotConfig,
+    judged_steps: Sequence[int],
+    prompts: pd.DataFrame,
+    generation: GenerationConfig,
+    cache: str | Path,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One erasure run to ``max(judged_steps)`` optimizer steps, judged after each of ``judged_steps``
+    (not step 0: judge the base model once with :func:`judge_base`), with the classifier-free probes
+    of every step. Returns (judged rows, probe trace); both are cached in ``cache`` (a folder, written
+    atomically) and read back when the run's settings are unchanged, so a sweep resumes."""
+    cache = Path(cache)
+    key = json.dumps({"concept": concept, "config": asdict(config), "steps": sorted(set(judged_steps)),
+                      "prompts": prompts.to_dict(orient="list"), "generation": asdict(generation),
+                      "images": [str(p) for p in images]}, sort_keys=True, default=str)  # fmt: skip
+    if (cache / "key.json").is_file() and (cache / "key.json").read_text() == key:
+        return pd.read_csv(cache / "judged.csv"), pd.read_csv(cache / "trace.csv")
+    steps = sorted({int(s) for s in judged_steps})
+    steps_per_epoch = -(-len(images) // config.batch_size)
+    epochs = -(-steps[-1] // steps_per_epoch)
+    run_config = replace(config, epochs=epochs, checkpoint_steps=tuple(steps), stop_check="step",
+                         stop_loss_ratio=None, stop_retain_drift=None)  # fmt: skip
+    result = fewshot.erase(pipeline, concept, list(images), run_config, progress_bar=False)
+    judged = judge_trajectory(pipeline, result, judge, prompts, generation, include_base=False, progress_bar=False)
+    trace = pd.DataFrame(result.info["probe_trace"])
+    with atomic_directory(cache, overwrite=True) as tmp:
+        judged.to_csv(tmp / "judged.csv", index=False)
+        trace.to_csv(tmp / "trace.csv", index=False)
+        (tmp / "key.json").write_text(key)
+    return judged, trace
+
+
+def judge_base(
+    pipeline: StableDiffusionPipeline, judge: GarmentStyleClassifier, prompts_for: Callable[[str], pd.DataFrame],
+    concepts: Sequence[str], generation: GenerationConfig, groups: Mapping[str, Sequence[str]] = CLASS_GROUPS,
+) -> pd.DataFrame:
+    """The base model as step 0 of every concept's window, on that concept's prompts."""
+    tables = [prompts_for(c) for c in concepts]
+    merged = pd.concat(tables, ignore_index=True)
+    images = generate_with_encoders(pipeline, {0: pipeline.text_encoder}, merged, generation, progress_bar=False)[0]
+    rows, start = [], 0
+    for concept, table in zip(concepts, tables):
+        classified = classify_images(judge, table, images[start : start + len(table)])
+        rows.append({"concept": concept, "step": 0, **summarize_step(classified, concept, groups)})
+        start += len(table)
+    return pd.DataFrame(rows)
+
+
+def sweep(
+    pipeline: StableDiffusionPipeline,
+    judge: GarmentStyleClassifier,
+    concept_images: Callable[[str, int], Sequence],
+    concepts: Sequence[str],
+    seeds: Sequence[int],
+    judged_steps: Mapping[float, Sequence[int]],
+    config: FewShotConfig,
+    prompts_for: Callable[[str], pd.DataFrame],
+    generation: GenerationConfig,
+    cache_dir: str | Path,
+    progress_bar: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The window of every (learning rate, concept, seed): ``judged_steps`` maps each learning rate
+    to the optimizer steps judged after (the run goes to the largest). ``concept_images(concept, seed)``
+    gives a run's real images and ``prompts_for(concept)`` the prompts that judge it. Returns tidy trajectories (``lr, concept, seed, step`` and the
+    measures, step 0 = the base model) and the per-step probe traces; runs are cached under
+    ``cache_dir`` so an interrupted sweep resumes."""
+    base = judge_base(pipeline, judge, prompts_for, concepts, generation)
+    runs = [(lr, c, s) for lr in judged_steps for c in concepts for s in seeds]
+    rows, traces = [], []
+    for lr, concept, seed in tqdm(runs, desc="erasure windows", disable=not progress_bar):
+        run_config = replace(config, lr=lr, seed=seed)
+        judged, trace = run_window(pipeline, judge, concept, concept_images(concept, seed), run_config, judged_steps[lr],
+                                   prompts_for(concept), generation, Path(cache_dir) / f"lr{lr:g}-{concept.replace(' ', '_')}-seed{seed}")  # fmt: skip
+        tag = {"lr": lr, "concept": concept, "seed": seed}
+        rows.append(pd.concat([base[base.concept == concept].drop(columns="concept"), judged]).assign(**tag))
+        traces.append(trace.assign(**tag))
+    columns = ["lr", "concept", "seed", "step"]
+    trajectories = pd.concat(rows, ignore_index=True)
+    return trajectories[columns + [c for c in trajectories.columns if c not in columns]], pd.concat(traces, ignore_index=True)
