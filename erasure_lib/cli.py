@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from erasure_lib.data import ConceptType
+if TYPE_CHECKING:
+    from erasure_lib.data import ConceptType
 
 
 def _erase_parser(sub: argparse._SubParsersAction) -> None:
@@ -105,6 +108,8 @@ def _generate(args: argparse.Namespace) -> None:
 
     if bool(args.prompt) == bool(args.prompts_csv):
         raise ValueError("give either --prompt (one or more) or --prompts-csv")
+    # Every input is checked before the model is loaded and before --out is created.
+    config = GenerationConfig(num_inference_steps=args.steps, guidance_scale=args.guidance, batch_size=args.batch_size)
     if args.prompts_csv:
         prompts = read_prompt_csv(args.prompts_csv)
     else:
@@ -116,18 +121,65 @@ def _generate(args: argparse.Namespace) -> None:
         if not folder.is_dir():
             raise FileNotFoundError(f"--text-encoder {folder} does not exist; pass a folder written by 'erase'")
         install_text_encoder(pipeline, folder)
-    config = GenerationConfig(num_inference_steps=args.steps, guidance_scale=args.guidance, batch_size=args.batch_size)
     paths = generate_to_folder(pipeline, prompts, args.out, config, progress_bar=not args.no_progress)
     print(f"wrote {len(paths)} images to {args.out}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """Keep transformers' and diffusers' warnings (such as their torchvision fallbacks) and their
+    model-loading progress bars off the terminal; their errors still show, and so do hub downloads'
+    progress bars and the command's own (erasure steps, generation). Their settings are restored on exit.
+    """
+    import huggingface_hub.utils as hf_hub_utils
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = (transformers_logging, diffusers_logging)
+    saved = [(lib.get_verbosity(), lib.is_progress_bar_enabled()) for lib in libraries]
+    hub_bars = not hf_hub_utils.are_progress_bars_disabled()
+
+    def set_hub_bars(enabled: bool) -> None:
+        # transformers' progress-bar switch also flips the hub's download bars; put those back.
+        if enabled and hf_hub_utils.are_progress_bars_disabled():
+            hf_hub_utils.enable_progress_bars()
+        elif not enabled and not hf_hub_utils.are_progress_bars_disabled():
+            hf_hub_utils.disable_progress_bars()
+
     try:
-        _erase(args) if args.command == "erase" else _generate(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        for lib in libraries:
+            lib.set_verbosity_error()
+            lib.disable_progress_bar()
+        set_hub_bars(hub_bars)  # a multi-GB download keeps its bar
+        yield
+    finally:
+        for lib, (verbosity, bars) in zip(libraries, saved, strict=True):
+            lib.set_verbosity(verbosity)
+            if bars:
+                lib.enable_progress_bar()
+            else:
+                lib.disable_progress_bar()
+        set_hub_bars(hub_bars)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``python -m erasure_lib erase|generate ...``; 0 on success, 2 (and one ``error:`` line on
+    stderr, nothing written to ``--out``) on bad input or a diverged erasure."""
+    with quiet_libraries():
+        # Imported here, not at the top: diffusers warns as it is imported, and that is now silenced.
+        from erasure_lib.methods.base import NonFiniteLossError
+
+        args = build_parser().parse_args(argv)
+        message = None
+        try:
+            _erase(args) if args.command == "erase" else _generate(args)
+        except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, OSError, NonFiniteLossError) as err:
+            message = f"error: {err}"
+        if message is not None:
+            # Printed after the except block: a progress bar left open by the failed run has been
+            # released with its traceback by now, so it has ended its line.
+            print(message, file=sys.stderr)
+            return 2
     return 0
 
 

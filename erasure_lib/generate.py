@@ -3,10 +3,14 @@ depends only on its own seed)."""
 
 from __future__ import annotations
 
+import csv
 import io
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,6 +31,25 @@ class GenerationConfig:
     batch_size: int = 64
     height: int | None = None  # None: the model's own resolution
     width: int | None = None
+
+    def __post_init__(self) -> None:
+        if not _is_int(self.num_inference_steps) or self.num_inference_steps < 1:
+            raise ValueError(f"num_inference_steps (sampling steps) must be an integer of at least 1, got {self.num_inference_steps!r}")
+        if not _is_int(self.batch_size) or self.batch_size < 1:
+            raise ValueError(f"batch_size (images per batch) must be an integer of at least 1, got {self.batch_size!r}")
+        g = self.guidance_scale
+        if isinstance(g, bool) or not isinstance(g, numbers.Real) or not math.isfinite(g) or g < 0:
+            raise ValueError(
+                f"guidance_scale must be a finite number of at least 0 (1 or less turns classifier-free guidance off), got {g!r}"
+            )
+        for name in ("height", "width"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise ValueError(f"{name} must be a positive number of pixels, or None for the model's resolution, got {value!r}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 @torch.no_grad()
@@ -70,13 +93,139 @@ def generate_grid(
     return [flat[i * len(seeds) : (i + 1) * len(seeds)] for i in range(len(prompts))]
 
 
-def read_prompt_csv(path: str | Path) -> pd.DataFrame:
-    """A prompt CSV in the field's convention: ``case_number, prompt, evaluation_seed[, ...]``."""
-    df = pd.read_csv(path)
-    missing = {"case_number", "prompt", "evaluation_seed"} - set(df.columns)
+PROMPT_COLUMNS = ("case_number", "prompt", "evaluation_seed")
+
+
+def _as_int(value: Any) -> int | None:
+    """``value`` as an int when it is one (an int, an integral float, or the text of an int), else None."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return int(value) if math.isfinite(value) and float(value).is_integer() else None
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+        try:  # "10000.0", as pandas writes an integer column that held a missing value
+            return _as_int(float(value))
+        except ValueError:
+            return None
+    return None
+
+
+def validate_prompt_table(
+    prompts: pd.DataFrame, source: str = "the prompt table", lines: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """Check a prompt table (``case_number, prompt, evaluation_seed[, ...]``) and return a copy with
+    integer ``case_number`` and ``evaluation_seed`` and text ``prompt`` columns.
+
+    Parameters
+    ----------
+    prompts
+        One row per image: ``case_number`` names its file ``<case_number>.png`` (so it is a unique
+        integer), ``evaluation_seed`` is the integer seed of its generator, ``prompt`` its text.
+    source
+        What the table came from, for the error message (a CSV's path).
+    lines
+        The 1-based line of the source on which each row starts, for the error message.
+
+    Raises
+    ------
+    ValueError
+        Naming the source, the row (line and case_number) and the column of each problem.
+    """
+    missing = [c for c in PROMPT_COLUMNS if c not in prompts.columns]
     if missing:
-        raise ValueError(f"{path}: missing column(s) {sorted(missing)}; expected case_number, prompt, evaluation_seed")
-    return df
+        raise ValueError(
+            f"{source}: missing column(s) {missing}; expected case_number, prompt, evaluation_seed "
+            f"(found {[str(c) for c in prompts.columns]})"
+        )
+    lines = list(lines) if lines is not None and len(lines) == len(prompts) else None
+    problems: list[str] = []
+    cases: list[int | None] = []
+    seeds: list[int | None] = []
+    texts: list[str] = []
+    first_row: dict[int, str] = {}
+    for k, (case, prompt, seed) in enumerate(zip(*(prompts[c].tolist() for c in PROMPT_COLUMNS), strict=True)):
+        where = f"line {lines[k]}" if lines is not None else f"row {k + 1}"
+        case_int, seed_int = _as_int(case), _as_int(seed)
+        row = f"{where} (case_number {case_int if case_int is not None else case!r})"
+        if case_int is None or not -(2**63) <= case_int < 2**63:
+            problems.append(f"{row}: column case_number must be an integer (it names the image file <case_number>.png), got {case!r}")
+        elif case_int in first_row:
+            problems.append(f"{row}: case_number {case_int} repeats {first_row[case_int]}; case numbers must be unique (one image file per row)")
+        else:
+            first_row[case_int] = where
+        if seed_int is None or not -(2**63) <= seed_int < 2**63:
+            problems.append(f"{row}: column evaluation_seed must be a 64-bit integer (the seed of the image), got {seed!r}")
+        if not isinstance(prompt, str):
+            problems.append(f"{row}: column prompt must be text, got {prompt!r}")
+        cases.append(case_int)
+        seeds.append(seed_int)
+        texts.append(prompt if isinstance(prompt, str) else "")
+    if problems:
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ValueError(f"{source}: " + "; ".join(problems[:3]) + more)
+    table = prompts.copy()
+    table["case_number"] = pd.Series(cases, index=prompts.index, dtype="int64")
+    table["prompt"] = pd.Series(texts, index=prompts.index, dtype=str)
+    table["evaluation_seed"] = pd.Series(seeds, index=prompts.index, dtype="int64")
+    return table
+
+
+def _record_lines(path: Path) -> list[int]:
+    """The 1-based line on which each data record of a CSV starts (blank lines skipped, as pandas does)."""
+    starts: list[int] = []
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        end = 0
+        for record in reader:
+            start, end = end + 1, reader.line_num
+            if record and not (len(record) == 1 and not record[0].strip()):
+                starts.append(start)
+    return starts[1:]  # the first record is the header
+
+
+def read_prompt_csv(path: str | Path) -> pd.DataFrame:
+    """Read a prompt CSV in the field's convention: ``case_number, prompt, evaluation_seed[, ...]``.
+
+    Parameters
+    ----------
+    path
+        The CSV: a header line, then one row per image. ``case_number`` (a unique integer) names the
+        image file, ``evaluation_seed`` (an integer) seeds it, ``prompt`` is its text, taken verbatim
+        (an empty cell is the empty prompt). Other columns are kept as pandas reads them.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table, with integer ``case_number`` and ``evaluation_seed`` columns.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing or a cell is not of its column's type; the message names the
+        file, the line and case_number of the row, and the column.
+    """
+    path = Path(path)
+    try:
+        df = pd.read_csv(path)
+        # The three columns again as the text in the file, so a bad cell can be shown as written.
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError as err:
+        raise ValueError(f"{path} is empty; expected a header line case_number,prompt,evaluation_seed and one row per image") from err
+    except (pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a readable UTF-8 CSV: {err}") from err
+    try:
+        lines: list[int] | None = _record_lines(path)
+    except csv.Error:
+        lines = None
+    if all(c in df.columns for c in PROMPT_COLUMNS):
+        df = df.assign(**{c: raw[c] for c in PROMPT_COLUMNS})
+    return validate_prompt_table(df, source=str(path), lines=lines)
 
 
 def generate_to_folder(
@@ -87,7 +236,9 @@ def generate_to_folder(
     progress_bar: bool = True,
 ) -> list[Path]:
     """Generate ``<case_number>.png`` for each row of a prompt table; images already on disk are kept
-    (so an interrupted run resumes). Each PNG is written atomically."""
+    (so an interrupted run resumes). Each PNG is written atomically. The table is checked (see
+    :func:`validate_prompt_table`) before ``out_dir`` is created."""
+    prompts = validate_prompt_table(prompts)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{int(c)}.png" for c in prompts["case_number"]]

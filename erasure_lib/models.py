@@ -10,12 +10,17 @@ import json
 import re
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
-from diffusers import StableDiffusionPipeline
 
 from erasure_lib import hub
 from erasure_lib.paths import BUILTIN_MODEL_DIR
+
+if TYPE_CHECKING:
+    # Imported where used: ``import erasure_lib`` then loads no diffusers, so the command line can
+    # silence diffusers' and transformers' import-time warnings before they are printed.
+    from diffusers import StableDiffusionPipeline
 
 # A hub id: "owner/name"; revision pinned with "@<revision>", e.g. "CompVis/stable-diffusion-v1-4@<commit>".
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
@@ -57,6 +62,8 @@ def load_pipeline(
     progress_bar
         Whether the pipeline shows its per-step progress bar.
     """
+    from diffusers import StableDiffusionPipeline
+
     local_files_only = True
     name = str(model)
     if not name.strip():

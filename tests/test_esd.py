@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 
-from erasure_lib.methods.base import ErasureResult
+from erasure_lib.methods.base import ErasureResult, NonFiniteLossError
 from erasure_lib.methods.esd import (
     TRAIN_METHODS,
     ESDConfig,
@@ -263,6 +263,34 @@ def test_concept_length_limit_is_exact(tiny_pipeline: StableDiffusionPipeline) -
     check_concept(tiny_pipeline, " ".join(["word"] * (k - 1)))  # exactly fits
     with pytest.raises(ValueError, match=f"allows {limit}"):
         check_concept(tiny_pipeline, " ".join(["word"] * k))
+
+
+def test_a_diverging_run_stops_with_non_finite_loss_error(tiny_pipeline: StableDiffusionPipeline) -> None:
+    """lr 1e12 blows the weights up after the first update: the second loss is not finite."""
+    before = state(tiny_pipeline.unet)
+    with pytest.raises(NonFiniteLossError, match=r"step 2 \(lr 1e\+12\)") as err:
+        run(tiny_pipeline, iterations=4, lr=1e12)
+    assert (err.value.method, err.value.step, err.value.lr, err.value.what) == ("esd", 2, 1e12, "loss")
+    assert same_state(before, tiny_pipeline.unet.state_dict())
+
+
+def test_weights_that_stop_being_finite_on_the_last_step_are_caught(
+    tiny_pipeline: StableDiffusionPipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last update can leave non-finite weights behind a finite loss (no later loss would show it).
+    An optimizer that writes a NaN on its last step stands in for an overflowing gradient."""
+
+    class PoisonedAdam(torch.optim.Adam):
+        def step(self, closure=None):  # type: ignore[no-untyped-def]
+            out = super().step(closure)
+            with torch.no_grad():
+                self.param_groups[0]["params"][0].view(-1)[0] = float("nan")
+            return out
+
+    monkeypatch.setattr(torch.optim, "Adam", PoisonedAdam)
+    with pytest.raises(NonFiniteLossError, match="trained weights") as err:
+        run(tiny_pipeline, iterations=1)
+    assert (err.value.step, err.value.what) == (1, "trained weights")
 
 
 def test_config_is_required(tiny_pipeline: StableDiffusionPipeline) -> None:

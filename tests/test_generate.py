@@ -133,6 +133,74 @@ def test_read_prompt_csv_requires_evaluation_seed(tmp_path: Path) -> None:
     assert "bad.csv" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    ("options", "word"),
+    [
+        ({"num_inference_steps": 0}, "num_inference_steps"),
+        ({"num_inference_steps": 2.5}, "num_inference_steps"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"guidance_scale": float("nan")}, "guidance_scale"),
+        ({"guidance_scale": float("inf")}, "guidance_scale"),
+        ({"guidance_scale": -0.5}, "guidance_scale"),
+        ({"height": 0}, "height"),
+        ({"width": -8}, "width"),
+    ],
+)
+def test_generation_config_rejects_bad_settings(options: dict[str, object], word: str) -> None:
+    with pytest.raises(ValueError, match=word):
+        GenerationConfig(**options)  # type: ignore[arg-type]
+
+
+def test_generation_config_accepts_numpy_numbers_and_no_guidance() -> None:
+    config = GenerationConfig(num_inference_steps=np.int64(3), guidance_scale=np.float32(0.0), batch_size=1, height=16)
+    assert config.num_inference_steps == 3 and config.guidance_scale == 0.0
+
+
+@pytest.mark.parametrize(
+    ("rows", "words"),
+    [
+        # the bad row starts on line 4: the prompt of the row before spans lines 2 and 3
+        ('0,"a photo,\nof a bag",1\n1,a photo of a coat,1.5\n', ["line 4", "case_number 1", "column evaluation_seed", "'1.5'"]),
+        ("0,a photo of a bag,1\n\n7,a photo of a coat,\n", ["line 4", "case_number 7", "column evaluation_seed", "''"]),
+        ("0,a photo of a bag,1\nseven,a photo of a coat,2\n", ["line 3", "case_number 'seven'", "column case_number"]),
+        ("4,a photo of a bag,1\n4,a photo of a coat,2\n", ["line 3", "case_number 4", "repeats line 2", "unique"]),
+    ],
+)
+def test_read_prompt_csv_names_the_file_row_and_column(rows: str, words: list[str], tmp_path: Path) -> None:
+    bad = tmp_path / "prompts.csv"
+    bad.write_text("case_number,prompt,evaluation_seed\n" + rows)
+    with pytest.raises(ValueError) as err:
+        read_prompt_csv(bad)
+    message = str(err.value)
+    assert message.startswith(str(bad)) and all(w in message for w in words), message
+
+
+def test_read_prompt_csv_types_and_verbatim_prompts(tmp_path: Path) -> None:
+    good = tmp_path / "good.csv"
+    # "10001.0": pandas writes integers so once a column held a missing value; "NA" is a prompt, not a gap.
+    good.write_text("case_number,prompt,evaluation_seed,score\n0,NA,10000,0.5\n1,,10001.0,0.25\n")
+    df = read_prompt_csv(good)
+    assert list(df["prompt"]) == ["NA", ""]
+    assert df["case_number"].dtype == np.int64 and df["evaluation_seed"].dtype == np.int64
+    assert list(df["evaluation_seed"]) == [10000, 10001] and list(df["score"]) == [0.5, 0.25]
+
+
+def test_read_prompt_csv_of_an_empty_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty.csv is empty"):
+        read_prompt_csv(empty)
+
+
+def test_generate_to_folder_checks_the_table_before_making_the_folder(tiny_pipeline: StableDiffusionPipeline, tmp_path: Path) -> None:
+    table = _table().astype({"evaluation_seed": object})
+    table.loc[1, "evaluation_seed"] = "eight"
+    out = tmp_path / "images"
+    with pytest.raises(ValueError, match=r"row 2 \(case_number 1\): column evaluation_seed"):
+        generate_to_folder(tiny_pipeline, table, out, FAST, progress_bar=False)
+    assert not out.exists()
+
+
 def test_to_tensor() -> None:
     images = [Image.new("RGB", (5, 4), (255, 0, 0)), Image.new("L", (5, 4), 51)]
     x = to_tensor(images)

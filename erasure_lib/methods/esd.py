@@ -14,6 +14,7 @@ VAE are never changed; the pipeline passed in is never modified. ESD needs no im
 from __future__ import annotations
 
 import copy
+import math
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from tqdm.auto import tqdm
 
-from erasure_lib.methods.base import ErasureResult
+from erasure_lib.methods.base import ErasureResult, NonFiniteLossError
 
 TrainMethod = Literal["xattn", "noxattn", "full"]
 TRAIN_METHODS: tuple[str, ...] = ("xattn", "noxattn", "full")
@@ -179,6 +180,12 @@ def erase(
     ErasureResult
         ``components["unet"]`` is the fine-tuned U-Net; ``losses`` the loss of every iteration;
         timings split into set-up (copying the U-Net, encoding prompts) and the optimization loop.
+
+    Raises
+    ------
+    NonFiniteLossError
+        When the loss of an iteration (1-based, ``step``), or the trained weights after the last one,
+        stop being finite, typically because ``config.lr`` is too large. Nothing is returned.
     """
     t0 = time.perf_counter()
     if config is None:
@@ -228,8 +235,13 @@ def erase(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        losses.append(loss.item())
+        losses.append(loss.item())  # the step's one host sync, also used to stop a diverged run
+        if not math.isfinite(losses[-1]):
+            raise NonFiniteLossError("esd", len(losses), config.lr)
         stop_steps.append(t_enc)
+    # The last update can overflow the weights even when its loss was finite: check them once.
+    if not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
+        raise NonFiniteLossError("esd", len(losses), config.lr, what="trained weights")
     optimization_seconds = time.perf_counter() - t1
     unet.requires_grad_(False)
     return ErasureResult(
