@@ -16,9 +16,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 setup: data venv
 
-data: $(FASHION_MNIST)
+WORDNET := /usr/share/wordnet/data.noun
+data: $(FASHION_MNIST) $(WORDNET)
 $(FASHION_MNIST):
 	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq dataset-fashion-mnist
+# WordNet 3.0: only the check that the committed ImageNet hierarchy rebuilds to the byte needs it.
+$(WORDNET):
+	$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq wordnet-base
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
