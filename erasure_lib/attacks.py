@@ -21,6 +21,7 @@ from diffusers import DDPMScheduler, StableDiffusionPipeline
 from tqdm.auto import tqdm
 
 from erasure_lib.data import OBJECT_TEMPLATES, ImageSource, load_concept_images
+from erasure_lib.methods.base import tokenize
 from erasure_lib.methods.fewshot import denoising_loss, preprocess
 from erasure_lib.models import model_resolution
 
@@ -103,7 +104,7 @@ def invert_concept(
         for _ in tqdm(range(config.steps), desc="concept inversion", disable=not progress_bar):
             batch = torch.randint(0, len(z0_all), (config.batch_size,), generator=generator)
             prompts = [config.templates[int(rng.integers(len(config.templates)))].format(config.placeholder) for _ in batch]
-            ids = tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt").input_ids.to(device)
+            ids = tokenize(tokenizer, prompts, device)
             t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), generator=generator).to(device)
             noise = torch.randn(z0_all[batch].shape, generator=generator).to(device)
             loss = denoising_loss(pipeline, noise_scheduler, text_encoder, z0_all[batch], ids, t, noise)

@@ -124,7 +124,9 @@ HELDOUT_OBJECT_TEMPLATES: tuple[str, ...] = (
 )
 
 ConceptType = Literal["object", "style"]
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+# The image files a concept folder may hold (compared with the lower-cased suffix), for every loader.
+IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")
+_SUFFIX_NAMES = "/".join(IMAGE_SUFFIXES)  # ".png/.jpg/.jpeg/.webp", for messages
 
 
 def templates_for(concept_type: ConceptType) -> tuple[str, ...]:
@@ -312,14 +314,14 @@ ImageSource = Path | str | Image.Image
 def load_concept_images(images: Path | str | Sequence[ImageSource]) -> list[Image.Image]:
     """Load the few real images of a concept as RGB PIL images.
 
-    ``images`` is a folder (its ``.png``/``.jpg``/``.jpeg`` files, sorted by name), or a list of paths
+    ``images`` is a folder (its files with a suffix of ``IMAGE_SUFFIXES``, sorted by name), or a list of paths
     or PIL images. Any size and mode is accepted (grayscale, RGBA, palette are converted to RGB).
     Raises ``FileNotFoundError`` / ``ValueError`` naming the offending input.
     """
     if isinstance(images, (str, Path)):
         folder = Path(images)
         if not folder.exists():
-            raise FileNotFoundError(f"image folder {folder} does not exist; pass a folder of .png/.jpg images")
+            raise FileNotFoundError(f"image folder {folder} does not exist; pass a folder of {_SUFFIX_NAMES} images")
         if not folder.is_dir():
             raise NotADirectoryError(f"{folder} is not a folder; pass a folder or a list of image paths")
         sources: list[ImageSource] = sorted(
@@ -327,7 +329,7 @@ def load_concept_images(images: Path | str | Sequence[ImageSource]) -> list[Imag
         )
         if not sources:
             raise ValueError(
-                f"image folder {folder} holds no .png/.jpg/.jpeg images; put a few real images of the concept there"
+                f"image folder {folder} holds no {_SUFFIX_NAMES} images; put a few real images of the concept there"
             )
     else:
         sources = list(images)
@@ -344,7 +346,7 @@ def _load_one(source: ImageSource) -> Image.Image:
         if not path.is_file():
             raise FileNotFoundError(f"image {path} does not exist")
         if path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise ValueError(f"{path} is not a .png/.jpg/.jpeg image")
+            raise ValueError(f"{path} is not a {_SUFFIX_NAMES} image")
         try:
             with Image.open(path) as f:
                 f.load()

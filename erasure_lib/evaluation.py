@@ -244,18 +244,6 @@ def summarize_related(classified: pd.DataFrame, erased: str, groups: Mapping[str
     }
 
 
-def judge_related(
-    pipeline: StableDiffusionPipeline,
-    classifier: GarmentStyleClassifier,
-    prompts: pd.DataFrame,
-    erased: str,
-    groups: Mapping[str, Sequence[str]],
-    generation: GenerationConfig,
-) -> dict[str, float]:
-    """Generate ``prompts``, classify, and score erasure against related and unrelated classes."""
-    return summarize_related(classify_generated(pipeline, classifier, prompts, generation), erased, groups)
-
-
 def neighbour_summary(table: pd.DataFrame, max_erased: float, max_related_drop: float) -> pd.DataFrame:
     """Mean over erased classes of every (method, lr, epochs) setting, against the base model's means.
 

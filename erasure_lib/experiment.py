@@ -92,7 +92,7 @@ def real_images(images_dir: str, concept: str, n: int, seed: int = 0) -> list[Im
         index = np.flatnonzero(test.labels == data.CLASSES.index(concept))[:n]
         return [data.to_pil(data.render(test.images[i], "plain")) for i in index]
     folder = _from_repo(images_dir) / concept
-    count = len([p for p in folder.iterdir() if p.suffix.lower() in sd14.IMAGE_SUFFIXES]) if folder.is_dir() else 0
+    count = len([p for p in folder.iterdir() if p.suffix.lower() in data.IMAGE_SUFFIXES]) if folder.is_dir() else 0
     return data.load_concept_images(sd14.concept_image_paths(concept, max(min(n, count), 1), seed, root=folder.parent))
 
 
@@ -105,9 +105,9 @@ def reference_images(fid_reference: str, n: int, seed: int = 0) -> list[Image.Im
     folder = _from_repo(fid_reference)
     if not folder.is_dir():
         raise FileNotFoundError(f"fid_reference {folder} does not exist: give a folder of real images (README, 'Stable Diffusion v1.4')")
-    files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in sd14.IMAGE_SUFFIXES)
+    files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in data.IMAGE_SUFFIXES)
     if not files:
-        raise ValueError(f"fid_reference {folder} holds no images ({', '.join(sd14.IMAGE_SUFFIXES)})")
+        raise ValueError(f"fid_reference {folder} holds no images ({', '.join(data.IMAGE_SUFFIXES)})")
     order = np.random.default_rng(seed).permutation(len(files))[: min(n, len(files))]
     return data.load_concept_images([files[int(i)] for i in sorted(order)])
 

@@ -8,5 +8,4 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 BUILTIN_MODEL_DIR = REPO_ROOT / "models" / "builtin"
 CLASSIFIER_PATH = REPO_ROOT / "models" / "classifier" / "classifier.safetensors"
 RESULTS_DIR = REPO_ROOT / "results"
-FIGURES_DIR = REPO_ROOT / "figures"
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"

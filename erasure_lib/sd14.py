@@ -29,6 +29,7 @@ import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from erasure_lib.data import IMAGE_SUFFIXES
 from erasure_lib.paths import BUILTIN_MODEL_DIR, REPO_ROOT
 
 Scale = Literal["full", "tiny"]
@@ -206,7 +207,6 @@ def count_parameters(component: Literal["unet", "vae", "text_encoder"], scale: S
 # --- data that cannot ship with the repository -------------------------------------------------
 
 DATA_DIR = REPO_ROOT / "data"
-IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png", ".webp")
 
 
 @dataclass(frozen=True)

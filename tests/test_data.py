@@ -257,6 +257,20 @@ def test_modes_are_converted_to_rgb(tmp_path: Path) -> None:
     assert tuple(np.asarray(direct[1])[0, 0]) == (0, 0, 0)
 
 
+def test_webp_folder_loads(tmp_path: Path) -> None:
+    """A folder of .webp files (as Imagenette ships in some mirrors) loads like any other."""
+    assert ".webp" in data.IMAGE_SUFFIXES
+    colours = [(255, 0, 0), (0, 128, 255), (10, 20, 30)]
+    for k, colour in enumerate(colours):
+        _write(tmp_path / f"img_{k}.webp", Image.new("RGB", (16, 12), colour), lossless=True)
+    _write(tmp_path / "img_3.WEBP", Image.new("RGBA", (8, 8), (1, 2, 3, 0)), lossless=True)  # any case, transparency
+    images = load_concept_images(tmp_path)
+    assert [im.size for im in images] == [(16, 12)] * 3 + [(8, 8)]
+    assert [tuple(np.asarray(im)[5, 5]) for im in images] == [*colours, (0, 0, 0)]
+    (one,) = load_concept_images([tmp_path / "img_1.webp"])
+    assert one.tobytes() == images[1].tobytes()
+
+
 def test_16_bit_grayscale_png_keeps_its_content(tmp_path: Path) -> None:
     values8 = (np.arange(32 * 32).reshape(32, 32) % 256).astype(np.uint16)
     Image.fromarray(values8 * 257).save(tmp_path / "deep.png")  # mode I;16

@@ -265,6 +265,23 @@ def test_concept_length_limit_is_exact(tiny_pipeline: StableDiffusionPipeline) -
         check_concept(tiny_pipeline, " ".join(["word"] * k))
 
 
+def test_one_concept_check_and_one_tokenizer_call_for_every_method(tiny_pipeline: StableDiffusionPipeline) -> None:
+    from erasure_lib.methods import base, fewshot, uce
+    from erasure_lib.methods.esd import encode_prompt
+
+    assert check_concept is base.check_concept and uce.check_concept is base.check_concept
+    with pytest.raises(ValueError, match="concept is empty"):
+        fewshot.check_concept(tiny_pipeline, " ", "object")
+    tok = tiny_pipeline.tokenizer
+    prompts = ["a photo of a sneaker", "", "word " * 40]
+    ids = base.tokenize(tok, prompts, tiny_pipeline.device)
+    expected = tok(prompts, padding="max_length", max_length=tok.model_max_length, truncation=True, return_tensors="pt").input_ids
+    assert ids.shape == (3, tok.model_max_length) and torch.equal(ids, expected)
+    with pytest.raises(TypeError, match="sequence of strings"):
+        base.tokenize(tok, "a photo of a sneaker", tiny_pipeline.device)
+    assert torch.equal(encode_prompt(tiny_pipeline, prompts[0]), tiny_pipeline.text_encoder(ids[:1])[0])
+
+
 def test_a_diverging_run_stops_with_non_finite_loss_error(tiny_pipeline: StableDiffusionPipeline) -> None:
     """lr 1e12 blows the weights up after the first update: the second loss is not finite."""
     before = state(tiny_pipeline.unet)

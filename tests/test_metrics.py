@@ -11,56 +11,6 @@ from PIL import Image
 from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, STYLES
 from erasure_lib.evaluation import ClassPromptSet, per_class_accuracy, summarize
 from erasure_lib.metrics.classifier import GarmentStyleClassifier, classify
-from erasure_lib.metrics.detection import detection_rate, erased_and_others, transition_matrix
-
-
-def test_detection_rate() -> None:
-    assert detection_rate([1, 2, 1, 1], 1) == 0.75
-    assert detection_rate(np.array([0, 0, 0]), 0) == 1.0
-    assert detection_rate([3, 4], 9) == 0.0
-    with pytest.raises(ValueError):
-        detection_rate([], 1)
-
-
-def test_transition_matrix_known_values() -> None:
-    prompt_class = [0, 0, 0, 0, 1, 1, 2]
-    predicted = [0, 0, 1, 2, 1, 1, 0]
-    m = transition_matrix(prompt_class, predicted, n_classes=4)
-    expected = np.array(
-        [
-            [0.5, 0.25, 0.25, 0.0],
-            [0.0, 1.0, 0.0, 0.0],
-            [1.0, 0.0, 0.0, 0.0],
-            [0.0, 0.0, 0.0, 0.0],  # class 3 had no prompts: a zero row, not NaN
-        ]
-    )
-    np.testing.assert_allclose(m, expected)
-    np.testing.assert_allclose(m[:3].sum(axis=1), 1.0)
-
-
-def test_transition_matrix_rows_sum_to_one_on_random_data() -> None:
-    rng = np.random.default_rng(0)
-    prompt_class = np.repeat(np.arange(10), 20)
-    predicted = rng.integers(0, 10, size=200)
-    m = transition_matrix(prompt_class, predicted, 10)
-    np.testing.assert_allclose(m.sum(axis=1), 1.0)
-    # the diagonal is the per-class detection rate
-    for c in range(10):
-        assert m[c, c] == pytest.approx(detection_rate(predicted[prompt_class == c], c))
-
-
-def test_erased_and_others() -> None:
-    prompt_class = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
-    predicted = np.array([0, 5, 5, 5, 1, 0, 2, 2, 2, 1])
-    erased_share, others = erased_and_others(prompt_class, predicted, erased=[0])
-    assert erased_share == 0.25
-    assert others == pytest.approx(4 / 6)  # class 1: 1/2 right, class 2: 3/4 right, pooled over images
-    share2, others2 = erased_and_others(prompt_class, predicted, erased=[0, 2])
-    assert share2 == pytest.approx(4 / 8) and others2 == 0.5
-    _, nan = erased_and_others(np.array([3, 3]), np.array([3, 1]), erased=[3])
-    assert np.isnan(nan)
-    with pytest.raises(ValueError, match="erased"):
-        erased_and_others(prompt_class, predicted, erased=[7])
 
 
 def _classified(rows: dict[str, list[int]]) -> pd.DataFrame:

@@ -272,6 +272,24 @@ def test_concept_images_are_drawn_by_seed(tmp_path: Path) -> None:
         sd14.concept_image_paths("tench", 11, seed=0, root=tmp_path)
 
 
+def test_webp_concept_images(tmp_path: Path) -> None:
+    """One list of image suffixes (data.IMAGE_SUFFIXES): a .webp Imagenette folder is drawn from and loads."""
+    from erasure_lib import data, experiment
+
+    assert sd14.IMAGE_SUFFIXES is data.IMAGE_SUFFIXES
+    folder = tmp_path / "tench"
+    folder.mkdir()
+    for k in range(5):
+        Image.new("RGB", (8, 8), (40 * k, 0, 0)).save(folder / f"n01440764_{k:04d}.webp", lossless=True)
+    paths = sd14.concept_image_paths("tench", 3, seed=0, root=tmp_path)
+    assert len(set(paths)) == 3 and all(p.suffix == ".webp" for p in paths)
+    images = data.load_concept_images(paths)
+    assert [np.asarray(im)[0, 0, 0] for im in images] == [40 * int(p.stem[-1]) for p in paths]
+    assert len(data.load_concept_images(folder)) == 5
+    assert len(experiment.real_images(str(tmp_path), "tench", 50)) == 5  # the sd14 path's readers too
+    assert len(experiment.reference_images(str(tmp_path), 4, seed=0)) == 4
+
+
 # --- hub access ----------------------------------------------------------------------------------
 
 

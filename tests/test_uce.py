@@ -262,6 +262,22 @@ def test_pipeline_is_not_modified_and_result(tiny_pipeline: StableDiffusionPipel
     assert same_state(result.components["unet"].state_dict(), again.components["unet"].state_dict())
 
 
+def test_the_longest_template_is_checked(tiny_pipeline: StableDiffusionPipeline) -> None:
+    """The shared check (erasure_lib.methods.base) fills every template and names the one that does not fit."""
+    from erasure_lib.methods.base import check_concept
+
+    tok = tiny_pipeline.tokenizer
+    k = next(k for k in range(1, 64) if len(tok(" ".join(["word"] * k)).input_ids) > tok.model_max_length)
+    concept = " ".join(["word"] * (k - 1))  # fits bare, not in a longer template
+    check_concept(tiny_pipeline, concept, "{}")
+    with pytest.raises(ValueError, match=f"the prompt 'a photo of a {concept}' takes"):
+        check_concept(tiny_pipeline, concept, ("{}", "a photo of a {}"))
+    with pytest.raises(ValueError, match="too long"):
+        run(tiny_pipeline, concept)  # UCEConfig's templates include "a photo of a {}"
+    with pytest.raises(ValueError, match="no templates"):
+        check_concept(tiny_pipeline, CONCEPT, ())
+
+
 @pytest.mark.parametrize(
     ("concept", "options", "pattern"),
     [

@@ -5,13 +5,14 @@ from __future__ import annotations
 import copy
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from diffusers import StableDiffusionPipeline
+from transformers import PreTrainedTokenizerBase
 
 from erasure_lib.io import atomic_directory, atomic_write_text
 from erasure_lib.results import package_versions
@@ -201,3 +202,45 @@ def erase_or_load(
     result.save(folder, base_model=base_model, overwrite=True)
     atomic_write_text(key_file, json.dumps(key, indent=2, sort_keys=True) + "\n")
     return result
+
+
+def check_concept(pipeline: StableDiffusionPipeline, concept: str, templates: str | Sequence[str] = "{}") -> None:
+    """Check a concept before it is erased: the one check that few-shot, ESD and UCE share.
+
+    Parameters
+    ----------
+    pipeline
+        The pipeline whose tokenizer encodes the prompts.
+    concept
+        What is to be erased, e.g. ``"sneaker"``.
+    templates
+        The prompt template, or templates, the concept is filled into (``"{}"`` marks where it goes).
+
+    Raises
+    ------
+    ValueError
+        For an empty concept, or one whose longest prompt takes more tokens than the tokenizer allows.
+    """
+    if not concept or not concept.strip():
+        raise ValueError("the concept is empty; give the name of what to erase, e.g. 'sneaker'")
+    templates = (templates,) if isinstance(templates, str) else tuple(templates)
+    if not templates:
+        raise ValueError("no templates given; give at least one, e.g. ('{}',)")
+    tokenizer = pipeline.tokenizer
+    longest = max((t.format(concept) for t in templates), key=lambda p: len(tokenizer(p).input_ids))
+    n = len(tokenizer(longest).input_ids)
+    if n > tokenizer.model_max_length:
+        raise ValueError(
+            f"concept {concept!r} is too long: the prompt {longest!r} takes {n} tokens, "
+            f"the tokenizer allows {tokenizer.model_max_length}; use a shorter concept name"
+        )
+
+
+def tokenize(tokenizer: PreTrainedTokenizerBase, prompts: Sequence[str], device: torch.device | str) -> torch.Tensor:
+    """Token ids (len(prompts), max length) of ``prompts``, padded and truncated to the tokenizer's
+    ``model_max_length`` as Stable Diffusion encodes prompts, on ``device``."""
+    if isinstance(prompts, str):
+        raise TypeError(f"prompts must be a sequence of strings, got the string {prompts!r}; use [{prompts!r}]")
+    return tokenizer(
+        list(prompts), padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+    ).input_ids.to(device)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from tqdm.auto import tqdm
 
-from erasure_lib.methods.base import ErasureResult, NonFiniteLossError
+from erasure_lib.methods.base import ErasureResult, NonFiniteLossError, check_concept, tokenize
 
 TrainMethod = Literal["xattn", "noxattn", "full"]
 TRAIN_METHODS: tuple[str, ...] = ("xattn", "noxattn", "full")
@@ -105,28 +105,10 @@ def esd_target(e_0: torch.Tensor, e_p: torch.Tensor, negative_guidance: float) -
     return e_0 - negative_guidance * (e_p - e_0)
 
 
-def check_concept(pipeline: StableDiffusionPipeline, concept: str, template: str = "{}") -> None:
-    """Raise ``ValueError`` for an empty concept or one whose prompt does not fit the tokenizer."""
-    if not concept or not concept.strip():
-        raise ValueError("the concept is empty; give the name of what to erase, e.g. 'sneaker'")
-    tokenizer = pipeline.tokenizer
-    prompt = template.format(concept)
-    n = len(tokenizer(prompt).input_ids)
-    if n > tokenizer.model_max_length:
-        raise ValueError(
-            f"concept {concept!r} is too long: the prompt {prompt!r} takes {n} tokens, "
-            f"the tokenizer allows {tokenizer.model_max_length}; use a shorter concept name"
-        )
-
-
 @torch.no_grad()
 def encode_prompt(pipeline: StableDiffusionPipeline, prompt: str) -> torch.Tensor:
     """The frozen text encoder's hidden states (1, L, d) of a prompt padded to the tokenizer's max length."""
-    tokenizer = pipeline.tokenizer
-    input_ids = tokenizer(
-        [prompt], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids.to(pipeline.device)
-    return pipeline.text_encoder(input_ids)[0]
+    return pipeline.text_encoder(tokenize(pipeline.tokenizer, [prompt], pipeline.device))[0]
 
 
 @torch.no_grad()

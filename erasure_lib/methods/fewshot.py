@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from transformers import CLIPTextModel
 
 from erasure_lib.data import ConceptType, ImageSource, load_concept_images, templates_for
+from erasure_lib.methods import base
 from erasure_lib.methods.base import ErasureResult, NonFiniteLossError
 from erasure_lib.models import model_resolution
 
@@ -157,17 +158,8 @@ def trainable_parameter_names(text_encoder: CLIPTextModel, trainable: TrainableP
 
 
 def check_concept(pipeline: StableDiffusionPipeline, concept: str, concept_type: ConceptType) -> None:
-    """Raise ``ValueError`` for an empty concept or one whose longest prompt does not fit the tokenizer."""
-    if not concept or not concept.strip():
-        raise ValueError("the concept is empty; give the name of what to erase, e.g. 'sneaker'")
-    tokenizer = pipeline.tokenizer
-    longest = max(templates_for(concept_type), key=lambda t: len(tokenizer(t.format(concept)).input_ids))
-    n = len(tokenizer(longest.format(concept)).input_ids)
-    if n > tokenizer.model_max_length:
-        raise ValueError(
-            f"concept {concept!r} is too long: the prompt {longest.format(concept)!r} takes {n} tokens, "
-            f"the tokenizer allows {tokenizer.model_max_length}; use a shorter concept name"
-        )
+    """:func:`erasure_lib.methods.base.check_concept` on the templates of ``concept_type``."""
+    base.check_concept(pipeline, concept, templates_for(concept_type))
 
 
 @torch.no_grad()
@@ -392,9 +384,7 @@ def erase_concepts(
     tokenizer = pipeline.tokenizer
 
     def tokenize(prompts: list[str]) -> torch.Tensor:
-        return tokenizer(
-            prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-        ).input_ids.to(device)
+        return base.tokenize(tokenizer, prompts, device)
 
     # Optional preservation: retained concepts and the original encoder's embeddings of every
     # (template, concept) prompt, computed once.

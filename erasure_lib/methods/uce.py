@@ -27,7 +27,7 @@ import torch
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 from tqdm.auto import tqdm
 
-from erasure_lib.methods.base import ErasureResult
+from erasure_lib.methods.base import ErasureResult, check_concept, tokenize
 
 
 @dataclass(frozen=True)
@@ -140,20 +140,6 @@ def closed_form_edit(
     return W_new.to(W_old.dtype)
 
 
-def check_concept(pipeline: StableDiffusionPipeline, concept: str, templates: tuple[str, ...]) -> None:
-    """Raise ``ValueError`` for an empty concept or one whose longest prompt does not fit the tokenizer."""
-    if not concept or not concept.strip():
-        raise ValueError("the concept is empty; give the name of what to erase, e.g. 'sneaker'")
-    tokenizer = pipeline.tokenizer
-    longest = max((t.format(concept) for t in templates), key=lambda p: len(tokenizer(p).input_ids))
-    n = len(tokenizer(longest).input_ids)
-    if n > tokenizer.model_max_length:
-        raise ValueError(
-            f"concept {concept!r} is too long: the prompt {longest!r} takes {n} tokens, "
-            f"the tokenizer allows {tokenizer.model_max_length}; use a shorter concept name"
-        )
-
-
 @torch.no_grad()
 def token_embeddings(pipeline: StableDiffusionPipeline, prompt: str) -> tuple[torch.Tensor, int]:
     """The text encoder's outputs (L, d) for ``prompt`` padded to max length, and its last word's index.
@@ -166,10 +152,7 @@ def token_embeddings(pipeline: StableDiffusionPipeline, prompt: str) -> tuple[to
         raise ValueError(
             f"the prompt {prompt!r} takes {n_tokens} tokens, the tokenizer allows {tokenizer.model_max_length}"
         )
-    input_ids = tokenizer(
-        [prompt], padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
-    ).input_ids.to(pipeline.device)
-    return pipeline.text_encoder(input_ids)[0][0], n_tokens - 2
+    return pipeline.text_encoder(tokenize(tokenizer, [prompt], pipeline.device))[0][0], n_tokens - 2
 
 
 def aligned_tokens(pipeline: StableDiffusionPipeline, prompt: str, guide: str) -> tuple[torch.Tensor, torch.Tensor]:
