@@ -61,7 +61,7 @@ unit:
 # Tutorials: executed as committed, outputs compared by strict nbval.
 nbval:
 	rm -rf build/nbval build/smoke && mkdir -p build/nbval build/smoke && cp README.md build/smoke/README.md
-	set -e; for nb in notebooks/00-train-base-model.ipynb notebooks/00-train-clip-evaluator.ipynb $(PAPER_NOTEBOOKS); do \
+	set -e; for nb in notebooks/00-train-base-model.ipynb notebooks/00-train-clip-evaluator.ipynb notebooks/00-train-stand-in.ipynb $(PAPER_NOTEBOOKS); do \
 	  $(VENV)/bin/papermill --prepare-only -f notebooks/params/smoke/$$(basename $$nb .ipynb).yaml $$nb build/nbval/$$(basename $$nb) > /dev/null 2>&1; done
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax build/nbval
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/tutorials/sanitize.cfg $(TUTORIALS)

@@ -9,6 +9,7 @@ first, then U-Net and text encoder jointly, with 10% empty captions for classifi
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import time
@@ -377,3 +378,92 @@ def timed(fn: Callable, *args, **kwargs) -> tuple[object, float]:
     t0 = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - t0
+
+
+@torch.no_grad()
+def frozen_text_encoder_from_clip(clip_dir: Path | str) -> CLIPTextModel:
+    """The text tower of a contrastively trained ``CLIPModel`` (e.g. ``models/clip``) as a frozen
+    ``CLIPTextModel``: Stable Diffusion's recipe, where the U-Net learns to read a text encoder that
+    was trained elsewhere and never changes."""
+    from transformers import CLIPModel
+
+    clip = CLIPModel.from_pretrained(clip_dir)
+    text_encoder = CLIPTextModel(clip.config.text_config)
+    text_encoder.load_state_dict(clip.text_model.state_dict())
+    return text_encoder.eval().requires_grad_(False)
+
+
+def train_unet_to_read(
+    config: BuiltinConfig,
+    data: FashionMNIST,
+    latents: torch.Tensor,
+    tokenizer: CLIPTokenizer,
+    text_encoder: CLIPTextModel,
+    unet: UNet2DConditionModel,
+    steps: int,
+    lr: float,
+    checkpoint: Path | None = None,
+    checkpoint_every: int = 250,
+) -> tuple[UNet2DConditionModel, list[float]]:
+    """Fine-tune ``unet`` (a copy) to read a **frozen** ``text_encoder`` on the denoising loss, as SD
+    trains its U-Net under a fixed CLIP text encoder. The encoder's outputs are cached per caption
+    (it never changes). diffusers' EMA and cosine schedule with warm-up; resumable from ``checkpoint``.
+    Returns the EMA U-Net and the losses."""
+    from diffusers.optimization import get_scheduler
+    from diffusers.training_utils import EMAModel
+
+    torch.manual_seed(config.seed)
+    unet = copy.deepcopy(unet).train().requires_grad_(True)
+    text_encoder = text_encoder.eval().requires_grad_(False)
+    noise_scheduler = build_noise_scheduler(config)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
+    schedule = get_scheduler("cosine", optimizer, num_warmup_steps=min(config.warmup_steps, steps // 10), num_training_steps=steps)
+    ema = EMAModel(unet.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=1.0)
+    losses: list[float] = []
+    start = 0
+    rng = np.random.default_rng(config.seed)
+    if checkpoint is not None and checkpoint.is_file():
+        state = torch.load(checkpoint, weights_only=False)
+        unet.load_state_dict(state["unet"])
+        optimizer.load_state_dict(state["optimizer"])
+        schedule.load_state_dict(state["schedule"])
+        ema.load_state_dict(state["ema"])
+        losses, start = state["losses"], state["step"]
+        torch.set_rng_state(state["torch_rng"])
+        rng.bit_generator.state = state["numpy_rng"]
+    hidden: dict[str, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def encode(captions: list[str]) -> torch.Tensor:
+        missing = sorted(set(captions) - hidden.keys())
+        if missing:
+            ids = tokenizer(missing, padding="max_length", max_length=config.max_length, truncation=True, return_tensors="pt").input_ids
+            hidden.update(zip(missing, text_encoder(ids)[0]))
+        return torch.stack([hidden[c] for c in captions])
+
+    for step in tqdm(range(start, steps), desc="U-Net (frozen text encoder)", initial=start, total=steps, mininterval=10):
+        idx = rng.integers(len(data.labels), size=config.batch_size)
+        styles = rng.choice(len(STYLES), size=len(idx), p=config.style_p)
+        flips = rng.integers(2, size=len(idx))
+        z0 = latents[idx, styles, flips]
+        captions = ["" if rng.random() < config.uncond_p else caption_for(int(data.labels[i]), STYLES[s], rng) for i, s in zip(idx, styles)]
+        noise = torch.randn_like(z0)
+        t = torch.randint(0, config.num_train_timesteps, (len(idx),))
+        loss = F.mse_loss(unet(noise_scheduler.add_noise(z0, noise, t), t, encode(captions)).sample, noise)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        ema.step(unet.parameters())
+        losses.append(loss.item())
+        if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 == steps):
+            state = {"unet": unet.state_dict(), "optimizer": optimizer.state_dict(), "schedule": schedule.state_dict(),
+                     "ema": ema.state_dict(), "losses": losses, "step": step + 1, "torch_rng": torch.get_rng_state(),
+                     "numpy_rng": rng.bit_generator.state}  # fmt: skip
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(state, checkpoint.with_suffix(".tmp"))
+            checkpoint.with_suffix(".tmp").replace(checkpoint)
+            print(f"step {step + 1}: mean loss of the last 100 steps {np.mean(losses[-100:]):.4f}", flush=True)
+    ema.copy_to(unet.parameters())
+    return unet.eval().requires_grad_(False), losses

@@ -267,3 +267,36 @@ def sweep(
     columns = ["lr", "concept", "seed", "step"]
     trajectories = pd.concat(rows, ignore_index=True)
     return trajectories[columns + [c for c in trajectories.columns if c not in columns]], pd.concat(traces, ignore_index=True)
+
+
+def sampling_convergence(
+    pipeline: StableDiffusionPipeline,
+    judge: GarmentStyleClassifier,
+    concept_images: Callable[[str, int], Sequence],
+    runs: Sequence[tuple[str, int, int]],
+    config: FewShotConfig,
+    prompts_for: Callable[[str], pd.DataFrame],
+    sampling_steps: Sequence[int],
+    guidance_scale: float,
+    batch_size: int = 128,
+) -> pd.DataFrame:
+    """Do the shares stop moving with the number of sampling steps? For each (concept, seed, optimizer
+    step) of ``runs``, the base model and the erased encoder after that step, judged at every count
+    of ``sampling_steps`` on the same prompts and seeds: one row per (concept, seed, model, count)."""
+    encoders: dict[int, PreTrainedModel] = {}
+    tables: list[pd.DataFrame] = []
+    for i, (concept, seed, step) in enumerate(runs):
+        images = list(concept_images(concept, seed))
+        epochs = -(-step // -(-len(images) // config.batch_size))  # enough epochs to reach the step
+        result = fewshot.erase(pipeline, concept, images, replace(config, seed=seed, epochs=epochs, checkpoint_steps=(step,)), progress_bar=False)
+        encoders[i] = result.component_after_step("text_encoder", step)
+        tables.append(prompts_for(concept))
+    rows = []
+    for n in sampling_steps:
+        generation = GenerationConfig(int(n), guidance_scale, batch_size)
+        for i, (concept, seed, step) in enumerate(runs):
+            for model, encoder in (("base", pipeline.text_encoder), (f"erased after {step} steps", encoders[i])):
+                images = generate_with_encoders(pipeline, {0: encoder}, tables[i], generation, progress_bar=False)[0]
+                measures = summarize_step(classify_images(judge, tables[i], images), concept)
+                rows.append({"concept": concept, "seed": seed, "model": model, "sampling_steps": int(n), **measures})
+    return pd.DataFrame(rows)
