@@ -133,3 +133,25 @@ def test_claims_rows_for_the_analyses_follow_the_numbers(tmp_path):
     rows = {r["claim"][:23]: r["verdict"] for r in report.claims_rows(tmp_path)}
     assert rows["Sec. 4.6: a few images "] == "not reproduced"
     assert rows["Sec. 4.6: zero-shot (no"].startswith("reproduced") and rows["Sec. 4.4: styles are er"].startswith("reproduced")
+
+
+def test_claims_rows_for_the_window_and_the_rule_follow_the_numbers(tmp_path):
+    """The window row and the stopping-rule row flip their verdicts with their numbers."""
+    fixed = pd.DataFrame({"stand_in": "s", "lr": 1e-3, "step": [2, 4], "runs": 10, "clean_share": [0.2, 0.5],
+                          "erased_share": [0.6, 0.2], "others_drop": [0.0, 0.1]})
+    bounds = pd.DataFrame({"stand_in": "s", "lr": 1e-3, "concept": ["bag", "bag", "coat"], "seed": [0, 1, 0], "clean": [True, False, False]})
+    fixed.to_csv(tmp_path / "erasure_window_fixed_steps.csv", index=False)
+    bounds.to_csv(tmp_path / "erasure_window_bounds.csv", index=False)
+    summary = pd.DataFrame({"setting": ["fixed 4 steps", "stopping rule"], "runs": 30, "seeds": "3 4 5", "clean_share": [0.5, 0.7],
+                            "clean_share_low": [0.3, 0.5], "clean_share_high": [0.7, 0.9], "concepts_clean": [5, 8], "concepts": 10,
+                            "erased_share": [0.3, 0.1], "others_drop": [0.05, 0.05], "steps_mean": [4.0, 6.5]})
+    summary.to_csv(tmp_path / "stopping_rule_heldout_summary.csv", index=False)
+    rows = {r["claim"].split(":")[1][:20].strip(): r for r in report.claims_rows(tmp_path)}
+    window, rule = rows["one fixed number of"], rows["a classifier-free s"]
+    assert window["verdict"] == "no shared window on the built-in model" and "1 of 2 concepts" in window["ours"]
+    assert rule["verdict"] == "bar met; beats the fixed count" and "seeds 3 4 5" in rule["ours"]
+    fixed.assign(clean_share=[0.2, 0.9]).to_csv(tmp_path / "erasure_window_fixed_steps.csv", index=False)
+    summary.assign(concepts_clean=[5, 7], clean_share=[0.7, 0.6]).to_csv(tmp_path / "stopping_rule_heldout_summary.csv", index=False)
+    rows = {r["claim"].split(":")[1][:20].strip(): r["verdict"] for r in report.claims_rows(tmp_path)}
+    assert rows["one fixed number of"] == "a shared window exists"
+    assert rows["a classifier-free s"] == "bar not met; does not beat the fixed count"
