@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -14,6 +16,10 @@ from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, object_prompt
 from erasure_lib.generate import GenerationConfig, generate
 from erasure_lib.metrics.classifier import GarmentStyleClassifier, classify
 from erasure_lib.metrics.imagenet import ImageNetEvaluator
+
+if TYPE_CHECKING:  # annotations only: the style loop imports the method where it runs
+    from erasure_lib.methods.fewshot import FewShotConfig
+    from erasure_lib.metrics.style_judge import StyleJudge
 
 NONE_OF_THEM = "none of them"  # an ImageNet judge's verdict when its top-1 is none of the evaluated classes
 
@@ -261,3 +267,129 @@ def neighbour_summary(table: pd.DataFrame, max_erased: float, max_related_drop: 
     summary["meets_aim"] = (summary.erased_share <= max_erased) & (summary.related_drop <= max_related_drop)
     base_row = pd.DataFrame([{"method": "base model", "lr": 0.0, "epochs": 0, **base, "related_drop": 0.0, "unrelated_drop": 0.0, "meets_aim": False}])
     return pd.concat([base_row, summary], ignore_index=True)
+
+
+
+
+# --------------------------------------------------------------------------------------------
+# Styles (paper, Sec. 4.4): erase a style, judge the style of the images before and after
+# --------------------------------------------------------------------------------------------
+
+
+def style_verdict(
+    judge: GarmentStyleClassifier | StyleJudge,
+    pipeline: StableDiffusionPipeline,
+    prompts: pd.DataFrame,
+    prompt_style: str,
+    generation: GenerationConfig,
+) -> dict[str, float]:
+    """Generate ``prompts`` (all in ``prompt_style``) and judge them.
+
+    Returns ``style_share``, the share of images the judge assigns to ``prompt_style``, and
+    ``class_accuracy``, the share whose garment class is the prompt's (``class_index``), or NaN for a
+    judge that names styles only (:class:`~erasure_lib.metrics.style_judge.StyleJudge`).
+    """
+    if isinstance(judge, GarmentStyleClassifier):
+        from erasure_lib.data import STYLES
+
+        if prompt_style not in STYLES:
+            raise ValueError(f"the built-in classifier judges the styles {STYLES}, not {prompt_style!r}")
+        out = classify_generated(pipeline, judge, prompts, generation)
+        return {"style_share": float((out.predicted_style == STYLES.index(prompt_style)).mean()),
+                "class_accuracy": float((out.predicted == out.class_index).mean())}  # fmt: skip
+    if prompt_style not in judge.classes:
+        raise ValueError(f"the style judge names {judge.classes}, not {prompt_style!r}")
+    images = generate(pipeline, list(prompts["prompt"]), list(prompts["evaluation_seed"]), generation, progress_bar=False)
+    return {"style_share": judge.predict(images).share(prompt_style), "class_accuracy": float("nan")}
+
+
+def style_erasure_table(
+    pipeline: StableDiffusionPipeline,
+    judge: GarmentStyleClassifier | StyleJudge,
+    erased_styles: Sequence[str],
+    seeds: Sequence[int],
+    image_source: Callable[[str, int], Sequence[Path | Image.Image]],
+    config_for: Callable[[int], FewShotConfig],
+    prompt_tables: Mapping[str, pd.DataFrame],
+    generation: GenerationConfig,
+) -> tuple[pd.DataFrame, dict[str, StableDiffusionPipeline]]:
+    """Erase each style with each seed by few-shot unlearning and judge the prompts of every style.
+
+    For each erased style and seed, in this order: the few-shot images (``image_source(style,
+    seed)``), the erasure (``config_for(seed)``, a style config), then for each prompt style of
+    ``prompt_tables`` the base model's verdict (first seed only: it does not depend on the seed)
+    and the erased model's. The base model's verdict on a prompt style is computed once and reused
+    for the other erased styles (generation is seeded per prompt, so it is the same).
+
+    Parameters
+    ----------
+    pipeline
+        The base model; it is not modified.
+    judge
+        The built-in garment/style classifier, or a CLIP :class:`~erasure_lib.metrics.style_judge.StyleJudge`.
+    erased_styles
+        The styles erased, one at a time (the concept string of the style templates).
+    seeds
+        Erasure seeds: each picks its own images (through ``image_source``) and random draws.
+    image_source
+        ``(style, seed) -> images``: the few real images of the style for that seed.
+    config_for
+        ``seed -> FewShotConfig`` (``concept_type="style"``).
+    prompt_tables
+        Prompt style -> prompt table (``prompt``, ``evaluation_seed``, and ``class_index`` for the
+        built-in classifier), e.g. from :class:`ClassPromptSet` with ``style``.
+    generation
+        Sampling settings.
+
+    Returns
+    -------
+    tuple[pandas.DataFrame, dict[str, StableDiffusionPipeline]]
+        One row per (erased style, seed, prompt style, when) with columns ``erased_style, seed,
+        prompt_style, when, style_share, class_accuracy`` (``when`` is ``"before"`` or ``"after"``;
+        before-rows carry the first seed), in the order computed; and the erased model of the first
+        seed for each style (for sample grids).
+    """
+    from erasure_lib.methods import fewshot
+
+    if not seeds:
+        raise ValueError("give at least one seed")
+    rows, before, erased_models = [], {}, {}
+    for erased_style in erased_styles:
+        for seed in seeds:
+            images = image_source(erased_style, seed)
+            erased = fewshot.erase(pipeline, erased_style, images, config_for(seed), progress_bar=False).apply(pipeline)
+            for prompt_style, table in prompt_tables.items():
+                for when, p in (("before", pipeline), ("after", erased)):
+                    if when == "before" and seed != seeds[0]:
+                        continue
+                    if when == "before" and prompt_style in before:
+                        verdict = before[prompt_style]
+                    else:
+                        verdict = style_verdict(judge, p, table, prompt_style, generation)
+                    if when == "before":
+                        before[prompt_style] = verdict
+                    rows.append({"erased_style": erased_style, "seed": seed, "prompt_style": prompt_style, "when": when, **verdict})
+            if seed == seeds[0]:
+                erased_models[erased_style] = erased
+    return pd.DataFrame(rows, columns=["erased_style", "seed", "prompt_style", "when", "style_share", "class_accuracy"]), erased_models
+
+
+def before_after_grid(
+    pipeline: StableDiffusionPipeline,
+    erased_models: Mapping[str, StableDiffusionPipeline],
+    template: str,
+    seeds: Sequence[int],
+    generation: GenerationConfig,
+) -> tuple[list[list[Image.Image]], list[str]]:
+    """Sample rows for a qualitative figure: for each erased concept, ``template`` filled with it,
+    generated with ``seeds`` by the base model and by the erased one.
+
+    Returns the rows of images (two per concept: before, after) and their labels
+    (``"<concept> before"``, ``"<concept> after"``), for :func:`erasure_lib.plots.image_grid`.
+    """
+    grid, labels = [], []
+    for concept, erased in erased_models.items():
+        for when, p in (("before", pipeline), ("after", erased)):
+            grid.append(generate(p, [template.format(concept)] * len(seeds), list(seeds), generation, progress_bar=False))
+            labels.append(f"{concept} {when}")
+    return grid, labels

@@ -35,7 +35,9 @@ from erasure_lib.generate import read_prompt_csv
 from erasure_lib.methods import esd, uce
 from erasure_lib.methods.fewshot import FewShotConfig
 from erasure_lib.metrics import classifier as clf
+from erasure_lib.metrics import style_judge as style_judge_lib
 from erasure_lib.metrics.imagenet import ImageNetEvaluator, load_eva02
+from erasure_lib.metrics.style_judge import StyleJudge
 from erasure_lib.paths import CLASSIFIER_PATH, REPO_ROOT
 
 BUILTIN = "builtin"
@@ -204,3 +206,59 @@ def check_classes(classes: Sequence[str], judge: Judge) -> list[str]:
     if unknown:
         raise ValueError(f"the evaluator does not know {unknown}; it names {list(known)}")
     return list(classes)
+
+
+# --- styles (notebook 07) -------------------------------------------------------------------------
+
+StyleJudgeName = Literal["builtin", "clip"]
+
+
+def style_images(images_dir: str, style: str, n: int, seed: int, work_dir: str | Path) -> list[Path]:
+    """The ``n`` real images in ``style`` that an erasure of it with ``seed`` uses.
+
+    ``images_dir == "builtin"``: Fashion-MNIST training renders of random garments in the style
+    (``sketch`` or ``sepia``), written to ``work_dir/<style>-seed<seed>``. Otherwise ``n`` files of
+    ``<images_dir>/<style>/`` (e.g. ``data/styles/Van Gogh/``: real paintings), drawn by ``seed`` as
+    :func:`concept_images` draws them.
+    """
+    if images_dir == BUILTIN:
+        return data.export_style_images(Path(work_dir) / f"{style}-seed{seed}", style, n=n, seed=seed)
+    return concept_images(images_dir, style, n, seed, work_dir)
+
+
+def load_style_judge(
+    style_judge: StyleJudgeName, styles: Sequence[str], clip_model: str = "models/clip", device: str | torch.device = "cpu"
+) -> clf.GarmentStyleClassifier | StyleJudge:
+    """The judge of a style erasure: ``"builtin"`` (the shipped garment/style classifier, which names
+    ``sketch`` and ``sepia``) or ``"clip"`` (zero-shot over ``styles`` and "none" with ``clip_model``,
+    a CLIP folder or hub id: :class:`~erasure_lib.metrics.style_judge.StyleJudge`)."""
+    if style_judge == BUILTIN:
+        return clf.load_classifier(CLASSIFIER_PATH)
+    if style_judge == "clip":
+        return style_judge_lib.load_style_judge(clip_model, styles, device=device)
+    raise ValueError(f"style_judge must be 'builtin' or 'clip', got {style_judge!r}")
+
+
+def judged_styles(judge: clf.GarmentStyleClassifier | StyleJudge) -> tuple[str, ...]:
+    """The styles a style judge names (the built-in classifier: ``sketch`` and ``sepia``, not ``plain``)."""
+    return data.STYLES[1:] if isinstance(judge, clf.GarmentStyleClassifier) else judge.styles
+
+
+def style_prompt_tables(
+    judge: clf.GarmentStyleClassifier | StyleJudge, n_per_class: int, subjects: Sequence[str] = data.CLASSES
+) -> dict[str, pd.DataFrame]:
+    """One prompt table per judged style: ``n_per_class`` prompts of every subject in that style
+    ("a photo of a sneaker in the style of sketch", cycling through the object templates), with the
+    same evaluation seeds for every style. With the built-in classifier the subjects must be garment
+    classes (``class_index`` is their index in :data:`erasure_lib.data.CLASSES`)."""
+    from erasure_lib.evaluation import ClassPromptSet
+
+    subjects = tuple(subjects)
+    if isinstance(judge, clf.GarmentStyleClassifier):
+        unknown = [s for s in subjects if s not in data.CLASSES]
+        if unknown:
+            raise ValueError(f"the built-in classifier knows the garment classes only, not {unknown}")
+        universe = data.CLASSES
+    else:
+        universe = subjects
+    return {s: ClassPromptSet(subjects, n_per_class, style=s, universe=universe).table() for s in judged_styles(judge)}

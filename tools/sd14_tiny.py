@@ -7,7 +7,9 @@
 - ``imagenette/<class>/*.png``: random-noise stand-ins for the Imagenette images, one folder per class,
   laid out as ``data/imagenette`` is;
 - ``coco/prompts.csv`` and ``coco/images/``: a few captions and noise images in the layout of the
-  COCO prompt set and its real images.
+  COCO prompt set and its real images;
+- ``styles/<style>/*.png``: noise stand-ins for the real paintings of each style of :data:`TINY_STYLES`
+  (notebook 07's ``style_images_dir``), laid out as ``data/styles`` is.
 
 :func:`stand_in_evaluator` is the evaluator the smoke run names (``evaluator:
 "tools.sd14_tiny:stand_in_evaluator"``): an :class:`~erasure_lib.metrics.imagenet.ImageNetEvaluator`
@@ -32,6 +34,7 @@ from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES, ImageNetEvaluator
 from erasure_lib.paths import REPO_ROOT
 
 STAND_IN_SIZE = 16  # px the stand-in classifier looks at
+TINY_STYLES = ("Van Gogh",)  # the styles notebooks/params/sd14-tiny/07-erase-styles.yaml erases
 
 
 def stand_in_evaluator(device: str | torch.device = "cpu", seed: int = 0) -> ImageNetEvaluator:
@@ -71,7 +74,7 @@ def check_outputs(folder: Path, notebooks: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path, help="folder to write model/ and imagenette/ into")
+    parser.add_argument("out", type=Path, help="folder to write model/, imagenette/, coco/ and styles/ into")
     parser.add_argument("--images-per-class", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--check", action="store_true", help="check the outputs of `make sd14-smoke` instead")
@@ -86,9 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         sd14.build_random_sd14(args.out / "model", seed=args.seed, scale="tiny")
     write_noise_images(args.out / "imagenette", list(IMAGENETTE_CLASSES), args.images_per_class, 64, args.seed)
     write_noise_images(args.out / "coco", ["images"], args.images_per_class, 64, args.seed + 1)
+    write_noise_images(args.out / "styles", TINY_STYLES, args.images_per_class, 64, args.seed + 2)
     captions = ["a red bus parked on a street", "a bowl of fruit on a table", "two dogs running on a beach"]
     pd.DataFrame({"case_number": range(3), "prompt": captions, "evaluation_seed": [7, 8, 9]}).to_csv(args.out / "coco" / "prompts.csv", index=False)
-    print(f"wrote {args.out}/model, {args.out}/imagenette and {args.out}/coco")
+    print(f"wrote {args.out}/model, {args.out}/imagenette, {args.out}/coco and {args.out}/styles")
     return 0
 
 
