@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import CONCEPT, state
 from diffusers import StableDiffusionPipeline
 
-from conftest import CONCEPT, state
 from erasure_lib import data, stopping, window
 from erasure_lib.generate import GenerationConfig, generate
 from erasure_lib.methods.base import NonFiniteLossError
