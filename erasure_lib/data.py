@@ -4,12 +4,17 @@ The built-in world is real Fashion-MNIST (Xiao et al. 2017) rendered at 32 px in
 visual *styles* that are real image transforms, so that object erasure and style erasure can both
 be measured (paper, Sec. 4). Captions come from the Textual Inversion template lists the paper's
 code uses: 27 object templates and 17 (unique) style templates.
+
+Fashion-MNIST is read from the folder named by the environment variable ``ERASURE_FASHION_MNIST``
+when it is set, else from Debian's ``/usr/share/datasets/fashion-mnist`` (:func:`fashion_mnist_dir`);
+every loader also takes ``root=``.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +23,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+# Where Debian's ``dataset-fashion-mnist`` puts the four IDX files: the default location.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# Environment variable naming another folder with the same four files (macOS, Windows, other Linux).
+FASHION_MNIST_ENV = "ERASURE_FASHION_MNIST"
 
 # Class names used as concepts; index = Fashion-MNIST label.
 CLASSES: tuple[str, ...] = (
@@ -166,22 +174,41 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def load_fashion_mnist(
-    split: Literal["train", "test"], root: Path | str = FASHION_MNIST_DIR
-) -> FashionMNIST:
-    """Load the real Fashion-MNIST split from the Debian package ``dataset-fashion-mnist``."""
+def fashion_mnist_dir() -> Path:
+    """The folder Fashion-MNIST is read from when no ``root`` is given.
+
+    ``$ERASURE_FASHION_MNIST`` when it is set and not empty (``~`` is expanded), otherwise
+    :data:`FASHION_MNIST_DIR`, Debian's ``/usr/share/datasets/fashion-mnist``. Read at every call, so
+    setting the variable in a running session (``os.environ[...] = ...``) takes effect at once.
+    The folder must hold the four files of the dataset's release, ``train-images-idx3-ubyte.gz``,
+    ``train-labels-idx1-ubyte.gz``, ``t10k-images-idx3-ubyte.gz`` and ``t10k-labels-idx1-ubyte.gz``.
+    """
+    value = os.environ.get(FASHION_MNIST_ENV, "").strip()
+    return Path(value).expanduser() if value else FASHION_MNIST_DIR
+
+
+def load_fashion_mnist(split: Literal["train", "test"], root: Path | str | None = None) -> FashionMNIST:
+    """Load the real Fashion-MNIST split from its four IDX ``.gz`` files.
+
+    ``root`` is the folder holding them; ``None`` (the default) means :func:`fashion_mnist_dir`:
+    ``$ERASURE_FASHION_MNIST`` if set, else the Debian package ``dataset-fashion-mnist``'s folder.
+    """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    root = Path(root)
+    from_env = root is None and bool(os.environ.get(FASHION_MNIST_ENV, "").strip())
+    root = fashion_mnist_dir() if root is None else Path(root)
     prefix = "train" if split == "train" else "t10k"
     images_path = root / f"{prefix}-images-idx3-ubyte.gz"
     labels_path = root / f"{prefix}-labels-idx1-ubyte.gz"
     for path in (images_path, labels_path):
         if not path.is_file():
+            source = f" (the folder named by ${FASHION_MNIST_ENV})" if from_env else ""
             raise FileNotFoundError(
-                f"Fashion-MNIST file {path} not found. Install it with "
-                "'apt-get update && apt-get install -y dataset-fashion-mnist' "
-                "(or run 'make setup'), or pass root= a folder holding the four IDX .gz files."
+                f"Fashion-MNIST file {path} not found{source}. Set the environment variable "
+                f"{FASHION_MNIST_ENV} to a folder holding the four IDX .gz files of the Fashion-MNIST "
+                "release (github.com/zalandoresearch/fashion-mnist, data/fashion), pass root= such a folder, "
+                "or on Debian install them with 'apt-get update && apt-get install -y dataset-fashion-mnist' "
+                "(or run 'make setup')."
             )
     images, labels = _read_idx(images_path), _read_idx(labels_path)
     if images.shape[0] != labels.shape[0]:
@@ -265,9 +292,12 @@ def export_concept_images(
     split: Literal["train", "test"] = "train",
     style: str = "plain",
     size: int = 32,
-    root: Path | str = FASHION_MNIST_DIR,
+    root: Path | str | None = None,
 ) -> list[Path]:
-    """Write ``n`` real images of a class (chosen with ``seed``) as PNGs; the paper's few-shot set."""
+    """Write ``n`` real images of a class (chosen with ``seed``) as PNGs; the paper's few-shot set.
+
+    ``root``: the Fashion-MNIST folder, ``None`` for :func:`fashion_mnist_dir` (``$ERASURE_FASHION_MNIST``).
+    """
     if concept not in CLASSES:
         raise ValueError(f"unknown class {concept!r}; expected one of {CLASSES}")
     data = load_fashion_mnist(split, root)
@@ -283,9 +313,12 @@ def export_style_images(
     seed: int,
     split: Literal["train", "test"] = "train",
     size: int = 32,
-    root: Path | str = FASHION_MNIST_DIR,
+    root: Path | str | None = None,
 ) -> list[Path]:
-    """Write ``n`` real images of random classes rendered in ``style`` (a style's few-shot set)."""
+    """Write ``n`` real images of random classes rendered in ``style`` (a style's few-shot set).
+
+    ``root``: the Fashion-MNIST folder, ``None`` for :func:`fashion_mnist_dir` (``$ERASURE_FASHION_MNIST``).
+    """
     if style not in STYLES[1:]:
         raise ValueError(f"unknown style {style!r}; expected one of {STYLES[1:]}")
     data = load_fashion_mnist(split, root)

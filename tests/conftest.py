@@ -34,7 +34,7 @@ from erasure_lib.builtin import (  # noqa: E402
     build_unet,
     build_vae,
 )
-from erasure_lib.data import FASHION_MNIST_DIR, export_concept_images  # noqa: E402
+from erasure_lib.data import export_concept_images, fashion_mnist_dir  # noqa: E402
 from erasure_lib.paths import BUILTIN_MODEL_DIR  # noqa: E402
 
 TINY_CONFIG = BuiltinConfig(
@@ -98,8 +98,8 @@ def fresh_pipeline(tiny_pipeline: StableDiffusionPipeline) -> StableDiffusionPip
 
 @pytest.fixture(scope="session")
 def fashion_mnist_available() -> None:
-    if not (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").is_file():
-        pytest.skip(f"Fashion-MNIST is not installed in {FASHION_MNIST_DIR}")
+    if not (fashion_mnist_dir() / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"Fashion-MNIST is not in {fashion_mnist_dir()} (install dataset-fashion-mnist or set ERASURE_FASHION_MNIST)")
 
 
 @pytest.fixture(scope="session")

@@ -332,3 +332,91 @@ def test_empty_list() -> None:
 def test_file_sha256(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"abc")
     assert data.file_sha256(tmp_path / "f") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+# --------------------------------------------------------------------------------------------
+# The Fashion-MNIST location: $ERASURE_FASHION_MNIST, read at call time
+# --------------------------------------------------------------------------------------------
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    """An IDX file as the Fashion-MNIST release writes it: magic (0, 0, 0x08 = uint8, ndim), big-endian dims, bytes."""
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    import gzip
+
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def _tiny_fashion_mnist(folder: Path, labels: list[int], fill: int) -> np.ndarray:
+    """A hand-written train split of ``len(labels)`` 28x28 images (pixel values ``fill + i``) in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    images = np.stack([np.full((28, 28), fill + i, dtype=np.uint8) for i in range(len(labels))])
+    _write_idx(folder / "train-images-idx3-ubyte.gz", images)
+    _write_idx(folder / "train-labels-idx1-ubyte.gz", np.asarray(labels, dtype=np.uint8))
+    return images
+
+
+def test_environment_variable_names_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    images = _tiny_fashion_mnist(tmp_path / "fmnist", [7, 7, 0], fill=10)
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, str(tmp_path / "fmnist"))
+    assert data.FASHION_MNIST_ENV == "ERASURE_FASHION_MNIST"
+    assert data.fashion_mnist_dir() == tmp_path / "fmnist"
+    loaded = load_fashion_mnist("train")
+    np.testing.assert_array_equal(loaded.images, images)
+    np.testing.assert_array_equal(loaded.labels, [7, 7, 0])
+    # The exporters take the same default: two of the three images are sneakers (label 7).
+    written = export_concept_images(tmp_path / "out", "sneaker", n=2, seed=0)
+    assert [p.name for p in written] == ["sneaker_plain_train00000.png", "sneaker_plain_train00001.png"]
+
+
+def test_environment_variable_is_read_at_call_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tiny_fashion_mnist(tmp_path / "a", [1, 2], fill=0)
+    _tiny_fashion_mnist(tmp_path / "b", [3, 4, 5], fill=50)
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, str(tmp_path / "a"))
+    assert load_fashion_mnist("train").labels.tolist() == [1, 2]
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, str(tmp_path / "b"))  # changed in a running session
+    assert load_fashion_mnist("train").labels.tolist() == [3, 4, 5]
+    monkeypatch.delenv(data.FASHION_MNIST_ENV)
+    assert data.fashion_mnist_dir() == data.FASHION_MNIST_DIR == Path("/usr/share/datasets/fashion-mnist")
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, "  ")  # set but blank: the default
+    assert data.fashion_mnist_dir() == data.FASHION_MNIST_DIR
+
+
+def test_environment_variable_expands_the_home_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, "~/datasets/fashion-mnist")
+    assert data.fashion_mnist_dir() == tmp_path / "datasets" / "fashion-mnist"
+
+
+def test_explicit_root_wins_over_the_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _tiny_fashion_mnist(tmp_path / "env", [1], fill=0)
+    _tiny_fashion_mnist(tmp_path / "root", [9, 9], fill=0)
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, str(tmp_path / "env"))
+    assert load_fashion_mnist("train", root=tmp_path / "root").labels.tolist() == [9, 9]
+    assert load_fashion_mnist("train", root=str(tmp_path / "root")).labels.tolist() == [9, 9]
+
+
+def test_environment_variable_without_the_files_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, str(empty))
+    with pytest.raises(FileNotFoundError, match=r"\$ERASURE_FASHION_MNIST") as err:
+        load_fashion_mnist("test")
+    message = str(err.value)
+    assert str(empty / "t10k-images-idx3-ubyte.gz") in message
+    assert "four IDX .gz files" in message
+    # Only the images present: the missing labels file is the one named.
+    _tiny_fashion_mnist(tmp_path / "half", [1], fill=0)
+    (tmp_path / "half" / "train-labels-idx1-ubyte.gz").unlink()
+    monkeypatch.setenv(data.FASHION_MNIST_ENV, str(tmp_path / "half"))
+    with pytest.raises(FileNotFoundError, match="train-labels-idx1-ubyte.gz"):
+        export_concept_images(tmp_path / "out", "sneaker", n=1, seed=0)
+
+
+def test_missing_default_folder_mentions_the_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the variable, the error still tells a macOS or Windows user how to point at the files."""
+    monkeypatch.delenv(data.FASHION_MNIST_ENV, raising=False)
+    with pytest.raises(FileNotFoundError, match="ERASURE_FASHION_MNIST") as err:
+        load_fashion_mnist("train", root=tmp_path / "nowhere")
+    assert "$ERASURE_FASHION_MNIST)" not in str(err.value)  # the folder came from root=, not the variable
