@@ -299,4 +299,5 @@ def sampling_convergence(
                 images = generate_with_encoders(pipeline, {0: encoder}, tables[i], generation, progress_bar=False)[0]
                 measures = summarize_step(classify_images(judge, tables[i], images), concept)
                 rows.append({"concept": concept, "seed": seed, "model": model, "sampling_steps": int(n), **measures})
-    return pd.DataFrame(rows)
+    columns = ["concept", "seed", "model", "sampling_steps", "erased_share", "others_accuracy", "related_accuracy", "unrelated_accuracy"]
+    return pd.DataFrame(rows, columns=columns)

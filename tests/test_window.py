@@ -183,3 +183,8 @@ def test_heldout_summary_and_bootstrap() -> None:
     assert s.clean_share == 0.5 and s.concepts_clean == 1 and s.steps_mean == 3.5
     assert s.erased_share_low <= s.erased_share <= s.erased_share_high
     assert stopping.spread([1.0, 2.0, 3.0]) == stopping.spread([1.0, 2.0, 3.0])
+
+
+def test_sampling_convergence_without_runs_is_an_empty_table(tiny_pipeline: StableDiffusionPipeline) -> None:
+    table = window.sampling_convergence(tiny_pipeline, None, lambda c, s: [], [], FewShotConfig(), window.heldout_prompts, [10, 25], 7.5)  # type: ignore[arg-type]
+    assert table.empty and list(table.columns)[:4] == ["concept", "seed", "model", "sampling_steps"]
