@@ -27,7 +27,7 @@ from erasure_lib.evaluation import ClassPromptSet, classify_images, per_class_ac
 from erasure_lib.generate import GenerationConfig
 from erasure_lib.io import atomic_directory
 from erasure_lib.methods import fewshot
-from erasure_lib.methods.base import ErasureResult
+from erasure_lib.methods.base import ErasureResult, tokenize
 from erasure_lib.methods.fewshot import FewShotConfig
 from erasure_lib.metrics.classifier import GarmentStyleClassifier
 from erasure_lib.metrics.transitions import related_classes
@@ -63,12 +63,9 @@ def prompt_embeddings(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The conditional and unconditional (empty-prompt) embeddings that ``pipeline(prompts)`` would
     compute with ``text_encoder`` in its place (classifier-free guidance encodes both with it)."""
-    tokenizer = pipeline.tokenizer
 
     def encode(texts: list[str]) -> torch.Tensor:
-        ids = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                        return_tensors="pt").input_ids.to(pipeline.device)  # fmt: skip
-        return text_encoder(ids)[0].to(pipeline.unet.dtype)
+        return text_encoder(tokenize(pipeline.tokenizer, texts, pipeline.device))[0].to(pipeline.unet.dtype)
 
     return encode(list(prompts)), encode([""] * len(prompts))
 
