@@ -51,28 +51,6 @@ def test_render_batch(fashion_mnist_available: None) -> None:
     torch.testing.assert_close(x[3], flipped)
 
 
-def test_lr_schedule() -> None:
-    f = builtin._lr_lambda(warmup=10, total=110)
-    assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
-    assert f(10) == pytest.approx(1.0)
-    assert f(60) == pytest.approx(0.55)
-    assert f(110) == pytest.approx(0.1)
-    assert all(f(s) >= f(s + 1) - 1e-12 for s in range(10, 110))
-
-
-def test_ema() -> None:
-    layer = torch.nn.Linear(2, 2, bias=False)
-    with torch.no_grad():
-        layer.weight.fill_(0.0)
-    ema = builtin._EMA([layer], decay=0.5)
-    with torch.no_grad():
-        layer.weight.fill_(1.0)
-    ema.update()  # decay min(0.5, 2/11) = 2/11: shadow moves 9/11 of the way
-    torch.testing.assert_close(ema.shadow[0], torch.full((2, 2), 9 / 11))
-    ema.copy_to([layer])
-    torch.testing.assert_close(layer.weight.detach(), torch.full((2, 2), 9 / 11))
-
-
 @pytest.fixture(scope="module")
 def toy_training(fashion_mnist_available: None, tokenizer: CLIPTokenizer) -> dict[str, object]:
     # 32 px with a 2-level VAE: 16x16 latents (render() needs size >= 28).
@@ -112,5 +90,19 @@ def test_resumed_training_equals_uninterrupted(toy_training: dict, tmp_path: Pat
     checkpoint = tmp_path / "ck.pt"
     _train(toy_training, checkpoint=checkpoint, checkpoint_every=3, stop_at=2)  # interrupted after 2 of 4 steps
     resumed, resumed_losses = _train(toy_training, checkpoint=checkpoint, checkpoint_every=2)
+    assert resumed_losses == full_losses
+    assert _same(resumed, full)
+
+
+def test_a_checkpoint_of_the_hand_written_ema_resumes_like_an_uninterrupted_run(toy_training: dict, tmp_path: Path) -> None:
+    """Checkpoints written before diffusers' EMAModel kept the EMA as ``ema`` (weights) and ``ema_step``."""
+    full, full_losses = _train(toy_training)
+    checkpoint = tmp_path / "ck.pt"
+    _train(toy_training, checkpoint=checkpoint, checkpoint_every=3, stop_at=2)
+    state = torch.load(checkpoint, weights_only=False)
+    state["ema"], state["ema_step"] = state["ema"]["shadow_params"], state["ema"]["optimization_step"]
+    assert state["ema_step"] == 2
+    torch.save(state, checkpoint)
+    resumed, resumed_losses = _train(toy_training, checkpoint=checkpoint)
     assert resumed_losses == full_losses
     assert _same(resumed, full)

@@ -11,17 +11,15 @@ import torch
 from PIL import Image
 from transformers import CLIPModel, CLIPTokenizer
 
-from erasure_lib.data import FashionMNIST, load_fashion_mnist, render, to_pil
-from erasure_lib.metrics.clip_score import (
+from erasure_lib.builtin.clip import (
     TRAIN_CONFIG_FILE,
     ClipTrainConfig,
     build_small_clip,
-    clip_score,
-    load_clip,
-    reported_clip_score,
     save_small_clip,
     train_small_clip,
 )
+from erasure_lib.data import FashionMNIST, load_fashion_mnist, render, to_pil
+from erasure_lib.metrics.clip_score import clip_score, load_clip, reported_clip_score
 
 TINY_CLIP = ClipTrainConfig(
     vision_hidden_size=32,

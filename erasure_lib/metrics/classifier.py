@@ -2,35 +2,22 @@
 
 It plays the role of the paper's ImageNet classifier (EVA02) for the built-in model: the detection
 rate of a class is the share of generated images it assigns to that class (paper, Sec. 4.1).
+This module loads and applies it; :mod:`erasure_lib.builtin.classifier` trains it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from PIL import Image
-from safetensors.torch import load_file, save_file
-from tqdm.auto import tqdm
+from safetensors.torch import load_file
 
-from erasure_lib.data import CLASSES, STYLES, FashionMNIST
-from erasure_lib.io import atomic_directory
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    seed: int = 0
-    steps: int = 2500
-    batch_size: int = 128
-    lr: float = 2e-3
-    width: int = 32
-    image_size: int = 32
+from erasure_lib.data import CLASSES, STYLES, FashionMNIST, render
 
 
 class GarmentStyleClassifier(nn.Module):
@@ -56,45 +43,6 @@ class GarmentStyleClassifier(nn.Module):
         return self.class_head(h), self.style_head(h)
 
 
-def _augment(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Shifts of up to 2 px, mild blur and noise: generated images are not pixel-perfect."""
-    dx, dy = rng.integers(-2, 3, size=2)
-    x = torch.roll(x, shifts=(int(dy), int(dx)), dims=(2, 3))
-    if rng.random() < 0.3:
-        x = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1) * 0.5 + x * 0.5
-    return x + 0.05 * rng.random() * torch.randn_like(x)
-
-
-def _batch(data: FashionMNIST, idx: np.ndarray, styles: np.ndarray, flips: np.ndarray, size: int) -> torch.Tensor:
-    from erasure_lib.builtin import render_batch
-
-    return render_batch(data, idx, styles, flips, size)
-
-
-def train_classifier(config: ClassifierConfig, train: FashionMNIST) -> tuple[GarmentStyleClassifier, list[float]]:
-    """Train on real Fashion-MNIST renders of every style, with flips and light augmentation."""
-    torch.manual_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
-    model = GarmentStyleClassifier(config.width)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=config.steps)
-    losses = []
-    model.train()
-    for _ in tqdm(range(config.steps), desc="classifier", mininterval=10):
-        idx = rng.integers(len(train.labels), size=config.batch_size)
-        styles = rng.integers(len(STYLES), size=len(idx))
-        x = _augment(_batch(train, idx, styles, rng.random(len(idx)) < 0.5, config.image_size), rng)
-        class_logits, style_logits = model(x)
-        y = torch.from_numpy(train.labels[idx].astype(np.int64))
-        loss = F.cross_entropy(class_logits, y) + F.cross_entropy(style_logits, torch.from_numpy(styles))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        losses.append(loss.item())
-    return model.eval(), losses
-
-
 @torch.no_grad()
 def real_accuracy(model: GarmentStyleClassifier, test: FashionMNIST, image_size: int = 32) -> dict[str, dict[str, float]]:
     """Per-style, per-class accuracy on real held-out test images, and style accuracy."""
@@ -104,7 +52,8 @@ def real_accuracy(model: GarmentStyleClassifier, test: FashionMNIST, image_size:
         preds, style_preds = [], []
         for start in range(0, n, 1000):
             idx = np.arange(start, min(n, start + 1000))
-            c, st = model(_batch(test, idx, np.full(len(idx), s), np.zeros(len(idx), bool), image_size))
+            x = np.stack([render(test.images[i], style, image_size) for i in idx]).astype(np.float32)
+            c, st = model(torch.from_numpy(x).permute(0, 3, 1, 2) * 2.0 - 1.0)  # [-1, 1], as in training
             preds.append(c.argmax(1).numpy())
             style_preds.append(st.argmax(1).numpy())
         pred, style_pred = np.concatenate(preds), np.concatenate(style_preds)
@@ -113,13 +62,6 @@ def real_accuracy(model: GarmentStyleClassifier, test: FashionMNIST, image_size:
         row["style_accuracy"] = float((style_pred == s).mean())
         out[style] = row
     return out
-
-
-def save_classifier(model: GarmentStyleClassifier, config: ClassifierConfig, path: Path, extra: dict) -> None:
-    with atomic_directory(path.parent) as tmp:
-        save_file(model.state_dict(), tmp / path.name)
-        record = {"config": asdict(config), "classes": list(CLASSES), "styles": list(STYLES), **extra}
-        (tmp / "classifier.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 def load_classifier(path: Path | str) -> GarmentStyleClassifier:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from erasure_lib import builtin, data, results, tokenizer
-from erasure_lib.metrics import classifier as clf
+from erasure_lib.builtin import classifier as clf
 
 matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402

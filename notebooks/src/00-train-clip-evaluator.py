@@ -19,7 +19,7 @@ import torch
 from transformers import CLIPTokenizer
 
 from erasure_lib import data, plots, results
-from erasure_lib.metrics import clip_score as cs
+from erasure_lib.builtin import clip as cs
 from erasure_lib.paths import BUILTIN_MODEL_DIR
 
 # %% tags=parameters

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,11 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, DDPMScheduler, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from erasure_lib.data import CLASSES, STYLES, FashionMNIST, caption_for, render
+from erasure_lib.builtin.training import parameter_ema, render_batch, warmup_cosine
+from erasure_lib.data import CLASSES, STYLES, FashionMNIST, caption_for
 from erasure_lib.io import atomic_directory
 
 
@@ -40,7 +39,7 @@ class BuiltinConfig:
     latent_channels: int = 4
     vae_steps: int = 1500
     vae_batch_size: int = 128
-    vae_lr: float = 1e-3
+    vae_lr: float = 1e-3  # peak; 100 warm-up steps, then cosine decay
     vae_kl_weight: float = 1e-6
     # U-Net
     unet_channels: tuple[int, ...] = (64, 128)
@@ -55,9 +54,9 @@ class BuiltinConfig:
     # Diffusion training
     steps: int = 3000
     batch_size: int = 64
-    lr: float = 5e-4
+    lr: float = 5e-4  # peak; warmup_steps of linear warm-up, then cosine decay
     warmup_steps: int = 200
-    ema_decay: float = 0.998
+    ema_decay: float = 0.998  # the cap of the EMA's decay (it warms up as (1 + n) / (10 + n))
     uncond_p: float = 0.1  # share of empty captions, for classifier-free guidance
     style_p: tuple[float, ...] = (0.5, 0.25, 0.25)  # plain, sketch, sepia
     num_train_timesteps: int = 1000
@@ -137,37 +136,13 @@ def build_inference_scheduler(config: BuiltinConfig) -> PNDMScheduler:
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Training data
-# --------------------------------------------------------------------------------------------
-
-
-def render_batch(data: FashionMNIST, indices: np.ndarray, styles: np.ndarray, flips: np.ndarray, size: int) -> torch.Tensor:
-    """Render images to a (N, 3, size, size) tensor in [-1, 1]."""
-    out = np.empty((len(indices), size, size, 3), dtype=np.float32)
-    for k, (i, s, f) in enumerate(zip(indices, styles, flips)):
-        image = render(data.images[i], STYLES[s], size)
-        out[k] = image[:, ::-1] if f else image
-    return torch.from_numpy(out).permute(0, 3, 1, 2) * 2.0 - 1.0
-
-
-def _lr_lambda(warmup: int, total: int) -> Callable[[int], float]:
-    def f(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-    return f
-
-
 def train_vae(config: BuiltinConfig, data: FashionMNIST, log_every: int = 100) -> tuple[AutoencoderKL, list[float]]:
     """Train the f4 VAE on renders of every style: MSE reconstruction + a small KL term."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     vae = build_vae(config)
     optimizer = torch.optim.AdamW(vae.parameters(), lr=config.vae_lr, weight_decay=0.0)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(100, config.vae_steps))
+    schedule = warmup_cosine(optimizer, 100, config.vae_steps)
     losses: list[float] = []
     for _step in tqdm(range(config.vae_steps), desc="VAE", mininterval=10):
         idx = rng.integers(len(data.labels), size=config.vae_batch_size)
@@ -213,28 +188,6 @@ def encode_dataset(vae: AutoencoderKL, config: BuiltinConfig, data: FashionMNIST
     return out
 
 
-class _EMA:
-    """Exponential moving average of parameters (with the usual warm-up of the decay)."""
-
-    def __init__(self, modules: list[torch.nn.Module], decay: float) -> None:
-        self.params = [p for m in modules for p in m.parameters()]
-        self.shadow = [p.detach().clone() for p in self.params]
-        self.decay = decay
-        self.step = 0
-
-    @torch.no_grad()
-    def update(self) -> None:
-        self.step += 1
-        d = min(self.decay, (1 + self.step) / (10 + self.step))
-        for s, p in zip(self.shadow, self.params):
-            s.lerp_(p.detach(), 1.0 - d)
-
-    @torch.no_grad()
-    def copy_to(self, modules: list[torch.nn.Module]) -> None:
-        for s, p in zip(self.shadow, (p for m in modules for p in m.parameters())):
-            p.copy_(s)
-
-
 def train_diffusion(
     config: BuiltinConfig,
     data: FashionMNIST,
@@ -255,8 +208,8 @@ def train_diffusion(
     noise_scheduler = build_noise_scheduler(config)
     params = list(unet.parameters()) + list(text_encoder.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=1e-2)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(config.warmup_steps, config.steps))
-    ema = _EMA([unet, text_encoder], config.ema_decay)
+    schedule = warmup_cosine(optimizer, config.warmup_steps, config.steps)
+    ema = parameter_ema(params, config.ema_decay)
     losses: list[float] = []
     start = 0
     if checkpoint is not None and checkpoint.is_file():
@@ -265,7 +218,9 @@ def train_diffusion(
         text_encoder.load_state_dict(state["text_encoder"])
         optimizer.load_state_dict(state["optimizer"])
         schedule.load_state_dict(state["schedule"])
-        ema.shadow, ema.step = state["ema"], state["ema_step"]
+        if "ema_step" in state:  # written by the hand-written EMA this replaced: same step count and weights
+            state["ema"] = {"shadow_params": state["ema"], "optimization_step": state["ema_step"]}
+        ema.load_state_dict(state["ema"])
         losses, start = state["losses"], state["step"]
         torch.set_rng_state(state["torch_rng"])
     rng = np.random.default_rng(config.seed)
@@ -302,7 +257,7 @@ def train_diffusion(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optimizer.step()
         schedule.step()
-        ema.update()
+        ema.step(params)
         losses.append(loss.item())
         if checkpoint is not None and ((step + 1) % checkpoint_every == 0 or step + 1 in (config.steps, end)):
             state = {
@@ -310,8 +265,7 @@ def train_diffusion(
                 "text_encoder": text_encoder.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
-                "ema": ema.shadow,
-                "ema_step": ema.step,
+                "ema": ema.state_dict(),
                 "losses": losses,
                 "step": step + 1,
                 "torch_rng": torch.get_rng_state(),
@@ -322,7 +276,7 @@ def train_diffusion(
             torch.save(state, tmp)
             tmp.replace(checkpoint)
             print(f"step {step + 1}: mean loss of the last 100 steps {np.mean(losses[-100:]):.4f}", flush=True)
-    ema.copy_to([unet, text_encoder])
+    ema.copy_to(params)
     unet.eval().requires_grad_(False)
     text_encoder.eval().requires_grad_(False)
     return unet, text_encoder, losses
@@ -374,12 +328,6 @@ def compact_token_embedding(text_encoder_dir: Path) -> None:
     save_file(state, path, metadata={"format": "pt"})
 
 
-def timed(fn: Callable, *args, **kwargs) -> tuple[object, float]:
-    t0 = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - t0
-
-
 @torch.no_grad()
 def frozen_text_encoder_from_clip(clip_dir: Path | str) -> CLIPTextModel:
     """The text tower of a contrastively trained ``CLIPModel`` (e.g. ``models/clip``) as a frozen
@@ -409,16 +357,13 @@ def train_unet_to_read(
     trains its U-Net under a fixed CLIP text encoder. The encoder's outputs are cached per caption
     (it never changes). diffusers' EMA and cosine schedule with warm-up; resumable from ``checkpoint``.
     Returns the EMA U-Net and the losses."""
-    from diffusers.optimization import get_scheduler
-    from diffusers.training_utils import EMAModel
-
     torch.manual_seed(config.seed)
     unet = copy.deepcopy(unet).train().requires_grad_(True)
     text_encoder = text_encoder.eval().requires_grad_(False)
     noise_scheduler = build_noise_scheduler(config)
     optimizer = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-2)
-    schedule = get_scheduler("cosine", optimizer, num_warmup_steps=min(config.warmup_steps, steps // 10), num_training_steps=steps)
-    ema = EMAModel(unet.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=1.0)
+    schedule = warmup_cosine(optimizer, min(config.warmup_steps, steps // 10), steps)
+    ema = EMAModel(unet.parameters(), decay=config.ema_decay, use_ema_warmup=True, power=1.0)  # update n: (n - 1) / n
     losses: list[float] = []
     start = 0
     rng = np.random.default_rng(config.seed)
