@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
 from tqdm.auto import tqdm
 
-from erasure_lib.methods.base import ErasureResult, NonFiniteLossError, check_concept, tokenize
+from erasure_lib.methods.base import ErasureInfo, ErasureResult, NonFiniteLossError, check_concept, tokenize
 
 TrainMethod = Literal["xattn", "noxattn", "full"]
 TRAIN_METHODS: tuple[str, ...] = ("xattn", "noxattn", "full")
@@ -62,6 +62,23 @@ class ESDConfig:
             raise ValueError(f"start_guidance must be non-negative, got {self.start_guidance}")
         if "{}" not in self.template:
             raise ValueError(f"template must contain '{{}}' where the concept goes, got {self.template!r}")
+
+
+@dataclass(frozen=True)
+class ESDInfo(ErasureInfo):
+    """What an ESD erasure measured (``ErasureResult.info``); also a read-only mapping over its fields
+    (``info["stop_steps"]``), as the dict it replaces (see :class:`~erasure_lib.methods.base.ErasureInfo`).
+
+    Attributes
+    ----------
+    trainable_parameters
+        How many U-Net weights trained (``config.train_method``).
+    stop_steps
+        Each iteration's t_enc: the DDIM steps after which the sampling of z_t stopped.
+    """
+
+    trainable_parameters: int
+    stop_steps: list[int]
 
 
 def trainable_parameter_names(unet: UNet2DConditionModel, train_method: TrainMethod) -> list[str]:
@@ -161,7 +178,8 @@ def erase(
     -------
     ErasureResult
         ``components["unet"]`` is the fine-tuned U-Net; ``losses`` the loss of every iteration;
-        timings split into set-up (copying the U-Net, encoding prompts) and the optimization loop.
+        timings split into set-up (copying the U-Net, encoding prompts) and the optimization loop;
+        ``info`` an :class:`ESDInfo`.
 
     Raises
     ------
@@ -234,5 +252,5 @@ def erase(
         losses=losses,
         setup_seconds=setup_seconds,
         optimization_seconds=optimization_seconds,
-        info={"trainable_parameters": sum(p.numel() for p in params), "stop_steps": stop_steps},
+        info=ESDInfo(trainable_parameters=sum(p.numel() for p in params), stop_steps=stop_steps),
     )

@@ -12,8 +12,9 @@ import copy
 import math
 import re
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +28,7 @@ from transformers import CLIPTextModel
 
 from erasure_lib.data import ConceptType, ImageSource, load_concept_images, templates_for
 from erasure_lib.methods import base
-from erasure_lib.methods.base import ErasureResult, NonFiniteLossError
+from erasure_lib.methods.base import ErasureInfo, ErasureResult, NonFiniteLossError
 from erasure_lib.models import model_resolution
 
 TrainableParams = Literal["all", "mlp-only", "attn-only", "mlp-attn", "mlp-final-attn"]
@@ -127,6 +128,48 @@ class FewShotConfig:
         Notebook 03 re-derives the choice from the CSV and checks it matches.
         """
         return cls(**({"lr": 1e-3, "epochs": 2} | overrides))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class FewShotInfo(ErasureInfo):
+    """What a few-shot erasure measured: ``ErasureResult.info`` of :func:`erase` and :func:`erase_concepts`.
+
+    Read the fields as attributes; the record is also a read-only mapping over them
+    (``info["steps_run"]``), as the dict it replaces (see :class:`~erasure_lib.methods.base.ErasureInfo`).
+
+    Attributes
+    ----------
+    n_images
+        The images (or zero-shot latents) trained on, every concept's together.
+    trainable_parameters
+        How many text-encoder weights trained (``config.trainable``, Sec. 4.5).
+    resolution
+        The side, in pixels, the images were resized to.
+    retained
+        The concepts the optional preservation anchored (``[]`` when it is off).
+    concepts
+        The erased concepts, in order.
+    probe_ratios
+        The concept probe relative to its start after each epoch run (``[]`` when no probe was measured).
+    epochs_run, steps_run
+        Whole epochs and optimizer steps run (fewer than ``config.epochs`` when the stopping rule fired).
+    stop_reason
+        Why the stopping rule ended the run; ``None`` when it ran its fixed epochs.
+    probe_trace
+        Every probe measurement: ``{"step", "concept_loss_ratio"}`` and, with watched concepts,
+        ``"retain_drift"``; after every epoch or every step (``config.stop_check``).
+    """
+
+    n_images: int
+    trainable_parameters: int
+    resolution: int
+    retained: list[str]
+    concepts: list[str]
+    probe_ratios: list[float]
+    epochs_run: int
+    steps_run: int
+    stop_reason: str | None
+    probe_trace: list[dict[str, float]]
 
 
 def trainable_parameter_names(text_encoder: CLIPTextModel, trainable: TrainableParams) -> list[str]:
@@ -287,6 +330,334 @@ def _make_optimizer(config: FewShotConfig, params: list[torch.nn.Parameter]) -> 
     return torch.optim.SGD(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
+# --------------------------------------------------------------------------------------------
+# The method's steps, in the order erase_concepts takes them. Two random streams drive a run:
+# ``rng`` (numpy: image flips, then per step the templates and the anchors' templates) and
+# ``generator`` (torch: the VAE's posterior sample or the zero-shot latents, then per epoch the
+# image order and per step the timesteps and the noise). The probes draw from a third, their own.
+# --------------------------------------------------------------------------------------------
+
+
+def concept_images(
+    pipeline: StableDiffusionPipeline,
+    concepts: Mapping[str, str | Path | Sequence[ImageSource] | None],
+    config: FewShotConfig,
+) -> tuple[list[Image.Image], list[str]]:
+    """Check each concept and load its images: every image in the order they are encoded, and each
+    image's concept. Zero-shot (Sec. 4.6) loads no images and gives ``zero_shot_images`` entries per concept."""
+    if not concepts:
+        raise ValueError("no concepts given; pass {concept: images}")
+    for concept, images in concepts.items():
+        check_concept(pipeline, concept, config.concept_type)
+        if not config.zero_shot and images is None:
+            raise ValueError(f"no images given for {concept!r}; pass a folder or list of images of the concept, or use zero_shot=True")
+    if config.zero_shot:
+        return [], [c for c in concepts for _ in range(config.zero_shot_images)]
+    per_concept = {c: load_concept_images(images) for c, images in concepts.items()}  # type: ignore[arg-type]
+    return [im for ims in per_concept.values() for im in ims], [c for c, ims in per_concept.items() for _ in ims]
+
+
+@torch.no_grad()
+def encode_latents(
+    pipeline: StableDiffusionPipeline,
+    images: Sequence[Image.Image],
+    resolution: int,
+    flip_p: float,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """Step 1 of the method (Sec. 3): resize, scale and flip every image (flips from ``rng``), encode it
+    once, ``z0 = vae.encode(x).sample() * scaling_factor`` (the posterior sample from ``generator``)."""
+    device = pipeline.device
+    x = preprocess(images, resolution, flip_p, rng).to(device, pipeline.vae.dtype)
+    posterior = pipeline.vae.encode(x).latent_dist
+    noise = torch.randn(posterior.mean.shape, generator=generator).to(device, posterior.mean.dtype)
+    return (posterior.mean + posterior.std * noise) * pipeline.vae.config.scaling_factor
+
+
+def zero_shot_latents(pipeline: StableDiffusionPipeline, n: int, resolution: int, generator: torch.Generator) -> torch.Tensor:
+    """The zero-shot variant's stand-ins for z0 (Sec. 4.6): ``n`` draws of uniform noise of the latent shape."""
+    side = resolution // pipeline.vae_scale_factor
+    return torch.rand((n, pipeline.unet.config.in_channels, side, side), generator=generator)
+
+
+def encode_concept_latents(
+    pipeline: StableDiffusionPipeline,
+    images: Sequence[Image.Image],
+    n_latents: int,
+    config: FewShotConfig,
+    resolution: int,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+) -> torch.Tensor:
+    """The latents the run trains on, on the U-Net's device and dtype: the encoded ``images``
+    (:func:`encode_latents`), or with ``config.zero_shot`` ``n_latents`` random ones (:func:`zero_shot_latents`)."""
+    if config.zero_shot:
+        z0 = zero_shot_latents(pipeline, n_latents, resolution, generator)
+    else:
+        z0 = encode_latents(pipeline, images, resolution, config.flip_p, rng, generator)
+    return z0.to(pipeline.device, pipeline.unet.dtype)
+
+
+def trainable_parameters(text_encoder: CLIPTextModel, trainable: TrainableParams) -> dict[str, torch.nn.Parameter]:
+    """The text-encoder parameters that train under an option (Sec. 4.5), by name, in the encoder's
+    order (the optimizer's); sets ``requires_grad`` on them and clears it on every other parameter."""
+    names = set(trainable_parameter_names(text_encoder, trainable))
+    chosen = {}
+    for name, p in text_encoder.named_parameters():
+        p.requires_grad_(name in names)
+        if name in names:
+            chosen[name] = p
+    return chosen
+
+
+@contextmanager
+def frozen(*modules: torch.nn.Module) -> Iterator[None]:
+    """Inside the block, no parameter of ``modules`` requires a gradient (the U-Net and the VAE stay as
+    they are, Sec. 3); after it, even on an error, each parameter's own flag is back."""
+    saved = [[p.requires_grad for p in m.parameters()] for m in modules]
+    for m in modules:
+        m.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m, flags in zip(modules, saved):
+            for p, flag in zip(m.parameters(), flags):
+                p.requires_grad_(flag)
+
+
+def retained_concepts(pipeline: StableDiffusionPipeline, concepts: Sequence[str], config: FewShotConfig) -> list[str]:
+    """The concepts the optional preservation anchors (not in the paper): ``config.preserve`` and, per
+    erased concept, its ``preserve_neighbours`` nearest in ``preserve_vocabulary``, without the erased
+    ones; each checked. ``[]`` when ``preserve_weight`` is 0."""
+    if config.preserve_weight <= 0:
+        return []
+    vocabulary, k = config.preserve_vocabulary, config.preserve_neighbours
+    neighbours = (n for c in concepts for n in nearest_concepts(pipeline, c, vocabulary, k))
+    retained = [r for r in dict.fromkeys([*config.preserve, *neighbours]) if r not in concepts]
+    for r in retained:
+        check_concept(pipeline, r, config.concept_type)
+    return retained
+
+
+@dataclass(frozen=True)
+class AnchorTargets:
+    """The optional preservation's targets: every (retained concept, template) prompt, row
+    ``i * n_templates + j`` for concept i and template j, and the original encoder's embeddings of it."""
+
+    input_ids: torch.Tensor
+    reference: torch.Tensor
+    n_templates: int
+
+    def loss(self, text_encoder: CLIPTextModel, rng: np.random.Generator) -> torch.Tensor:
+        """The preservation term of one step: :func:`anchor_loss` on one template per retained concept, drawn from ``rng``."""
+        n_retained = len(self.input_ids) // self.n_templates
+        pick = torch.tensor([i * self.n_templates + int(rng.integers(self.n_templates)) for i in range(n_retained)])
+        return anchor_loss(text_encoder, self.input_ids[pick], self.reference[pick])
+
+
+@torch.no_grad()
+def anchor_targets(pipeline: StableDiffusionPipeline, retained: Sequence[str], templates: Sequence[str]) -> AnchorTargets | None:
+    """The :class:`AnchorTargets` of the ``retained`` concepts in ``templates``, encoded once by the
+    original encoder; ``None`` when nothing is retained."""
+    if not retained:
+        return None
+    input_ids = base.tokenize(pipeline.tokenizer, [t.format(r) for r in retained for t in templates], pipeline.device)
+    reference = torch.cat([pipeline.text_encoder(chunk)[0] for chunk in input_ids.split(64)])
+    return AnchorTargets(input_ids, reference, len(templates))
+
+
+def needs_probes(config: FewShotConfig) -> bool:
+    """Whether a run measures the probes: for a stopping rule, or to trace the run alongside kept checkpoints."""
+    return (config.stop_loss_ratio is not None or config.stop_retain_drift is not None
+            or config.keep_checkpoints or bool(config.checkpoint_steps))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Probes:
+    """The stopping rule's fixed probes (not in the paper), set before the first step: the concept
+    probe ``concept`` (latents, prompt ids, timesteps, noise: see :func:`probe_loss`), its loss
+    ``start`` under the original encoder, and the retain drift's probe ``retain`` (``None`` when no
+    concept is watched)."""
+
+    concept: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+    start: float
+    retain: RetainProbe | None
+
+
+def make_probes(
+    pipeline: StableDiffusionPipeline,
+    noise_scheduler: DDPMScheduler,
+    z0_all: torch.Tensor,
+    image_concepts: Sequence[str],
+    concepts: Sequence[str],
+    templates: Sequence[str],
+    config: FewShotConfig,
+) -> Probes:
+    """The :class:`Probes` of a run: every latent at four noise levels (0.2 .. 0.8 of T) under the first
+    template, the noise drawn from a generator of its own (seed + 1), so the method's draws are those of
+    a run without probes; the retain probe watches ``config.stop_retain`` less the erased concepts."""
+    def tokenize(prompts: list[str]) -> torch.Tensor:
+        return base.tokenize(pipeline.tokenizer, prompts, pipeline.device)
+
+    device, n = pipeline.device, len(z0_all)
+    probe_generator = torch.Generator("cpu").manual_seed(config.seed + 1)
+    levels = torch.tensor([0.2, 0.4, 0.6, 0.8]) * noise_scheduler.config.num_train_timesteps
+    concept = (
+        z0_all.repeat(len(levels), 1, 1, 1),
+        tokenize([templates[0].format(c) for c in image_concepts] * len(levels)),
+        levels.long().repeat_interleave(n).to(device),
+        torch.randn((len(levels) * n, *z0_all.shape[1:]), generator=probe_generator).to(device, z0_all.dtype),
+    )
+    start = probe_loss(pipeline, noise_scheduler, pipeline.text_encoder, concept)
+    watched = [r for r in dict.fromkeys(config.stop_retain) if r not in concepts]
+    retain = None
+    if watched:
+        for r in watched:
+            check_concept(pipeline, r, config.concept_type)
+        zt = noise_scheduler.add_noise(concept[0], concept[3], concept[2])
+        retain = make_retain_probe(pipeline, zt, concept[2], tokenize([templates[0].format(r) for r in watched]), tokenize([""]))
+    return Probes(concept, start, retain)
+
+
+def measure_probes(
+    pipeline: StableDiffusionPipeline, noise_scheduler: DDPMScheduler, text_encoder: CLIPTextModel, probes: Probes, step: int
+) -> dict[str, float]:
+    """One entry of the probe trace after optimizer ``step``: the concept probe relative to its start
+    (``concept_loss_ratio``) and, when concepts are watched, their ``retain_drift``."""
+    ratio = probe_loss(pipeline, noise_scheduler, text_encoder, probes.concept) / probes.start
+    entry = {"step": step, "concept_loss_ratio": ratio}
+    if probes.retain is not None:
+        entry["retain_drift"] = retain_drift(pipeline, text_encoder, probes.retain)
+    return entry
+
+
+def stop_reason(entry: Mapping[str, float], config: FewShotConfig) -> str | None:
+    """Why the stopping rule ends the run at a probe trace entry, or ``None`` to go on."""
+    if config.stop_loss_ratio is not None and entry["concept_loss_ratio"] >= config.stop_loss_ratio:
+        return "concept probe reached stop_loss_ratio"
+    if config.stop_retain_drift is not None and entry.get("retain_drift", 0.0) >= config.stop_retain_drift:
+        return "retain drift reached stop_retain_drift"
+    return None
+
+
+def ascent_step(
+    pipeline: StableDiffusionPipeline,
+    noise_scheduler: DDPMScheduler,
+    text_encoder: CLIPTextModel,
+    optimizer: torch.optim.Optimizer,
+    z0: torch.Tensor,
+    batch_concepts: Sequence[str],
+    templates: Sequence[str],
+    anchors: AnchorTargets | None,
+    config: FewShotConfig,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    step: int,
+) -> float:
+    """One optimizer step (1-based ``step``) on a batch of latents ``z0``, Steps 2-4 of Sec. 3; its loss."""
+    device = pipeline.device
+    # Step 2: a random template per image, filled with its concept, encoded by the trainable encoder.
+    prompts = [templates[int(rng.integers(len(templates)))].format(c) for c in batch_concepts]
+    input_ids = base.tokenize(pipeline.tokenizer, prompts, device)
+    # Step 3: t ~ U{0..T-1}, eps ~ N(0, I).
+    timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(z0),), generator=generator).to(device)
+    noise = torch.randn(z0.shape, generator=generator).to(device, z0.dtype)
+    # Step 4: gradient ascent on the denoising loss: minimise its negation.
+    loss = -denoising_loss(pipeline, noise_scheduler, text_encoder, z0, input_ids, timesteps, noise)
+    if anchors is not None:
+        loss = loss + config.preserve_weight * anchors.loss(text_encoder, rng)
+    if not math.isfinite(value := loss.item()):
+        raise NonFiniteLossError("fewshot", step, config.lr)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return value
+
+
+@dataclass
+class TrainingRecord:
+    """What :func:`optimization_loop` kept: the loss of every step, the checkpoints asked for, the
+    probes (``probe_ratios`` once per epoch run, ``probe_trace`` every measurement) and why it stopped."""
+
+    losses: list[float] = field(default_factory=list)
+    checkpoints: list[dict[str, torch.Tensor]] = field(default_factory=list)
+    step_checkpoints: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    probe_ratios: list[float] = field(default_factory=list)
+    probe_trace: list[dict[str, float]] = field(default_factory=list)
+    stop_reason: str | None = None
+
+
+def _trained_state(text_encoder: CLIPTextModel, names: Collection[str]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in text_encoder.state_dict().items() if k in names}
+
+
+def optimization_loop(
+    pipeline: StableDiffusionPipeline,
+    noise_scheduler: DDPMScheduler,
+    text_encoder: CLIPTextModel,
+    trainable: Mapping[str, torch.nn.Parameter],
+    optimizer: torch.optim.Optimizer,
+    z0_all: torch.Tensor,
+    image_concepts: Sequence[str],
+    templates: Sequence[str],
+    anchors: AnchorTargets | None,
+    probes: Probes | None,
+    config: FewShotConfig,
+    rng: np.random.Generator,
+    generator: torch.Generator,
+    title: str,
+    progress_bar: bool,
+) -> TrainingRecord:
+    """``config.epochs`` epochs of :func:`ascent_step` over the latents in a random order, keeping the
+    checkpoints asked for (Step 5 of Sec. 3: after every epoch with ``keep_checkpoints``) and, with
+    ``probes``, measuring them (after every epoch or step, ``stop_check``) until the stopping rule
+    fires. The trained weights are checked to be finite at the end."""
+    n = len(z0_all)
+    record = TrainingRecord()
+    keep_steps = {int(k) for k in config.checkpoint_steps}
+    step = 0
+
+    def measure(step: int) -> dict[str, float]:
+        record.probe_trace.append(measure_probes(pipeline, noise_scheduler, text_encoder, probes, step))  # type: ignore[arg-type]
+        return record.probe_trace[-1]
+
+    with tqdm(total=config.epochs * -(-n // config.batch_size), desc=f"erasing {title!r}", disable=not progress_bar) as bar:
+        for _epoch in range(config.epochs):
+            order = torch.randperm(n, generator=generator)
+            for start in range(0, n, config.batch_size):
+                batch = order[start : start + config.batch_size]
+                step += 1
+                value = ascent_step(pipeline, noise_scheduler, text_encoder, optimizer, z0_all[batch],
+                                    [image_concepts[int(i)] for i in batch], templates, anchors, config, rng, generator, step)
+                record.losses.append(value)
+                bar.update(1)
+                bar.set_postfix(loss=f"{value:.4f}")
+                if step in keep_steps:
+                    record.step_checkpoints[step] = _trained_state(text_encoder, trainable)
+                if probes is not None and config.stop_check == "step":
+                    record.stop_reason = stop_reason(measure(step), config)
+                    if record.stop_reason is not None:
+                        break
+            # Step 5: a checkpoint after every epoch; the user picks the epoch.
+            if config.keep_checkpoints:
+                record.checkpoints.append(_trained_state(text_encoder, trainable))
+            if probes is not None:
+                entry = record.probe_trace[-1] if config.stop_check == "step" else measure(step)
+                record.probe_ratios.append(entry["concept_loss_ratio"])
+                record.stop_reason = record.stop_reason or stop_reason(entry, config)
+                if record.stop_reason is not None:
+                    break
+    if not all(bool(torch.isfinite(p).all()) for p in trainable.values()):
+        raise NonFiniteLossError("fewshot", step, config.lr, what="trained weights")
+    return record
+
+
+# --------------------------------------------------------------------------------------------
+# Erasure
+# --------------------------------------------------------------------------------------------
+
+
 def erase(
     pipeline: StableDiffusionPipeline,
     concept: str,
@@ -314,7 +685,8 @@ def erase(
     -------
     ErasureResult
         ``components["text_encoder"]`` is the erased encoder; ``losses`` the per-step ascent loss
-        (the negated denoising loss); timings split into set-up and the optimization loop.
+        (the negated denoising loss); timings split into set-up and the optimization loop;
+        ``info`` a :class:`FewShotInfo`.
     """
     return erase_concepts(pipeline, {concept: images}, config, progress_bar)
 
@@ -328,189 +700,42 @@ def erase_concepts(
     """Erase several concepts in one run: every image is paired with its own concept's prompts.
 
     ``concepts`` maps each concept to its images (as in :func:`erase`). With one concept this is
-    exactly :func:`erase`.
+    exactly :func:`erase`. The run: load and encode the images once (Step 1 of Sec. 3), copy the text
+    encoder and choose what trains (Sec. 4.5), set the optional anchors and probes, then ascend the
+    denoising loss for ``config.epochs`` epochs (Steps 2-5) with the U-Net and the VAE frozen.
     """
     t0 = time.perf_counter()
-    if not concepts:
-        raise ValueError("no concepts given; pass {concept: images}")
-    for concept, images in concepts.items():
-        check_concept(pipeline, concept, config.concept_type)
-        if not config.zero_shot and images is None:
-            raise ValueError(f"no images given for {concept!r}; pass a folder or list of images of the concept, or use zero_shot=True")
-    # Each image's concept, in the order the images are encoded.
-    if config.zero_shot:
-        loaded: list[Image.Image] = []
-        image_concepts = [c for c in concepts for _ in range(config.zero_shot_images)]
-    else:
-        per_concept = {c: load_concept_images(images) for c, images in concepts.items()}  # type: ignore[arg-type]
-        loaded = [im for ims in per_concept.values() for im in ims]
-        image_concepts = [c for c, ims in per_concept.items() for _ in ims]
-    title = " + ".join(concepts)
-
-    device = pipeline.device
+    images, image_concepts = concept_images(pipeline, concepts, config)
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator("cpu").manual_seed(config.seed)
     resolution = config.resolution or model_resolution(pipeline)
-    scale = pipeline.vae_scale_factor
     noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
-
-    # Step 1: encode every image once, z0 = vae.encode(x).sample() * scaling_factor.
-    latent_shape = (pipeline.unet.config.in_channels, resolution // scale, resolution // scale)
-    with torch.no_grad():
-        if config.zero_shot:
-            # Zero-shot: uniform noise of the latent shape stands in for z0 (one per "image").
-            z0_all = torch.rand((len(image_concepts), *latent_shape), generator=generator)
-        else:
-            x = preprocess(loaded, resolution, config.flip_p, rng).to(device, pipeline.vae.dtype)
-            posterior = pipeline.vae.encode(x).latent_dist
-            noise = torch.randn(posterior.mean.shape, generator=generator).to(device, posterior.mean.dtype)
-            z0_all = (posterior.mean + posterior.std * noise) * pipeline.vae.config.scaling_factor
-    z0_all = z0_all.to(device, pipeline.unet.dtype)
+    z0_all = encode_concept_latents(pipeline, images, len(image_concepts), config, resolution, rng, generator)
 
     # Only the text encoder trains: a copy, so the caller's pipeline stays as it was.
     text_encoder = copy.deepcopy(pipeline.text_encoder).train()
-    names = set(trainable_parameter_names(text_encoder, config.trainable))
-    params = []
-    for name, p in text_encoder.named_parameters():
-        p.requires_grad_(name in names)
-        if name in names:
-            params.append(p)
-    frozen = [pipeline.unet, pipeline.vae]
-    saved_flags = [[p.requires_grad for p in m.parameters()] for m in frozen]
-    for m in frozen:
-        m.requires_grad_(False)
-    optimizer = _make_optimizer(config, params)
-    templates = templates_for(config.concept_type)
-    tokenizer = pipeline.tokenizer
-
-    def tokenize(prompts: list[str]) -> torch.Tensor:
-        return base.tokenize(tokenizer, prompts, device)
-
-    # Optional preservation: retained concepts and the original encoder's embeddings of every
-    # (template, concept) prompt, computed once.
-    retained = list(dict.fromkeys(
-        [*config.preserve, *(n for c in concepts for n in nearest_concepts(pipeline, c, config.preserve_vocabulary, config.preserve_neighbours))]
-    )) if config.preserve_weight > 0 else []  # fmt: skip
-    retained = [r for r in retained if r not in concepts]
-    for r in retained:
-        check_concept(pipeline, r, config.concept_type)
-    retain_ids = tokenize([t.format(r) for r in retained for t in templates]) if retained else None
-    if retain_ids is not None:
-        with torch.no_grad():
-            retain_reference = torch.cat([pipeline.text_encoder(chunk)[0] for chunk in retain_ids.split(64)])
-    n = len(z0_all)
-    steps_per_epoch = -(-n // config.batch_size)
-    # A fixed probe for the stopping rule: every image at four noise levels, the first template,
-    # drawn from a generator of its own so the method's own draws are unchanged.
-    probe_ratios: list[float] = []
-    probe_trace: list[dict[str, float]] = []
-    measure = (config.stop_loss_ratio is not None or config.stop_retain_drift is not None
-               or config.keep_checkpoints or bool(config.checkpoint_steps))  # fmt: skip
-    retain_probe: RetainProbe | None = None
-    if measure:
-        probe_generator = torch.Generator("cpu").manual_seed(config.seed + 1)
-        levels = torch.tensor([0.2, 0.4, 0.6, 0.8]) * noise_scheduler.config.num_train_timesteps
-        probe = (
-            z0_all.repeat(len(levels), 1, 1, 1),
-            tokenize([templates[0].format(c) for c in image_concepts] * len(levels)),
-            levels.long().repeat_interleave(n).to(device),
-            torch.randn((len(levels) * n, *z0_all.shape[1:]), generator=probe_generator).to(device, z0_all.dtype),
-        )
-        probe_start = probe_loss(pipeline, noise_scheduler, pipeline.text_encoder, probe)
-        watched = [r for r in dict.fromkeys(config.stop_retain) if r not in concepts]
-        if watched:
-            for r in watched:
-                check_concept(pipeline, r, config.concept_type)
-            zt = noise_scheduler.add_noise(probe[0], probe[3], probe[2])
-            retain_probe = make_retain_probe(pipeline, zt, probe[2], tokenize([templates[0].format(r) for r in watched]), tokenize([""]))
-
-    def measure_probes(step: int) -> dict[str, float]:
-        entry = {"step": step, "concept_loss_ratio": probe_loss(pipeline, noise_scheduler, text_encoder, probe) / probe_start}
-        if retain_probe is not None:
-            entry["retain_drift"] = retain_drift(pipeline, text_encoder, retain_probe)
-        probe_trace.append(entry)
-        return entry
-
-    def should_stop(entry: dict[str, float]) -> str | None:
-        if config.stop_loss_ratio is not None and entry["concept_loss_ratio"] >= config.stop_loss_ratio:
-            return "concept probe reached stop_loss_ratio"
-        if config.stop_retain_drift is not None and entry.get("retain_drift", 0.0) >= config.stop_retain_drift:
-            return "retain drift reached stop_retain_drift"
-        return None
-
-    setup_seconds = time.perf_counter() - t0
-
-    losses: list[float] = []
-    checkpoints: list[dict[str, torch.Tensor]] = []
-    step_checkpoints: dict[int, dict[str, torch.Tensor]] = {}
-    keep_steps = {int(k) for k in config.checkpoint_steps}
-    stop_reason: str | None = None
-    step = 0
-    t1 = time.perf_counter()
-    try:
-        bar = tqdm(total=config.epochs * steps_per_epoch, desc=f"erasing {title!r}", disable=not progress_bar)
-        for _epoch in range(config.epochs):
-            order = torch.randperm(n, generator=generator)
-            for start in range(0, n, config.batch_size):
-                batch = order[start : start + config.batch_size]
-                z0 = z0_all[batch]
-                # Step 2: a random template per image, filled with the concept, encoded by the trainable encoder.
-                prompts = [templates[int(rng.integers(len(templates)))].format(image_concepts[int(i)]) for i in batch]
-                input_ids = tokenize(prompts)
-                # Step 3: t ~ U{0..T-1}, eps ~ N(0, I).
-                timesteps = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), generator=generator).to(device)
-                noise = torch.randn(z0.shape, generator=generator).to(device, z0.dtype)
-                # Step 4: gradient ascent on the denoising loss: minimise its negation.
-                loss = -denoising_loss(pipeline, noise_scheduler, text_encoder, z0, input_ids, timesteps, noise)
-                if retain_ids is not None:
-                    # One random template per retained concept this step.
-                    pick = torch.tensor([i * len(templates) + int(rng.integers(len(templates))) for i in range(len(retained))])
-                    loss = loss + config.preserve_weight * anchor_loss(text_encoder, retain_ids[pick], retain_reference[pick])
-                step += 1
-                if not math.isfinite(value := loss.item()):
-                    raise NonFiniteLossError("fewshot", step, config.lr)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(value)
-                bar.update(1)
-                bar.set_postfix(loss=f"{value:.4f}")
-                if step in keep_steps:
-                    step_checkpoints[step] = {k: v.detach().clone() for k, v in text_encoder.state_dict().items() if k in names}
-                if measure and config.stop_check == "step":
-                    stop_reason = should_stop(measure_probes(step))
-                    if stop_reason is not None:
-                        break
-            # Step 5: a checkpoint after every epoch; the user picks the epoch.
-            if config.keep_checkpoints:
-                checkpoints.append({k: v.detach().clone() for k, v in text_encoder.state_dict().items() if k in names})
-            if measure:
-                entry = probe_trace[-1] if config.stop_check == "step" else measure_probes(step)
-                probe_ratios.append(entry["concept_loss_ratio"])
-                stop_reason = stop_reason or should_stop(entry)
-                if stop_reason is not None:
-                    break
-        bar.close()
-        if not all(bool(torch.isfinite(p).all()) for p in params):
-            raise NonFiniteLossError("fewshot", step, config.lr, what="trained weights")
-    finally:
-        for m, flags in zip(frozen, saved_flags):
-            for p, flag in zip(m.parameters(), flags):
-                p.requires_grad_(flag)
+    trainable = trainable_parameters(text_encoder, config.trainable)
+    with frozen(pipeline.unet, pipeline.vae):
+        optimizer = _make_optimizer(config, list(trainable.values()))
+        templates = templates_for(config.concept_type)
+        retained = retained_concepts(pipeline, list(concepts), config)
+        anchors = anchor_targets(pipeline, retained, templates)
+        probes = None
+        if needs_probes(config):
+            probes = make_probes(pipeline, noise_scheduler, z0_all, image_concepts, list(concepts), templates, config)
+        setup_seconds = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        run = optimization_loop(pipeline, noise_scheduler, text_encoder, trainable, optimizer, z0_all, image_concepts, templates,
+                                anchors, probes, config, rng, generator, " + ".join(concepts), progress_bar)
     optimization_seconds = time.perf_counter() - t1
     text_encoder.eval().requires_grad_(False)
-    return ErasureResult(
-        method="fewshot",
-        concept=title,
-        components={"text_encoder": text_encoder},
-        config=config,
-        losses=losses,
-        checkpoints=checkpoints,
-        setup_seconds=setup_seconds,
-        optimization_seconds=optimization_seconds,
-        info={"n_images": n, "trainable_parameters": sum(p.numel() for p in params), "resolution": resolution,
-              "retained": retained, "concepts": list(concepts), "probe_ratios": probe_ratios,
-              "epochs_run": len(losses) // steps_per_epoch, "steps_run": len(losses), "stop_reason": stop_reason,
-              "probe_trace": probe_trace},
-        step_checkpoints=step_checkpoints,
+    steps_per_epoch = -(-len(z0_all) // config.batch_size)
+    info = FewShotInfo(
+        n_images=len(z0_all), trainable_parameters=sum(p.numel() for p in trainable.values()), resolution=resolution,
+        retained=retained, concepts=list(concepts), probe_ratios=run.probe_ratios,
+        epochs_run=len(run.losses) // steps_per_epoch, steps_run=len(run.losses), stop_reason=run.stop_reason,
+        probe_trace=run.probe_trace,
     )
+    return ErasureResult(method="fewshot", concept=" + ".join(concepts), components={"text_encoder": text_encoder}, config=config,
+                         losses=run.losses, checkpoints=run.checkpoints, setup_seconds=setup_seconds,
+                         optimization_seconds=optimization_seconds, info=info, step_checkpoints=run.step_checkpoints)

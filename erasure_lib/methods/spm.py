@@ -32,7 +32,8 @@ The result's U-Net has the trained adapters **merged into its weights**, ``W' = 
 replacing its ``unet`` (``ErasureResult.apply``/``install``, or after :meth:`ErasureResult.save`,
 ``UNet2DConditionModel.from_pretrained(out_dir / "unet")`` passed as ``unet=`` to
 ``StableDiffusionPipeline.from_pretrained``). The adapter weights themselves are kept in
-``result.info["adapter"]``; :func:`save_adapter` writes them in the authors' file format.
+``result.info.adapter`` (saved as ``adapter.safetensors`` beside ``unet/``, read back by
+``ErasureResult.load``); :func:`save_adapter` writes them in the authors' file format.
 
 Deviations from the authors' code (Con6924/SPM) are listed in :class:`SPMConfig`. The text encoder and
 the VAE are never changed; the pipeline passed in is never modified. SPM needs no images.
@@ -43,9 +44,10 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +56,7 @@ from diffusers.optimization import get_constant_schedule_with_warmup, get_cosine
 from torch import nn
 from tqdm.auto import tqdm
 
-from erasure_lib.methods.base import ErasureResult, NonFiniteLossError
+from erasure_lib.methods.base import ErasureInfo, ErasureResult, NonFiniteLossError, rebuild, to_json_value
 from erasure_lib.methods.esd import check_concept, encode_prompt, sample_until
 
 AdaptedModules = Literal["xattn", "transformer"]
@@ -62,6 +64,7 @@ ADAPTED_MODULES: tuple[str, ...] = ("xattn", "transformer")
 LRScheduler = Literal["cosine_with_restarts", "constant"]
 LR_SCHEDULERS: tuple[str, ...] = ("cosine_with_restarts", "constant")
 ADAPTER_PREFIX = "lora_unet"  # the authors' key prefix (SPMNetwork.SPM_PREFIX_UNET, kept for SD-WebUI)
+ADAPTER_FILE = "adapter.safetensors"  # where ErasureResult.save puts the adapters, next to the merged unet/
 
 
 @dataclass(frozen=True)
@@ -257,13 +260,14 @@ def adapter_key(layer_name: str) -> str:
     return f"{ADAPTER_PREFIX}.{layer_name}".replace(".", "_")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class AdapterWeights:
-    """The trained adapters of one SPM erasure (kept in ``ErasureResult.info["adapter"]``).
+    """The trained adapters of one SPM erasure (kept in ``ErasureResult.info.adapter``).
 
     ``state_dict`` uses the authors' keys (``<key>.lora_down.weight`` (rank, d_in[, 1, 1]),
     ``<key>.lora_up.weight`` (d_out, rank[, 1, 1]), ``<key>.alpha``) and ``layers`` maps each key to
-    the U-Net module it adapts. Its ``str`` is a one-line summary, which is what ``erasure.json`` records.
+    the U-Net module it adapts. Its ``str`` is a one-line summary, which is what the summary part of
+    ``erasure.json`` records. Two are equal when their layers, rank, alpha and tensors are.
     """
 
     state_dict: dict[str, torch.Tensor]
@@ -285,6 +289,15 @@ class AdapterWeights:
             layers[key] = name
         return cls(state_dict=state, layers=layers, rank=rank, alpha=alpha)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AdapterWeights):
+            return NotImplemented
+        return (
+            (self.layers, self.rank, self.alpha) == (other.layers, other.rank, other.alpha)
+            and self.state_dict.keys() == other.state_dict.keys()
+            and all(torch.equal(v, other.state_dict[k]) for k, v in self.state_dict.items())
+        )
+
     @property
     def num_parameters(self) -> int:
         return sum(v.numel() for k, v in self.state_dict.items() if not k.endswith(".alpha"))
@@ -296,22 +309,73 @@ class AdapterWeights:
         )
 
 
+@dataclass(frozen=True)
+class SPMInfo(ErasureInfo):
+    """What an SPM erasure kept and measured (``ErasureResult.info``); also a read-only mapping over its
+    fields (``info["adapter"]``), as the dict it replaces (see :class:`~erasure_lib.methods.base.ErasureInfo`).
+
+    Attributes
+    ----------
+    adapter
+        The trained adapters (:class:`AdapterWeights`; :func:`save_adapter` writes the authors' file).
+    adapted_layers, trainable_parameters
+        How many U-Net layers got an adapter, and how many adapter weights trained.
+    erase_losses, anchor_losses
+        The two terms of every iteration's loss (``losses`` is ``erase + la_strength * anchor``).
+    stop_steps
+        Each iteration's t_enc: the DDIM steps after which the sampling of z_t stopped.
+    latent_sizes
+        Each iteration's latent (height, width).
+    """
+
+    adapter: AdapterWeights
+    adapted_layers: int
+    trainable_parameters: int
+    erase_losses: list[float]
+    anchor_losses: list[float]
+    stop_steps: list[int]
+    latent_sizes: list[tuple[int, int]]
+
+    def to_json(self, folder: Path) -> dict[str, Any]:
+        """The record as JSON data, the adapter's tensors written to ``folder / ADAPTER_FILE``
+        (``adapter`` then records that file, the layers, the rank and alpha)."""
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in self.adapter.state_dict.items()}, str(Path(folder) / ADAPTER_FILE))
+        weights = self.adapter
+        adapter = {"file": ADAPTER_FILE, "layers": dict(weights.layers), "rank": weights.rank, "alpha": weights.alpha}
+        return {name: to_json_value(getattr(self, name)) for name in self if name != "adapter"} | {"adapter": adapter}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], folder: Path) -> SPMInfo:
+        """The record back from :meth:`to_json`'s ``data`` and the adapter file in ``folder``."""
+        from safetensors.torch import load_file
+
+        saved = data.get("adapter")
+        if not isinstance(saved, Mapping):
+            raise ValueError("the adapter weights were not saved (before erasure.json format 2 only a summary was)")
+        weights = AdapterWeights(state_dict=load_file(str(Path(folder) / Path(saved["file"]).name)), layers=dict(saved["layers"]),
+                                 rank=saved["rank"], alpha=saved["alpha"])
+        return rebuild(cls, {k: v for k, v in data.items() if k != "adapter"}, given={"adapter": weights})
+
+
 def save_adapter(result: ErasureResult, path: str | Path) -> Path:
     """Write an SPM result's adapter weights as one safetensors file in the authors' format.
 
     The keys (kohya/LECO LoRA names) and the metadata (``prompts``, ``rank``, ``alpha``) are those of
     ``SPMNetwork.save_weights`` in ``train_spm.py``: the authors' ``merge_spm.py`` and SD-WebUI (as a
     LoRA) read any set of layers; their ``infer_spm.py`` loads the adapters strictly into every
-    transformer layer, so it reads only a ``modules="transformer"`` file. Only a result fresh from
-    :func:`erase` holds the adapters (``ErasureResult.load`` reads the merged U-Net only).
+    transformer layer, so it reads only a ``modules="transformer"`` file. A result of :func:`erase`
+    holds the adapters, and so does one that ``ErasureResult.load`` read from a folder saved with them
+    (``erasure.json`` format 2); an older folder holds the merged U-Net only.
     """
     from safetensors.torch import save_file
 
-    adapter = result.info.get("adapter")
-    if not isinstance(adapter, AdapterWeights):
+    adapter = result.info.adapter if isinstance(result.info, SPMInfo) else None
+    if adapter is None:
         raise ValueError(
-            "this result holds no SPM adapter weights (only a result returned by spm.erase does; "
-            "a loaded result has the merged U-Net only)"
+            "this result holds no SPM adapter weights (a result of spm.erase does, and one loaded from a "
+            "folder it saved; a folder saved before erasure.json format 2 holds the merged U-Net only)"
         )
     path = Path(path)
     if path.suffix != ".safetensors":
@@ -438,9 +502,9 @@ def erase(
         ``components["unet"]`` is a plain ``UNet2DConditionModel`` with the adapters merged into its
         weights (a vanilla pipeline uses it in place of its ``unet``; saved, it is the ``unet``
         folder, which ``UNet2DConditionModel.from_pretrained`` reads); ``losses`` the total loss of
-        every iteration. ``info`` holds ``adapter`` (:class:`AdapterWeights`, see :func:`save_adapter`),
-        ``adapted_layers``, ``trainable_parameters``, ``erase_losses``, ``anchor_losses``,
-        ``stop_steps`` (t_enc) and ``latent_sizes``.
+        every iteration. ``info`` is an :class:`SPMInfo`: ``adapter`` (:class:`AdapterWeights`, see
+        :func:`save_adapter`), ``adapted_layers``, ``trainable_parameters``, ``erase_losses``,
+        ``anchor_losses``, ``stop_steps`` (t_enc) and ``latent_sizes``.
 
     Raises
     ------
@@ -555,13 +619,13 @@ def erase(
         losses=losses,
         setup_seconds=setup_seconds,
         optimization_seconds=optimization_seconds,
-        info={
-            "adapter": weights,
-            "adapted_layers": len(names),
-            "trainable_parameters": sum(p.numel() for p in params),
-            "erase_losses": erase_losses,
-            "anchor_losses": anchor_losses,
-            "stop_steps": stop_steps,
-            "latent_sizes": latent_sizes,
-        },
+        info=SPMInfo(
+            adapter=weights,
+            adapted_layers=len(names),
+            trainable_parameters=sum(p.numel() for p in params),
+            erase_losses=erase_losses,
+            anchor_losses=anchor_losses,
+            stop_steps=stop_steps,
+            latent_sizes=latent_sizes,
+        ),
     )

@@ -27,7 +27,7 @@ import torch
 from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 from tqdm.auto import tqdm
 
-from erasure_lib.methods.base import ErasureResult, check_concept, tokenize
+from erasure_lib.methods.base import ErasureInfo, ErasureResult, check_concept, tokenize
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,24 @@ class UCEConfig:
     @property
     def effective_preserve_scale(self) -> float:
         return self.erase_scale if self.preserve_scale is None else self.preserve_scale
+
+
+@dataclass(frozen=True)
+class UCEInfo(ErasureInfo):
+    """What a UCE edit did (``ErasureResult.info``); also a read-only mapping over its fields
+    (``info["edited_projections"]``), as the dict it replaces (see :class:`~erasure_lib.methods.base.ErasureInfo`).
+
+    Attributes
+    ----------
+    edited_projections
+        Module names of the cross-attention projections edited (:func:`edited_projection_names`).
+    erase_tokens, preserve_tokens
+        How many token embeddings were erased (c_i) and preserved (c_j) in the closed form.
+    """
+
+    edited_projections: list[str]
+    erase_tokens: int
+    preserve_tokens: int
 
 
 def closed_form_edit(
@@ -218,7 +236,8 @@ def erase(
     -------
     ErasureResult
         ``components["unet"]`` is the edited U-Net; ``losses`` is empty (no optimization); the set-up
-        time covers copying the U-Net and encoding prompts, the optimization time the closed-form solves.
+        time covers copying the U-Net and encoding prompts, the optimization time the closed-form solves;
+        ``info`` a :class:`UCEInfo`.
     """
     t0 = time.perf_counter()
     config = UCEConfig() if config is None else config
@@ -254,5 +273,5 @@ def erase(
         losses=[],
         setup_seconds=setup_seconds,
         optimization_seconds=optimization_seconds,
-        info={"edited_projections": names, "erase_tokens": len(C_erase), "preserve_tokens": len(C_preserve)},
+        info=UCEInfo(edited_projections=names, erase_tokens=len(C_erase), preserve_tokens=len(C_preserve)),
     )
