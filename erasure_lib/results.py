@@ -7,6 +7,7 @@ import json
 import platform
 import subprocess
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,15 @@ def git_commit() -> str:
         return "unknown"
 
 
-def write_csv(df: pd.DataFrame, path: Path | str, sort_by: list[str] | None = None, float_format: str = "%.4f") -> Path:
-    """Tidy CSV: no index, fixed float format, sorted rows, the given column order."""
+def four_decimals(x: float) -> str:
+    """The results' float format: 4 decimals, except that a non-zero value under 1e-3 keeps 4
+    significant digits (a learning rate of 1e-5 must not be written as 0.0000)."""
+    return f"{x:.4f}" if x == 0 or abs(x) >= 1e-3 else f"{x:.4g}"
+
+
+def write_csv(df: pd.DataFrame, path: Path | str, sort_by: list[str] | None = None,
+              float_format: str | Callable[[float], str] = four_decimals) -> Path:
+    """Tidy CSV: no index, fixed float format (:func:`four_decimals`), sorted rows, the given column order."""
     path = resolve(path)
     if sort_by:
         df = df.sort_values(sort_by, kind="stable").reset_index(drop=True)

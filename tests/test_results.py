@@ -103,3 +103,10 @@ def test_record_run(tmp_path: Path) -> None:
     record_run("02.ipynb", {}, [REPO_ROOT / "results" / "x.csv"], seconds=1.0, manifest=manifest)
     entries = json.loads(manifest.read_text())
     assert set(entries) == {str(out), "results/x.csv"}
+
+
+def test_write_csv_keeps_small_values_such_as_learning_rates(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"lr": [1e-5, 3e-4, 1e-3, 0.0], "share": [0.83333, -0.00012345, 1.0, 0.5]})
+    text = write_csv(frame, tmp_path / "lr.csv").read_text()
+    assert text.splitlines() == ["lr,share", "1e-05,0.8333", "0.0003,-0.0001234", "0.0010,1.0000", "0.0000,0.5000"]
+    assert pd.read_csv(tmp_path / "lr.csv").lr.tolist() == [1e-5, 3e-4, 1e-3, 0.0]
