@@ -10,6 +10,7 @@ trajectory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 from diffusers import StableDiffusionPipeline
+from PIL import Image
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
@@ -181,6 +183,14 @@ def fixed_step_outcomes(trajectories: pd.DataFrame, thresholds: WindowThresholds
     return out
 
 
+def image_digest(image: str | Path | Image.Image) -> str:
+    """What a cached run's key records of one real image: the file's name and a hash of its bytes
+    (or of the pixels), not its absolute path, so a cache stays valid when the repository moves."""
+    if isinstance(image, Image.Image):
+        return f"pixels:{hashlib.sha256(image.tobytes()).hexdigest()[:16]}"
+    return f"{Path(image).name}:{hashlib.sha256(Path(image).read_bytes()).hexdigest()[:16]}"
+
+
 def run_window(
     pipeline: StableDiffusionPipeline,
     judge: GarmentStyleClassifier,
@@ -199,7 +209,7 @@ def run_window(
     cache = Path(cache)
     key = json.dumps({"concept": concept, "config": asdict(config), "steps": sorted(set(judged_steps)),
                       "prompts": prompts.to_dict(orient="list"), "generation": asdict(generation),
-                      "images": [str(p) for p in images]}, sort_keys=True, default=str)  # fmt: skip
+                      "images": [image_digest(p) for p in images]}, sort_keys=True, default=str)  # fmt: skip
     if (cache / "key.json").is_file() and (cache / "key.json").read_text() == key:
         return pd.read_csv(cache / "judged.csv"), pd.read_csv(cache / "trace.csv")
     steps = sorted({int(s) for s in judged_steps})

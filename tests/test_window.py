@@ -188,3 +188,17 @@ def test_heldout_summary_and_bootstrap() -> None:
 def test_sampling_convergence_without_runs_is_an_empty_table(tiny_pipeline: StableDiffusionPipeline) -> None:
     table = window.sampling_convergence(tiny_pipeline, None, lambda c, s: [], [], FewShotConfig(), window.heldout_prompts, [10, 25], 7.5)  # type: ignore[arg-type]
     assert table.empty and list(table.columns)[:4] == ["concept", "seed", "model", "sampling_steps"]
+
+
+def test_a_cached_run_is_keyed_by_image_content_not_location(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from erasure_lib.window import image_digest
+
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.new("RGB", (4, 4), (10, 20, 30)).save(tmp_path / folder / "x.png")
+    assert image_digest(tmp_path / "a" / "x.png") == image_digest(str(tmp_path / "b" / "x.png"))
+    Image.new("RGB", (4, 4), (10, 20, 31)).save(tmp_path / "b" / "x.png")
+    assert image_digest(tmp_path / "a" / "x.png") != image_digest(tmp_path / "b" / "x.png")
+    assert image_digest(Image.new("RGB", (4, 4))) != image_digest(Image.new("RGB", (4, 4), (1, 1, 1)))
