@@ -12,7 +12,7 @@ PAPER_NOTEBOOKS := $(sort $(wildcard notebooks/paper/*.ipynb))
 TUTORIALS := $(sort $(wildcard notebooks/tutorials/*.ipynb))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data venv reproduce results test unit nbval lint notebooks clean-smoke sd14-smoke
+.PHONY: setup data venv reproduce results results-all test unit nbval lint notebooks clean-smoke sd14-smoke FORCE
 
 setup: data venv
 
@@ -41,29 +41,108 @@ reproduce: setup
 	$(PAPERMILL) notebooks/00-train-clip-evaluator.ipynb notebooks/00-train-clip-evaluator.ipynb
 	$(MAKE) results
 
-# Every paper notebook on the shipped built-in model. PROFILE=sd14: Stable Diffusion v1.4 on a GPU,
-# each notebook that has a notebooks/params/sd14/ file, executed into build/sd14/notebooks/ (the
-# committed notebooks keep the built-in model's outputs; results go to results/sd14/).
-results: setup
-	set -e; mkdir -p build/$(PROFILE)/notebooks; for nb in $(PAPER_NOTEBOOKS); do \
-	  params=notebooks/params/$(PROFILE)/$$(basename $$nb .ipynb).yaml; \
-	  if [ "$(PROFILE)" = default ]; then out=$$nb; if [ -f $$params ]; then args="-f $$params"; else args=""; fi; \
-	  elif [ -f $$params ]; then out=build/$(PROFILE)/notebooks/$$(basename $$nb); args="-f $$params"; \
-	  else echo "== $$nb: no $(PROFILE) parameters, skipped"; continue; fi; \
-	  echo "== $$nb $$args"; $(PAPERMILL) $$nb $$out $$args; done
+# `make results`: one rule per paper notebook. Its targets are the result files it writes (its record_run
+# outputs under the results_prefix of its notebooks/params/$(PROFILE)/ file, else results/); its
+# prerequisites are the notebook, that parameter file, the built-in model files it loads, and the
+# result files of other notebooks it reads. A changed notebook re-runs with what depends on it, and
+# nothing else; `make -n results` prints the plan. Figures are written by the same runs (not tracked).
+# The library is no prerequisite: after changing erasure_lib/, touch the notebooks that should re-run.
+# PROFILE=sd14: Stable Diffusion v1.4 on a GPU, each notebook that has a notebooks/params/sd14/ file,
+# executed into build/sd14/notebooks/ (the committed notebooks keep the built-in model's outputs;
+# results go to results/sd14/).
+OUT_01-evaluate-base-model := base_model_quality.csv
+OUT_02-calibrate-fewshot := fewshot_calibration.csv fewshot_calibration_summary.csv
+OUT_03-erase-objects := fewshot_object_erasure.csv fewshot_object_erasure_summary.json fewshot_object_transitions.csv generation_throughput.json
+OUT_04-which-parameters := parameter_options.csv parameter_options_summary.csv
+OUT_05-images-and-epochs := fewshot_epochs.csv fewshot_image_counts.csv fewshot_losses.csv
+OUT_06-where-the-concept-goes := fewshot_related_share.csv
+OUT_07-erase-styles := style_erasure.csv
+OUT_08-robustness := robustness.csv robustness_summary.csv
+OUT_10-several-concepts := several_concepts.csv
+OUT_11-when-to-stop := stopping_rule.csv stopping_rule_summary.csv
+OUT_12-keep-the-neighbours := keep_the_neighbours.csv keep_the_neighbours_summary.csv keep_the_neighbours_transitions.csv keep_the_neighbours_attacks.csv keep_the_neighbours_cost.json
+OUT_13-compare-methods := object_erasure_comparison.csv
+OUT_14-erasure-time := erasure_time_runs.csv erasure_time.csv
+OUT_15-erasure-window := erasure_window.csv erasure_window_probes.csv erasure_window_bounds.csv erasure_window_fixed_steps.csv erasure_window_sampling_steps.csv
+OUT_16-stopping-rule := stopping_rule_calibration.csv stopping_rule_heldout.csv stopping_rule_heldout_summary.csv
+# 01 also writes base_model_style_quality.csv when the model draws styles (not a target: not always written).
+# 99 rewrites the README's claims table: its target is a stamp, build/$(PROFILE)/stamps/99-claims-table.done.
+OUT_99-claims-table :=
+# Result files of other notebooks read from the notebook's own results_prefix.
+READS_06-where-the-concept-goes := fewshot_object_transitions.csv
+READS_11-when-to-stop := fewshot_epochs.csv
+READS_16-stopping-rule := erasure_window.csv erasure_window_probes.csv
+# 08 reads the erasures 13 saved in erasure_cache (trains them itself when absent); 13's result file stands for them.
+READS_08-robustness := object_erasure_comparison.csv
+# Notebooks that load no model (they read result files only).
+READERS_ONLY := 06-where-the-concept-goes 11-when-to-stop 99-claims-table
+BUILTIN_MODEL := models/builtin/unet/diffusion_pytorch_model.safetensors models/builtin/text_encoder/model.safetensors \
+  models/builtin/vae/diffusion_pytorch_model.safetensors models/classifier/classifier.safetensors
+
+# $(call param,KEY,YAML,DEFAULT): KEY's value in a parameter file (first word), else DEFAULT.
+param = $(or $(if $(2),$(shell sed -n 's/^$(1): *\([^ ]*\).*/\1/p' $(2))),$(3))
+PAPER_NAMES := $(basename $(notdir $(PAPER_NOTEBOOKS)))
+RESULT_NOTEBOOKS := $(if $(filter default,$(PROFILE)),$(PAPER_NAMES),$(foreach nb,$(PAPER_NAMES),$(if $(wildcard notebooks/params/$(PROFILE)/$(nb).yaml),$(nb))))
+SKIPPED_NOTEBOOKS := $(filter-out $(RESULT_NOTEBOOKS),$(PAPER_NAMES))
+
+define notebook_vars
+$(if $(filter undefined,$(origin OUT_$(1))),$(warning notebooks/paper/$(1).ipynb: no OUT_$(1) in the Makefile; `make results` runs it into a stamp, list its result files there))
+PARAMS_$(1) := $(wildcard notebooks/params/$(PROFILE)/$(1).yaml)
+PREFIX_$(1) := $$(call param,results_prefix,$$(PARAMS_$(1)),results/)
+TARGETS_$(1) := $$(if $$(OUT_$(1)),$$(addprefix $$(PREFIX_$(1)),$$(OUT_$(1))),build/$(PROFILE)/stamps/$(1).done)
+OUTNB_$(1) := $(if $(filter default,$(PROFILE)),notebooks/paper/$(1).ipynb,build/$(PROFILE)/notebooks/$(1).ipynb)
+DEPS_$(1) := $$(addprefix $$(PREFIX_$(1)),$$(READS_$(1))) \
+  $$(if $$(filter-out $(READERS_ONLY),$(1)),$$(if $$(filter builtin,$$(call param,model,$$(PARAMS_$(1)),builtin)),$$(BUILTIN_MODEL)))
+endef
+$(foreach nb,$(RESULT_NOTEBOOKS),$(eval $(call notebook_vars,$(nb))))
+# 03 reads notebook 02's summary from results/ itself (not its results_prefix) with the built-in settings.
+DEPS_03-erase-objects += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_03-erase-objects),builtin)),results/fewshot_calibration_summary.csv)
+# 13 scores with the built-in CLIP (models/clip, from 00-train-clip-evaluator) unless told otherwise.
+DEPS_13-compare-methods += $(if $(filter models/clip,$(call param,clip_model,$(PARAMS_13-compare-methods),models/clip)),models/clip/model.safetensors)
+# 99 reads every result file in its results_dir: it runs last, after all the others.
+DEPS_99-claims-table += $(foreach nb,$(filter-out 99-claims-table,$(RESULT_NOTEBOOKS)),$(TARGETS_$(nb))) \
+  $(filter-out %/manifest.json,$(wildcard $(addprefix $(call param,results_dir,$(PARAMS_99-claims-table),results)/,*.csv *.json)))
+
+# The recipe: papermill as before, on the notebook's first result file; the others depend on that one
+# with an empty recipe. (Not a grouped target `&:`: GNU make 4.3 does not pass a grouped target's
+# update on to its dependents under -n, so `make -n results` would show an incomplete plan.) A
+# notebook executed in place is rewritten after its result files, so they are touched after a run
+# (else make would see them as out of date); after a failed run they are dated 1970 (contents kept) so
+# that the next `make results` runs it again. A notebook with a result file missing runs again.
+define notebook_rule
+$(firstword $(TARGETS_$(1))): notebooks/paper/$(1).ipynb $(PARAMS_$(1)) $(DEPS_$(1)) $(if $(filter-out $(wildcard $(TARGETS_$(1))),$(TARGETS_$(1))),FORCE) | setup
+	@echo "== notebooks/paper/$(1).ipynb$(if $(PARAMS_$(1)), -f $(PARAMS_$(1)))"
+	@mkdir -p $(sort $(dir $(OUTNB_$(1)) $(TARGETS_$(1))))
+	$$(PAPERMILL) notebooks/paper/$(1).ipynb $(OUTNB_$(1))$(if $(PARAMS_$(1)), -f $(PARAMS_$(1))) || { touch -c -d @0 $(TARGETS_$(1)); exit 1; }
+	$(if $(OUT_$(1)),touch -c $(TARGETS_$(1)) && ls $(TARGETS_$(1)) > /dev/null || { echo "notebooks/paper/$(1).ipynb did not write every file of OUT_$(1) (Makefile)"; exit 1; },touch $(TARGETS_$(1)))
+$(if $(word 2,$(TARGETS_$(1))),$(wordlist 2,$(words $(TARGETS_$(1))),$(TARGETS_$(1))): $(firstword $(TARGETS_$(1))) ;)
+endef
+$(foreach nb,$(RESULT_NOTEBOOKS),$(eval $(call notebook_rule,$(nb))))
+FORCE:
+
+# Every paper notebook, whatever the dates say (a fresh clone's file dates are those of the checkout).
+results-all: setup
+	touch $(addprefix notebooks/paper/,$(addsuffix .ipynb,$(RESULT_NOTEBOOKS)))
+	$(MAKE) results
+
+results: setup $(foreach nb,$(RESULT_NOTEBOOKS),$(TARGETS_$(nb)))
+	$(if $(SKIPPED_NOTEBOOKS),@echo "== skipped (no $(PROFILE) parameters): $(SKIPPED_NOTEBOOKS)")
 
 test: setup lint unit nbval sd14-smoke
 
 unit:
 	$(PY) -m pytest -q tests
 
-# Paper notebooks: smoke parameters injected (papermill --prepare-only), then executed by nbval-lax.
+# Paper notebooks: smoke parameters injected (papermill --prepare-only), then executed by nbval-lax;
+# their key numbers (build/smoke/results/) compared with tests/expectations/smoke_numbers.json
+# (a change that moves one updates it in the same commit: tools/check_smoke_numbers.py --update).
 # Tutorials: executed as committed, outputs compared by strict nbval.
 nbval:
 	rm -rf build/nbval build/smoke && mkdir -p build/nbval build/smoke && cp README.md build/smoke/README.md
 	set -e; for nb in notebooks/00-train-base-model.ipynb notebooks/00-train-clip-evaluator.ipynb notebooks/00-train-stand-in.ipynb $(PAPER_NOTEBOOKS); do \
 	  $(VENV)/bin/papermill --prepare-only -f notebooks/params/smoke/$$(basename $$nb .ipynb).yaml $$nb build/nbval/$$(basename $$nb) > /dev/null 2>&1; done
 	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax build/nbval
+	$(PY) tools/check_smoke_numbers.py build/smoke/results
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/tutorials/sanitize.cfg $(TUTORIALS)
 
 lint:
@@ -77,7 +156,7 @@ notebooks:
 
 # Scale benchmark (not a test): few-shot vs ESD on the full-size SD v1.4 architecture, random weights.
 # CPU defaults keep it to minutes; on a GPU: $(PY) benchmarks/scale_benchmark.py --resolution 512 --out results/scale_benchmark_gpu.json
-BENCHMARK_ARGS ?= --resolution 64 --threads 1 --esd-train-method xattn --esd-iteration fixed-part --out results/scale_benchmark_cpu.json
+BENCHMARK_ARGS ?= --resolution 64 --threads 1 --esd-train-method xattn --esd-iteration fixed-part --spm-iteration fixed-part --out results/scale_benchmark_cpu.json
 .PHONY: benchmark
 benchmark: venv
 	$(PY) benchmarks/scale_benchmark.py $(BENCHMARK_ARGS)
