@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from diffusers import StableDiffusionPipeline
 from PIL import Image
+from tqdm.auto import tqdm
 
 from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, object_prompt
 from erasure_lib.generate import GenerationConfig, generate
@@ -269,6 +270,241 @@ def neighbour_summary(table: pd.DataFrame, max_erased: float, max_related_drop: 
     return pd.concat([base_row, summary], ignore_index=True)
 
 
+# --------------------------------------------------------------------------------------------
+# Sweeps (notebooks 02, 03, 04, 10): erase, then judge, over classes, settings, seeds and epochs
+# --------------------------------------------------------------------------------------------
+
+BASE_MODEL = "none (base model)"  # the base model's label where it stands as one more variant
+
+
+@dataclass(frozen=True, eq=False)
+class Sweep:
+    """What :func:`sweep` returns.
+
+    Attributes
+    ----------
+    rows
+        Tidy rows, one per (erased class, variant, seed, epochs), in the order run: ``erased_class``,
+        the variant column (absent for a single config), ``seed``, ``epochs``, ``erased_share``,
+        ``others_accuracy``, ``trainable_parameters``, ``optimization_seconds``, ``setup_seconds``.
+        ``epochs == 0`` is the base model, judged once per class and repeated as step 0 of each of
+        its runs (trainable parameters and seconds 0). At a checkpoint ``optimization_seconds`` is
+        the run's pro rata (``epochs / config.epochs`` of it).
+    destinations
+        What the judge sees in the erased class's own prompts (:func:`destinations`): columns
+        ``erased_class``, the variant column, ``when``, ``seed``, ``epochs``, ``predicted_class``,
+        ``share``; ``when == "after"`` for every judged erased model, and once per class
+        ``when == "before"`` for the base model (``seed == -1``, ``epochs == 0``, no variant).
+    models
+        With ``keep_models``: each class's erased model (final weights) of the first variant and
+        the first seed, for sample grids (:func:`before_after_grid`).
+    """
+
+    rows: pd.DataFrame
+    destinations: pd.DataFrame
+    models: dict[str, StableDiffusionPipeline] = field(default_factory=dict)
+
+
+def sweep(
+    pipeline: StableDiffusionPipeline,
+    judge: GarmentStyleClassifier | ImageNetEvaluator,
+    classes: Sequence[str],
+    variants: FewShotConfig | Mapping[Hashable, FewShotConfig],
+    seeds: Sequence[int],
+    images: Callable[[str, int], Sequence[Path | Image.Image]],
+    generation: GenerationConfig,
+    n_erased: int,
+    n_others: int,
+    universe: Sequence[str] = CLASSES,
+    epochs: Sequence[int] | None = None,
+    variant: str = "variant",
+    keep_models: bool = False,
+    progress_bar: bool = True,
+) -> Sweep:
+    """Erase each class, one at a time, under each variant and seed, and judge the erased model and
+    the base model on the same prompts and evaluation seeds (paper, Sec. 4.1).
+
+    For each class: its prompt table (:func:`erasure_prompt_table`: ``n_erased`` prompts of it,
+    ``n_others`` of every other class of ``universe``) and the base model's verdict on it; then for
+    each seed, the few-shot images ``images(class, seed)`` (drawn once, shared by the variants), and
+    for each variant a few-shot erasure with the variant's config and that seed, judged after each
+    epoch of ``epochs`` (per-epoch checkpoints) or, for ``epochs=None``, with the final weights.
+
+    Parameters
+    ----------
+    pipeline
+        The base model; it is not modified.
+    judge
+        The classifier of the generated images (:func:`erasure_lib.experiment.load_evaluator`).
+    classes
+        The classes erased, one at a time.
+    variants
+        One :class:`~erasure_lib.methods.fewshot.FewShotConfig`, or named configs compared (e.g. one
+        per learning rate, or per ``trainable`` option); each run replaces the config's ``seed``.
+    seeds
+        Erasure seeds: each picks its own images and random draws.
+    images
+        ``(class, seed) -> images``: the real images of a run, e.g.
+        :func:`erasure_lib.experiment.image_source`.
+    generation
+        Sampling settings.
+    n_erased, n_others
+        Prompts of the erased class and of every other class per evaluation.
+    universe
+        The classes the judge names, in the order of its ``predicted`` indices.
+    epochs
+        The epochs whose checkpoints are judged (each in ``1..config.epochs``), or ``None``.
+    variant
+        The name of the column holding the variants' names (no column for a single config).
+    keep_models
+        Keep each class's erased model of the first variant and seed (see :class:`Sweep`).
+    progress_bar
+        Whether to show a progress bar over the runs.
+
+    Returns
+    -------
+    Sweep
+        Tidy rows, the destinations of the erased class's prompts and, optionally, erased models.
+    """
+    from erasure_lib.methods import fewshot
+
+    named = isinstance(variants, Mapping)
+    configs = dict(variants) if named else {None: variants}
+    if not classes or not seeds or not configs:
+        raise ValueError("give at least one class, one seed and one variant")
+    judged = None if epochs is None else [int(e) for e in epochs]
+    for name, config in configs.items():
+        if judged is not None and not all(1 <= e <= config.epochs for e in judged):
+            raise ValueError(f"epochs {judged} must lie in 1..{config.epochs}, the epochs variant {name!r} trains")
+    tags = {name: {variant: name} if named else {} for name in configs}
+    runs = [(concept, seed, name) for concept in classes for seed in seeds for name in configs]
+    tables: dict[str, pd.DataFrame] = {}
+    base: dict[str, dict[str, float]] = {}
+    image_sets: dict[tuple[str, int], Sequence[Path | Image.Image]] = {}
+    rows: list[dict[str, object]] = []
+    seen: list[dict[str, object]] = []
+    models: dict[str, StableDiffusionPipeline] = {}
+    for concept, seed, name in tqdm(runs, desc="erase, then judge", disable=not progress_bar):
+        if concept not in tables:
+            tables[concept] = erasure_prompt_table([concept], n_erased, n_others, classes=universe)
+            classified = classify_generated(pipeline, judge, tables[concept], generation)
+            base[concept] = summarize(classified, [concept])
+            seen += [d | {"epochs": 0} for d in destinations(classified, concept, "before", -1, universe)]
+        if (concept, seed) not in image_sets:
+            image_sets[concept, seed] = images(concept, seed)
+        config = replace(configs[name], seed=seed, keep_checkpoints=configs[name].keep_checkpoints or judged is not None)
+        result = fewshot.erase(pipeline, concept, image_sets[concept, seed], config, progress_bar=False)
+        run = {"erased_class": concept, **tags[name], "seed": seed}
+        rows.append(run | {"epochs": 0, **base[concept], "trainable_parameters": 0, "optimization_seconds": 0.0, "setup_seconds": 0.0})
+        for epoch in judged or [None]:
+            erased = result.apply(pipeline, epoch=epoch)
+            classified = classify_generated(erased, judge, tables[concept], generation)
+            seconds = result.optimization_seconds if epoch is None else result.optimization_seconds * epoch / config.epochs
+            rows.append(run | {"epochs": epoch or result.info.epochs_run, **summarize(classified, [concept]),
+                               "trainable_parameters": result.info.trainable_parameters,
+                               "optimization_seconds": seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
+            seen += [d | tags[name] | {"epochs": rows[-1]["epochs"]} for d in destinations(classified, concept, "after", seed, universe)]
+        if keep_models and concept not in models:
+            models[concept] = erased if judged is None else result.apply(pipeline)
+    keys = ["erased_class", *([variant] if named else []), "seed", "epochs"]
+    measures = ["erased_share", "others_accuracy", "trainable_parameters", "optimization_seconds", "setup_seconds"]
+    where = ["erased_class", *([variant] if named else []), "when", "seed", "epochs", "predicted_class", "share"]
+    return Sweep(pd.DataFrame(rows, columns=keys + measures), pd.DataFrame(seen, columns=where), models)
+
+
+def base_as_variant(rows: pd.DataFrame, variant: str, label: str = BASE_MODEL) -> pd.DataFrame:
+    """:attr:`Sweep.rows` with the base model as one more variant named ``label`` (one row per class
+    and seed, first in each class) and the erased models' final rows; without the ``epochs`` column."""
+    base = rows[rows.epochs == 0].drop_duplicates(["erased_class", "seed"]).assign(**{variant: label})
+    final = rows[rows.epochs > 0]
+    final = final[final.epochs == final.groupby(["erased_class", variant, "seed"]).epochs.transform("max")]
+    both = pd.concat([base, final]).sort_values("erased_class", kind="stable")
+    return both.drop(columns="epochs").reset_index(drop=True)
+
+
+def before_after(rows: pd.DataFrame) -> pd.DataFrame:
+    """:attr:`Sweep.rows` as one row per judged erased model, with the base model's measures beside
+    its own: ``erased_share_before``, ``erased_share_after``, ``others_accuracy_before``,
+    ``others_accuracy_after`` in place of ``erased_share`` and ``others_accuracy``."""
+    keys = [c for c in rows.columns if c not in ("epochs", "erased_share", "others_accuracy", "trainable_parameters",
+                                                  "optimization_seconds", "setup_seconds")]  # fmt: skip
+    before = rows[rows.epochs == 0].drop_duplicates(keys).set_index(keys)[["erased_share", "others_accuracy"]]
+    after = rows[rows.epochs > 0].reset_index(drop=True)
+    joined = after.join(before.add_suffix("_before"), on=keys)
+    out = after[[*keys, "epochs"]].copy()
+    for measure in ("erased_share", "others_accuracy"):
+        out[f"{measure}_before"] = joined[f"{measure}_before"].to_numpy()
+        out[f"{measure}_after"] = after[measure].to_numpy()
+    for column in ("trainable_parameters", "optimization_seconds", "setup_seconds"):
+        out[column] = after[column].to_numpy()
+    return out
+
+
+def before_after_summary(table: pd.DataFrame, max_erased_share: float = 0.10, max_others_drop: float = 0.10) -> dict[str, float | bool]:
+    """The means of a :func:`before_after` table over its rows, the others' accuracy drop, the median
+    (over classes) of each class's median optimization and set-up seconds, and ``target_met``: mean
+    erased share at most ``max_erased_share`` and mean drop at most ``max_others_drop``."""
+    means = table[["erased_share_before", "erased_share_after", "others_accuracy_before", "others_accuracy_after"]].mean()
+    drop = means.others_accuracy_before - means.others_accuracy_after
+    return {
+        "erased_share_before": means.erased_share_before,
+        "erased_share_after": means.erased_share_after,
+        "others_accuracy_before": means.others_accuracy_before,
+        "others_accuracy_after": means.others_accuracy_after,
+        "others_accuracy_drop": drop,
+        "median_optimization_seconds": float(table.groupby("erased_class").optimization_seconds.median().median()),
+        "median_setup_seconds": float(table.groupby("erased_class").setup_seconds.median().median()),
+        "target_met": bool(means.erased_share_after <= max_erased_share and drop <= max_others_drop),
+    }
+
+
+def random_class_sets(universe: Sequence[str], set_sizes: Sequence[int], repeats: int, seed: int) -> list[list[str]]:
+    """``repeats`` random sets of each size of ``set_sizes`` from ``universe``, each sorted, drawn by ``seed``."""
+    rng = np.random.default_rng(seed)
+    return [sorted(rng.choice(universe, size=k, replace=False).tolist()) for k in set_sizes for _ in range(repeats)]
+
+
+def several_concepts(
+    pipeline: StableDiffusionPipeline,
+    judge: GarmentStyleClassifier | ImageNetEvaluator,
+    class_sets: Sequence[Sequence[str]],
+    images: Callable[[str, int], Sequence[Path | Image.Image]],
+    config: FewShotConfig,
+    generation: GenerationConfig,
+    n_erased: int,
+    n_others: int,
+    universe: Sequence[str] = CLASSES,
+    progress_bar: bool = True,
+) -> pd.DataFrame:
+    """Erase each set of classes **jointly** (one run, every image paired with its own class's prompts:
+    :func:`~erasure_lib.methods.fewshot.erase_concepts`) and **one after another** (each erasure starts
+    from the previous erased model), and judge both and the base model on the same prompts
+    (``n_erased`` per erased class, ``n_others`` per other class of ``universe``).
+
+    ``images(class, config.seed)`` gives each class's real images. One row per (set, mode):
+    ``classes`` (joined by " + "), ``n_classes``, ``mode`` (``"joint"`` or ``"one after another"``),
+    ``erased_share_before``, ``erased_share_after``, ``others_accuracy_before``,
+    ``others_accuracy_after`` and ``optimization_seconds`` (summed over the steps one after another).
+    """
+    from erasure_lib.methods import fewshot
+
+    rows = []
+    for erased_set in tqdm(class_sets, desc="several concepts", disable=not progress_bar):
+        folders = {c: images(c, config.seed) for c in erased_set}
+        table = erasure_prompt_table(erased_set, n_erased, n_others, classes=universe)
+        before = summarize(classify_generated(pipeline, judge, table, generation), erased_set)
+        joint = fewshot.erase_concepts(pipeline, folders, config, progress_bar=False)
+        sequential, seconds = pipeline, 0.0
+        for c in erased_set:
+            step = fewshot.erase(sequential, c, folders[c], config, progress_bar=False)
+            sequential, seconds = step.apply(sequential), seconds + step.optimization_seconds
+        for mode, p, s in (("joint", joint.apply(pipeline), joint.optimization_seconds), ("one after another", sequential, seconds)):
+            after = summarize(classify_generated(p, judge, table, generation), erased_set)
+            rows.append({"classes": " + ".join(erased_set), "n_classes": len(erased_set), "mode": mode,
+                         "erased_share_before": before["erased_share"], "erased_share_after": after["erased_share"],
+                         "others_accuracy_before": before["others_accuracy"], "others_accuracy_after": after["others_accuracy"],
+                         "optimization_seconds": s})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 # --------------------------------------------------------------------------------------------

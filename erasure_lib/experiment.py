@@ -20,10 +20,13 @@ random stand-in with which the sd14 path is tested without weights (``tools/sd14
 
 from __future__ import annotations
 
+import ast
 import importlib
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -31,7 +34,7 @@ import torch
 from PIL import Image
 
 from erasure_lib import data, sd14
-from erasure_lib.generate import read_prompt_csv
+from erasure_lib.generate import GenerationConfig, read_prompt_csv
 from erasure_lib.methods import esd, uce
 from erasure_lib.methods.fewshot import FewShotConfig
 from erasure_lib.metrics import classifier as clf
@@ -39,6 +42,9 @@ from erasure_lib.metrics import style_judge as style_judge_lib
 from erasure_lib.metrics.imagenet import ImageNetEvaluator, load_eva02
 from erasure_lib.metrics.style_judge import StyleJudge
 from erasure_lib.paths import CLASSIFIER_PATH, REPO_ROOT
+
+if TYPE_CHECKING:  # annotations only: erasure_lib.models imports diffusers where it loads a pipeline
+    from diffusers import StableDiffusionPipeline
 
 BUILTIN = "builtin"
 FewShotSettings = Literal["builtin", "paper"]
@@ -206,6 +212,81 @@ def check_classes(classes: Sequence[str], judge: Judge) -> list[str]:
     if unknown:
         raise ValueError(f"the evaluator does not know {unknown}; it names {list(known)}")
     return list(classes)
+
+
+# --- the set-up of a paper notebook ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a paper notebook runs on: the model, the judge, the judge's classes, the classes the
+    notebook erases (checked against the judge's) and the sampling settings (:func:`setup`)."""
+
+    pipeline: StableDiffusionPipeline = field(repr=False)
+    judge: Judge = field(repr=False)
+    universe: tuple[str, ...]
+    classes: tuple[str, ...]
+    generation: GenerationConfig
+
+
+def setup(
+    model: str,
+    evaluator: str,
+    device: str = "cpu",
+    dtype: str = "float32",
+    classes: Sequence[str] | None = None,
+    num_inference_steps: int = 25,
+    guidance_scale: float = 7.5,
+    threads: int | None = None,
+) -> Setup:
+    """Set a paper notebook up from its parameters, in this order: ``torch.set_num_threads(threads)``
+    (``None`` leaves it), the sampling settings, the model (:func:`model_source`, then
+    :func:`erasure_lib.models.load_pipeline` in ``dtype`` on ``device``), the judge
+    (:func:`load_evaluator`), its classes (:func:`evaluator_classes`) and ``classes`` checked against
+    them (:func:`check_classes`; ``None``: all of the judge's classes)."""
+    from erasure_lib.models import load_pipeline
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
+    pipeline = load_pipeline(model_source(model), device=device, dtype=torch_dtype(dtype))
+    judge = load_evaluator(evaluator, device)
+    universe = evaluator_classes(judge)
+    checked = check_classes(universe if classes is None else classes, judge)
+    return Setup(pipeline, judge, universe, tuple(checked), generation)
+
+
+def image_source(images_dir: str, n_images: int, work_dir: str | Path) -> Callable[[str, int], list[Path]]:
+    """``(concept, seed) -> ``:func:`concept_images` ``(images_dir, concept, n_images, seed, work_dir)``:
+    the real images of one erasure, as :func:`erasure_lib.evaluation.sweep` takes them (``work_dir``
+    relative to the repository root)."""
+    folder = _from_repo(work_dir)
+
+    def images(concept: str, seed: int) -> list[Path]:
+        return concept_images(images_dir, concept, n_images, seed, folder)
+
+    return images
+
+
+def notebook_parameters(notebook: str | Path, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The values in ``namespace`` (a notebook's ``globals()``) of every parameter the notebook
+    declares in its cell tagged ``parameters``, for :func:`erasure_lib.results.record_run`: the
+    parameters are declared once, in the notebook, and recorded as they were run (papermill's
+    values included). ``notebook`` is relative to the repository root."""
+    path = _from_repo(notebook)
+    cells = json.loads(path.read_text())["cells"]
+    tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise ValueError(f"{path} has {len(tagged)} cells tagged 'parameters', expected 1")
+    source = "".join(tagged[0]["source"]) if isinstance(tagged[0]["source"], list) else tagged[0]["source"]
+    names: list[str] = []
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        names += [t.id for t in targets if isinstance(t, ast.Name)]
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise KeyError(f"parameters of {path.name} not defined here: {missing}")
+    return {n: namespace[n] for n in names}
 
 
 # --- styles (notebook 07) -------------------------------------------------------------------------

@@ -12,12 +12,8 @@
 import time
 
 import pandas as pd
-import torch
 
 from erasure_lib import data, evaluation, experiment, plots, results
-from erasure_lib.generate import GenerationConfig
-from erasure_lib.methods import fewshot
-from erasure_lib.models import load_pipeline
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
@@ -41,36 +37,31 @@ results_prefix: str = "results/"  # folder of the result files
 figures_prefix: str = "figures/"  # folder of the figures
 work_dir: str = "build/calibration"  # where the few-shot image sets are written
 
+# %% [markdown]
+# ## Set-up: the model, the judge, and one configuration per learning rate
+
 # %%
-torch.set_num_threads(threads)
-generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
 t_start = time.perf_counter()
-pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
-classifier = experiment.load_evaluator(evaluator, device)
-universe = experiment.evaluator_classes(classifier)
-classes = experiment.check_classes(classes, classifier)
+setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads)
+configs = {lr: experiment.fewshot_config(fewshot_settings, lr=lr, epochs=epochs) for lr in learning_rates}
+setup
 
 # %% [markdown]
 # ## The sweep: erase, then judge every epoch's checkpoint with the same prompts and seeds
+#
+# Epoch 0 is the base model. `optimization_seconds` at a checkpoint is the run's time pro rata.
 
 # %%
-rows = []
-for concept in classes:
-    images = experiment.concept_images(images_dir, concept, n_images, seed, results.resolve(work_dir))
-    table = evaluation.erasure_prompt_table([concept], n_erased, n_others, classes=universe)
-    before = evaluation.judge(pipeline, classifier, table, [concept], generation)
-    rows += [{"erased_class": concept, "lr": lr, "epochs": 0, **before, "optimization_seconds": 0.0} for lr in learning_rates]
-    for lr in learning_rates:
-        config = experiment.fewshot_config(fewshot_settings, lr=lr, epochs=epochs, seed=seed, keep_checkpoints=True)
-        result = fewshot.erase(pipeline, concept, images, config, progress_bar=False)
-        for epoch in eval_epochs:
-            scores = evaluation.judge(result.apply(pipeline, epoch=epoch), classifier, table, [concept], generation)
-            rows.append({"erased_class": concept, "lr": lr, "epochs": epoch, **scores, "optimization_seconds": result.optimization_seconds * epoch / epochs})
-    print(concept, f"before {before}", flush=True)
-
-# %%
-grid = pd.DataFrame(rows)
+images = experiment.image_source(images_dir, n_images, work_dir)
+sweep = evaluation.sweep(setup.pipeline, setup.judge, setup.classes, configs, [seed], images, setup.generation,
+                         n_erased, n_others, setup.universe, epochs=eval_epochs, variant="lr")  # fmt: skip
+grid = sweep.rows.drop(columns=["seed", "trainable_parameters", "setup_seconds"])
 results.write_csv(grid, results_prefix + "fewshot_calibration.csv", sort_by=["erased_class", "lr", "epochs"])
+
+# %% [markdown]
+# ## The mean over classes, and the setting chosen (erased share at most 0.10, others within 0.10)
+
+# %%
 summary = grid.groupby(["lr", "epochs"])[["erased_share", "others_accuracy"]].mean().reset_index()
 results.write_csv(summary, results_prefix + "fewshot_calibration_summary.csv", sort_by=["lr", "epochs"])
 choice = evaluation.choose_setting(summary, max_erased_share=0.10, max_others_drop=0.10)
@@ -84,13 +75,26 @@ summary.pivot(index="epochs", columns="lr", values=["erased_share", "others_accu
 fig = plots.tradeoff(pd.read_csv(results.resolve(results_prefix + "fewshot_calibration_summary.csv")), group="lr", step="epochs")
 results.save_figure(fig, figures_prefix + "fewshot_calibration.png")
 
+# %% [markdown]
+# **What this shows.** In the committed run (10 classes, one seed) the base model shows the erased
+# class in 0.958 of its images and the other classes at 0.975. Every learning rate moves along the
+# same trade-off: the erased share falls with the epochs and the other classes' accuracy falls with
+# it. At 3e-3 one epoch already brings the erased share to 0.29 but the others to 0.79; at 3e-4
+# eight epochs reach 0.40 with the others at 0.88; 1e-3 after 2 epochs gives 0.375 with the others
+# at 0.889 (a drop of 0.086). No setting meets both aims (erased share at most 0.10, others within
+# 0.10), so `choose_setting` returns the nearest: 3e-3 after 1 epoch, or, with at least 2 epochs as
+# notebook 03 asks, 1e-3 after 2 epochs, the `FewShotConfig.builtin()` defaults.
+#
+# **Against the paper.** The paper erases a concept from SD with lr 1e-5 in 4-5 epochs while
+# keeping the other concepts; on the small built-in encoder the calibrated learning rate, 1e-3, is
+# 100 times the paper's, and even the best setting erases only partly before the other classes suffer. The
+# structure of the method carries over; its clean separation of erased and kept concepts does not,
+# on this model.
+
 # %%
+notebook = "notebooks/paper/02-calibrate-fewshot.ipynb"
 results.record_run(
-    "notebooks/paper/02-calibrate-fewshot.ipynb",
-    dict(model=model, images_dir=images_dir, evaluator=evaluator, fewshot_settings=fewshot_settings, device=device, dtype=dtype,
-         classes=classes, learning_rates=learning_rates, epochs=epochs, eval_epochs=eval_epochs, n_images=n_images, seed=seed,
-         n_erased=n_erased, n_others=n_others, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
+    notebook, experiment.notebook_parameters(notebook, globals()),
     [results_prefix + "fewshot_calibration.csv", results_prefix + "fewshot_calibration_summary.csv", figures_prefix + "fewshot_calibration.png"],
-    time.perf_counter() - t_start,
-    manifest=results_prefix + "manifest.json",
+    time.perf_counter() - t_start, manifest=results_prefix + "manifest.json",
 )

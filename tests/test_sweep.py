@@ -1,0 +1,200 @@
+"""One set-up call and one erase-then-judge sweep (erasure_lib.experiment.setup, erasure_lib.evaluation.sweep),
+on the built-in model and classifier at tiny sizes: 1 class, 1 seed, 2 images, 2 sampling steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from erasure_lib import data, evaluation, experiment
+from erasure_lib.methods.fewshot import FewShotConfig
+from erasure_lib.paths import BUILTIN_MODEL_DIR, CLASSIFIER_PATH
+
+CLASS = "sneaker"
+N_IMAGES, N_ERASED, N_OTHERS = 2, 2, 1
+CONFIG = FewShotConfig.builtin(epochs=2)  # 2 images at batch 2: one step per epoch
+ROW_COLUMNS = ["erased_class", "seed", "epochs", "erased_share", "others_accuracy", "trainable_parameters",
+               "optimization_seconds", "setup_seconds"]  # fmt: skip
+SECONDS = ["optimization_seconds", "setup_seconds"]
+
+
+@pytest.fixture(scope="module")
+def setup(fashion_mnist_available: None) -> experiment.Setup:
+    if not (BUILTIN_MODEL_DIR / "model_index.json").is_file() or not CLASSIFIER_PATH.is_file():
+        pytest.skip("the built-in model or classifier is not in models/")
+    threads = torch.get_num_threads()
+    try:
+        return experiment.setup("builtin", "builtin", "cpu", "float32", [CLASS], num_inference_steps=2, threads=1)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory, setup: experiment.Setup):
+    return experiment.image_source("builtin", N_IMAGES, tmp_path_factory.mktemp("fewshot"))
+
+
+def run(setup: experiment.Setup, images, variants=CONFIG, **kwargs) -> evaluation.Sweep:
+    return evaluation.sweep(setup.pipeline, setup.judge, setup.classes, variants, [0], images, setup.generation,
+                            N_ERASED, N_OTHERS, setup.universe, progress_bar=False, **kwargs)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def final(setup: experiment.Setup, images) -> evaluation.Sweep:
+    return run(setup, images, keep_models=True)
+
+
+# --- setup -----------------------------------------------------------------------------------------
+
+
+def test_setup_holds_the_pipeline_judge_classes_and_sampling(setup: experiment.Setup) -> None:
+    assert setup.universe == data.CLASSES
+    assert setup.classes == (CLASS,)
+    assert setup.generation.num_inference_steps == 2 and setup.generation.guidance_scale == 7.5
+    assert experiment.has_styles(setup.judge)
+    assert "pipeline" not in repr(setup) and "sneaker" in repr(setup)  # printable in a notebook
+    with pytest.raises(AttributeError):
+        setup.classes = ("bag",)  # type: ignore[misc]
+
+
+def test_setup_checks_the_classes_against_the_judge(setup: experiment.Setup) -> None:
+    with pytest.raises(ValueError, match="does not know"):
+        experiment.setup("builtin", "builtin", classes=["tench"])
+    assert experiment.setup("builtin", "builtin", classes=None, num_inference_steps=2).classes == data.CLASSES
+
+
+def test_image_source_is_concept_images(setup: experiment.Setup, images, tmp_path: Path) -> None:
+    paths = experiment.image_source("builtin", N_IMAGES, tmp_path)(CLASS, 3)
+    assert paths == experiment.concept_images("builtin", CLASS, N_IMAGES, 3, tmp_path)
+    assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in images(CLASS, 3)]
+
+
+# --- sweep -----------------------------------------------------------------------------------------
+
+
+def test_sweep_rows_are_tidy_with_the_base_model_as_epoch_0(final: evaluation.Sweep) -> None:
+    rows = final.rows
+    assert list(rows.columns) == ROW_COLUMNS  # a single config: no variant column
+    assert len(rows) == 2  # the base model and the erased one
+    base, erased = rows.iloc[0], rows.iloc[1]
+    assert (base.erased_class, base.seed, base.epochs, base.trainable_parameters) == (CLASS, 0, 0, 0)
+    assert base.optimization_seconds == base.setup_seconds == 0.0
+    assert (erased.epochs, erased.seed) == (CONFIG.epochs, 0)
+    assert erased.trainable_parameters > 0 and erased.optimization_seconds > 0
+    for share in (*rows.erased_share, *rows.others_accuracy):
+        assert 0.0 <= share <= 1.0
+
+
+def test_sweep_destinations_and_models(final: evaluation.Sweep, setup: experiment.Setup) -> None:
+    d = final.destinations
+    assert list(d.columns) == ["erased_class", "when", "seed", "epochs", "predicted_class", "share"]
+    assert sorted(d.when.unique()) == ["after", "before"]
+    assert (d[d.when == "before"].seed == -1).all() and (d[d.when == "before"].epochs == 0).all()
+    assert d.groupby("when").share.sum().round(6).tolist() == [1.0, 1.0]
+    assert set(final.models) == {CLASS}
+    erased = final.models[CLASS]
+    assert erased.unet is setup.pipeline.unet and erased.text_encoder is not setup.pipeline.text_encoder
+
+
+def test_sweep_judges_epoch_checkpoints(setup: experiment.Setup, images, final: evaluation.Sweep) -> None:
+    rows = run(setup, images, epochs=[1, 2]).rows
+    assert rows.epochs.tolist() == [0, 1, 2]
+    last = rows[rows.epochs == 2].iloc[0]
+    assert last.optimization_seconds == pytest.approx(2 * rows[rows.epochs == 1].iloc[0].optimization_seconds)  # pro rata
+    # the checkpoint after the last epoch is the final model
+    pd.testing.assert_frame_equal(rows[rows.epochs != 1].drop(columns=SECONDS).reset_index(drop=True), final.rows.drop(columns=SECONDS))
+    with pytest.raises(ValueError, match="must lie in"):
+        run(setup, images, epochs=[3])
+
+
+def test_a_variant_changes_the_result(setup: experiment.Setup, images) -> None:
+    variants = {"mlp-only": CONFIG, "all": FewShotConfig.builtin(epochs=2, trainable="all", lr=3e-2)}
+    out = run(setup, images, variants, variant="option", keep_models=True)
+    rows = out.rows
+    assert list(rows.columns) == ["erased_class", "option", *ROW_COLUMNS[1:]]
+    assert rows.option.tolist() == ["mlp-only", "mlp-only", "all", "all"]
+    trained = rows[rows.epochs > 0].set_index("option")
+    assert trained.trainable_parameters["all"] > trained.trainable_parameters["mlp-only"]
+    base = rows[rows.epochs == 0]
+    assert base.erased_share.nunique() == 1 and base.others_accuracy.nunique() == 1  # the base model, judged once
+    assert "option" in out.destinations.columns
+
+
+def test_the_same_sweep_twice_gives_the_same_numbers(setup: experiment.Setup, images, final: evaluation.Sweep) -> None:
+    again = run(setup, images, keep_models=True)
+    pd.testing.assert_frame_equal(again.rows.drop(columns=SECONDS), final.rows.drop(columns=SECONDS))
+    pd.testing.assert_frame_equal(again.destinations, final.destinations)
+    for name, weight in final.models[CLASS].text_encoder.state_dict().items():
+        assert torch.equal(weight, again.models[CLASS].text_encoder.state_dict()[name]), name
+
+
+def test_a_seed_is_a_different_run(setup: experiment.Setup, images, final: evaluation.Sweep) -> None:
+    other = evaluation.sweep(setup.pipeline, setup.judge, setup.classes, CONFIG, [1], images, setup.generation,
+                             N_ERASED, N_OTHERS, setup.universe, keep_models=True, progress_bar=False)  # fmt: skip
+    assert other.rows.seed.tolist() == [1, 1]
+    changed = [not torch.equal(w, other.models[CLASS].text_encoder.state_dict()[n]) for n, w in final.models[CLASS].text_encoder.state_dict().items()]
+    assert any(changed)
+
+
+# --- the tables the notebooks write from a sweep -----------------------------------------------------
+
+
+def test_before_after_and_base_as_variant(final: evaluation.Sweep) -> None:
+    wide = evaluation.before_after(final.rows)
+    assert list(wide.columns) == ["erased_class", "seed", "epochs", "erased_share_before", "erased_share_after",
+                                  "others_accuracy_before", "others_accuracy_after", "trainable_parameters",
+                                  "optimization_seconds", "setup_seconds"]  # fmt: skip
+    base, erased = final.rows.iloc[0], final.rows.iloc[1]
+    assert wide.iloc[0].erased_share_before == base.erased_share and wide.iloc[0].erased_share_after == erased.erased_share
+    rows = final.rows.assign(option="x")[["erased_class", "option", *ROW_COLUMNS[1:]]]
+    long = evaluation.base_as_variant(rows, "option")
+    assert long.option.tolist() == [evaluation.BASE_MODEL, "x"] and "epochs" not in long.columns
+
+
+def test_before_after_summary_is_the_notebooks_former_arithmetic() -> None:
+    """The summary of notebook 03 as its cells computed it, to the last bit (30 rows: pairwise sums)."""
+    rng = np.random.default_rng(0)
+    rows = [{"erased_class": c, "seed": s, "erased_share_before": rng.random(), "erased_share_after": rng.random(),
+             "others_accuracy_before": rng.random(), "others_accuracy_after": rng.random(),
+             "optimization_seconds": rng.random(), "setup_seconds": rng.random()}
+            for c in data.CLASSES for s in range(3)]  # fmt: skip
+    table = pd.DataFrame(rows)
+    means = table.drop(columns=["erased_class", "seed"]).mean()
+    summary = evaluation.before_after_summary(table)
+    for key in ("erased_share_before", "erased_share_after", "others_accuracy_before", "others_accuracy_after"):
+        assert summary[key] == means[key], key
+    assert summary["others_accuracy_drop"] == means.others_accuracy_before - means.others_accuracy_after
+
+
+def test_random_class_sets_are_drawn_by_seed() -> None:
+    sets = evaluation.random_class_sets(data.CLASSES, [2, 3], repeats=2, seed=0)
+    assert [len(s) for s in sets] == [2, 2, 3, 3] and all(s == sorted(s) for s in sets)
+    assert sets == evaluation.random_class_sets(data.CLASSES, [2, 3], repeats=2, seed=0)
+    assert sets != evaluation.random_class_sets(data.CLASSES, [2, 3], repeats=2, seed=1)
+
+
+def test_several_concepts_joint_and_one_after_another(setup: experiment.Setup, images) -> None:
+    table = evaluation.several_concepts(setup.pipeline, setup.judge, [["bag", CLASS]], images, CONFIG, setup.generation,
+                                        1, 1, setup.universe, progress_bar=False)  # fmt: skip
+    assert table["mode"].tolist() == ["joint", "one after another"]
+    assert table.classes.tolist() == ["bag + sneaker"] * 2 and table.n_classes.tolist() == [2, 2]
+    assert table.erased_share_before.nunique() == 1
+
+
+# --- the parameters a notebook records ---------------------------------------------------------------
+
+
+def test_notebook_parameters_are_the_declared_ones() -> None:
+    notebook = "notebooks/paper/04-which-parameters.ipynb"
+    namespace = {"unrelated": 1, "model": "builtin", "images_dir": "x", "evaluator": "builtin", "fewshot_settings": "builtin",
+                 "device": "cpu", "dtype": "float32", "classes": ["bag"], "options": ["all"], "seed": 0, "n_images": 4,
+                 "n_erased": 1, "n_others": 1, "num_inference_steps": 2, "guidance_scale": 7.5, "threads": 1,
+                 "results_prefix": "r/", "figures_prefix": "f/", "work_dir": "w"}  # fmt: skip
+    recorded = experiment.notebook_parameters(notebook, namespace)
+    assert recorded == {k: v for k, v in namespace.items() if k != "unrelated"}
+    with pytest.raises(KeyError, match="seed"):
+        experiment.notebook_parameters(notebook, {k: v for k, v in namespace.items() if k != "seed"})
