@@ -6,24 +6,38 @@
   token's input embedding is learned from the same few images by ordinary (descending) denoising
   loss, with every weight of the erased pipeline frozen. If the U-Net still holds the concept,
   the new token finds it.
+
+Notebook 08 runs both against the base model and each method's erasure of a class, one class at a
+time (:func:`robustness`), as tidy rows ``erased_class, attack, target, share``
+(:func:`wording_attacks`, :func:`inversion_attacks`); notebook 12 runs them on its own targets.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from diffusers import DDPMScheduler, StableDiffusionPipeline
 from tqdm.auto import tqdm
 
-from erasure_lib.data import OBJECT_TEMPLATES, ImageSource, load_concept_images
+from erasure_lib import evaluation
+from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, PARAPHRASES, ImageSource, load_concept_images
+from erasure_lib.generate import GenerationConfig
 from erasure_lib.methods.base import tokenize
 from erasure_lib.methods.fewshot import denoising_loss, preprocess
+from erasure_lib.metrics.classifier import GarmentStyleClassifier
+from erasure_lib.metrics.imagenet import ImageNetEvaluator
 from erasure_lib.models import model_resolution
+
+BASE = "base"  # the target name of the unerased model in the attack tables
+COLUMNS = ["erased_class", "attack", "target", "share"]  # the attack tables' columns, in this order
+INVERSION = "concept inversion"  # the attack name of :func:`inversion_attacks`' rows
 
 
 def prompt_variants(concept: str, paraphrase: str | None = None) -> dict[str, str]:
@@ -96,16 +110,21 @@ def invert_concept(
     with torch.no_grad():
         x = preprocess(loaded, resolution, 0.5, rng).to(device, pipeline.vae.dtype)
         posterior = pipeline.vae.encode(x).latent_dist
-        z0_all = (posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)) * pipeline.vae.config.scaling_factor
+        z0_all = (
+            posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
+        ) * pipeline.vae.config.scaling_factor
     optimizer = torch.optim.AdamW([embeddings.weight], lr=config.lr, weight_decay=0.0)
     flags = [p.requires_grad for p in pipeline.unet.parameters()]
     pipeline.unet.requires_grad_(False)
     try:
         for _ in tqdm(range(config.steps), desc="concept inversion", disable=not progress_bar):
             batch = torch.randint(0, len(z0_all), (config.batch_size,), generator=generator)
-            prompts = [config.templates[int(rng.integers(len(config.templates)))].format(config.placeholder) for _ in batch]
+            prompts = [
+                config.templates[int(rng.integers(len(config.templates)))].format(config.placeholder) for _ in batch
+            ]
             ids = tokenize(tokenizer, prompts, device)
-            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), generator=generator).to(device)
+            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), generator=generator)
+            t = t.to(device)
             noise = torch.randn(z0_all[batch].shape, generator=generator).to(device)
             loss = denoising_loss(pipeline, noise_scheduler, text_encoder, z0_all[batch], ids, t, noise)
             optimizer.zero_grad(set_to_none=True)
@@ -123,3 +142,246 @@ def invert_concept(
     attacked = type(pipeline)(**components, requires_safety_checker=False)
     attacked.set_progress_bar_config(disable=True)
     return attacked
+
+
+# --------------------------------------------------------------------------------------------
+# Attack tables (notebooks 08 and 12): the share of images the judge still assigns to the class
+# --------------------------------------------------------------------------------------------
+
+
+def _check_attack(targets: Mapping[str, Any], concept: str, n_eval: int, universe: Sequence[str]) -> None:
+    """Fail early, naming what to fix, before an attack generates anything."""
+    if not targets:
+        raise ValueError("give at least one target: a name -> pipeline mapping, e.g. {'base': pipeline}")
+    if n_eval < 1:
+        raise ValueError(f"n_eval must be at least 1 (images per prompt set), got {n_eval}")
+    if concept not in universe:
+        raise ValueError(f"the judge does not name {concept!r}; it names {list(universe)}")
+
+
+def _share(
+    target: StableDiffusionPipeline,
+    judge: GarmentStyleClassifier | ImageNetEvaluator,
+    prompts: pd.DataFrame,
+    concept: str,
+    generation: GenerationConfig,
+) -> float:
+    """The share of ``target``'s images of ``prompts`` that ``judge`` assigns to ``concept``."""
+    classified = evaluation.classify_generated(target, judge, prompts, generation)
+    return evaluation.summarize(classified, [concept])["erased_share"]
+
+
+def wording_attacks(
+    targets: Mapping[str, StableDiffusionPipeline],
+    concept: str,
+    judge: GarmentStyleClassifier | ImageNetEvaluator,
+    generation: GenerationConfig,
+    n_eval: int,
+    universe: Sequence[str] = CLASSES,
+    paraphrase: str | None = None,
+) -> pd.DataFrame:
+    """Ask every target for ``concept`` in other words (:func:`prompt_variants`): the first attack on
+    an erasure, which leaves its weights alone.
+
+    For each wording, in the order of :func:`prompt_variants`, ``n_eval`` prompts of the object
+    templates (:func:`erasure_lib.evaluation.wording_table`, seeds from 10 000, the same for every
+    target), generated by each target and judged.
+
+    Parameters
+    ----------
+    targets
+        Name -> pipeline attacked, e.g. ``{"base": pipeline, "fewshot": erased, ...}``; none is modified.
+    concept
+        The erased class; the prompts are labelled with it.
+    judge
+        The classifier of the generated images (:func:`erasure_lib.experiment.load_evaluator`).
+    generation
+        Sampling settings.
+    n_eval
+        Prompts (images) per wording and target.
+    universe
+        The classes the judge names, in the order of its ``predicted`` indices.
+    paraphrase
+        Another name for the concept (e.g. ``data.PARAPHRASES[concept]``), tried as one more wording.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (wording, target), in that order: ``erased_class``, ``attack``
+        (``"wording: <variant>"``), ``target`` and ``share``, the share of the images the judge
+        assigns to ``concept``.
+
+    Raises
+    ------
+    ValueError
+        For no targets, ``n_eval < 1``, or a concept the judge does not name.
+    """
+    _check_attack(targets, concept, n_eval, universe)
+    rows = []
+    for variant, wording in prompt_variants(concept, paraphrase).items():
+        prompts = evaluation.wording_table(concept, wording, n_eval, classes=universe)
+        for name, target in targets.items():
+            rows.append({"erased_class": concept, "attack": f"wording: {variant}", "target": name,
+                         "share": _share(target, judge, prompts, concept, generation)})  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def inversion_attacks(
+    targets: Mapping[str, StableDiffusionPipeline],
+    concept: str,
+    images: str | Path | Sequence[ImageSource],
+    inversion: InversionConfig,
+    judge: GarmentStyleClassifier | ImageNetEvaluator,
+    generation: GenerationConfig,
+    n_eval: int,
+    universe: Sequence[str] = CLASSES,
+) -> pd.DataFrame:
+    """Concept inversion (Pham et al., ICLR 2024) against every target: a new token learned from
+    ``images`` with the target's weights frozen (:func:`invert_concept`), then asked for.
+
+    Each target gets its own inversion, from the same images and seed; the attacked model generates
+    ``n_eval`` prompts of the object templates naming ``inversion.placeholder`` (seeds from 10 000),
+    which the judge classifies. Against the base model it measures what the attack reaches when
+    nothing was erased.
+
+    Parameters
+    ----------
+    targets
+        Name -> pipeline attacked (only these: e.g. the base model and a subset of erasures); none
+        is modified.
+    concept
+        The erased class; the prompts are labelled with it.
+    images
+        The few real images of the concept the token learns from (the erasure's own, as the paper's
+        threat model has it), a folder or a list of paths or images.
+    inversion
+        The attack's settings: steps, learning rate, seed, placeholder token.
+    judge
+        The classifier of the generated images (:func:`erasure_lib.experiment.load_evaluator`).
+    generation
+        Sampling settings.
+    n_eval
+        Prompts (images) per target.
+    universe
+        The classes the judge names, in the order of its ``predicted`` indices.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per target, in the order of ``targets``: ``erased_class``, ``attack``
+        (``"concept inversion"``), ``target`` and ``share``, the share of the images the judge
+        assigns to ``concept``.
+
+    Raises
+    ------
+    ValueError
+        For no targets, ``n_eval < 1``, or a concept the judge does not name.
+    """
+    _check_attack(targets, concept, n_eval, universe)
+    prompts = evaluation.wording_table(concept, inversion.placeholder, n_eval, classes=universe)
+    rows = []
+    for name, target in targets.items():
+        attacked = invert_concept(target, images, inversion)
+        rows.append({"erased_class": concept, "attack": INVERSION, "target": name,
+                     "share": _share(attacked, judge, prompts, concept, generation)})  # fmt: skip
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def robustness(
+    pipeline: StableDiffusionPipeline,
+    judge: GarmentStyleClassifier | ImageNetEvaluator,
+    classes: Sequence[str],
+    images: Callable[[str, int], Sequence[Path]],
+    seed: int,
+    configs: Mapping[str, Any],
+    erasure_cache: str | Path,
+    base_model: str,
+    inversion: InversionConfig,
+    generation: GenerationConfig,
+    n_eval: int,
+    universe: Sequence[str] = CLASSES,
+    paraphrases: Mapping[str, str] = PARAPHRASES,
+    progress_bar: bool = True,
+) -> pd.DataFrame:
+    """Can an erased class be brought back? For each class, one at a time: erase it with every method
+    of ``configs``, then attack the base model and every erasure with other wordings
+    (:func:`wording_attacks`) and with concept inversion (:func:`inversion_attacks`).
+
+    The paper's method changes the text encoder only, so the U-Net may still hold the concept; the
+    attacks leave every erased weight alone.
+
+    Parameters
+    ----------
+    pipeline
+        The base model; it is not modified.
+    judge
+        The classifier of the generated images (:func:`erasure_lib.experiment.load_evaluator`).
+    classes
+        The classes erased and attacked, one at a time.
+    images
+        ``(class, seed) -> images``: the few real images of one class, e.g.
+        :func:`erasure_lib.experiment.image_source`; the erasures and the inversions learn from them.
+    seed
+        The seed the images are drawn with (the configs and ``inversion`` carry their own).
+    configs
+        Method name -> config, e.g. a selection of :func:`erasure_lib.experiment.method_configs`;
+        the targets are named after the methods.
+    erasure_cache
+        Where each erasure is saved and read back (:func:`erasure_lib.experiment.erase_with_methods`:
+        notebook 13 saves the same erasures there); relative to the repository root.
+    base_model
+        The name of the base model, recorded with each saved erasure (the notebooks' ``model``).
+    inversion
+        The concept inversion's settings.
+    generation
+        Sampling settings.
+    n_eval
+        Prompts (images) per attack and target.
+    universe
+        The classes the judge names, in the order of its ``predicted`` indices.
+    paraphrases
+        Class -> another name for it, tried as one more wording where a class has one.
+    progress_bar
+        Whether to show a progress bar over the classes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``erased_class``, ``attack``, ``target`` (``"base"`` or a method's name) and ``share``, in
+        the order run: per class, the wording rows of :func:`wording_attacks`, then the
+        ``"concept inversion"`` rows.
+
+    Raises
+    ------
+    ValueError
+        For no classes or no methods, a method named ``"base"``, or a class the judge does not name.
+    """
+    from erasure_lib.experiment import erase_with_methods
+
+    if not classes or not configs:
+        raise ValueError("give at least one class and one method")
+    if BASE in configs:
+        raise ValueError(f"{BASE!r} names the base model among the targets; give the method another name")
+    unknown = [c for c in classes if c not in universe]
+    if unknown:
+        raise ValueError(f"the judge does not name {unknown}; it names {list(universe)}")
+    parts = []
+    for concept in tqdm(classes, desc="erase, then attack", disable=not progress_bar):
+        # the same images as notebook 13, so the saved erasures match
+        shots = images(concept, seed)
+        erasures = erase_with_methods(pipeline, concept, shots, configs, erasure_cache, base_model)
+        targets = {BASE: pipeline} | {method: result.apply(pipeline) for method, result in erasures.items()}
+        paraphrase = paraphrases.get(concept)
+        parts.append(wording_attacks(targets, concept, judge, generation, n_eval, universe, paraphrase))
+        parts.append(inversion_attacks(targets, concept, shots, inversion, judge, generation, n_eval, universe))
+    return pd.concat(parts, ignore_index=True)
+
+
+def attack_summary(table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:
+    """The mean share over classes of each attack (rows) against each target (columns, in the order
+    of ``targets``): one row per attack of ``table`` (columns ``attack, target, share``)."""
+    missing = [t for t in targets if t not in set(table["target"])]
+    if missing:
+        raise ValueError(f"the table has no rows of the target(s) {missing}; it has {sorted(set(table['target']))}")
+    means = table.pivot_table(index="attack", columns="target", values="share", aggfunc="mean")
+    return means[list(targets)].reset_index()

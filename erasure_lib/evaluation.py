@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -272,9 +272,50 @@ def neighbour_summary(table: pd.DataFrame, max_erased: float, max_related_drop: 
 
 # --------------------------------------------------------------------------------------------
 # Sweeps (notebooks 02, 03, 04, 10): erase, then judge, over classes, settings, seeds and epochs
+def uce_preserving_nearest(
+    pipeline: StableDiffusionPipeline,
+    judge: GarmentStyleClassifier | ImageNetEvaluator,
+    classes: Sequence[str],
+    vocabulary: Sequence[str],
+    k: int,
+    generation: GenerationConfig,
+    n_erased: int,
+    n_others: int,
+    measures: Measures,
+    universe: Sequence[str] = CLASSES,
+) -> pd.DataFrame:
+    """UCE (Gandikota et al., 2024) with its own preservation term on the ``k`` concepts of
+    ``vocabulary`` nearest each erased class in the original encoder's space
+    (:func:`~erasure_lib.methods.fewshot.nearest_concepts`: the anchors few-shot's optional
+    preservation picks), judged as :func:`sweep` judges: one row per class, ``erased_class``,
+    ``retained`` (the preserved concepts, joined by ", ") and the ``measures``."""
+    from erasure_lib.methods import fewshot, uce
+
+    rows = []
+    for concept in classes:
+        neighbours = fewshot.nearest_concepts(pipeline, concept, vocabulary, k)
+        edited = uce.erase(pipeline, concept, None, uce.UCEConfig(preserve=tuple(neighbours)), progress_bar=False).apply(pipeline)
+        table = erasure_prompt_table([concept], n_erased, n_others, classes=universe)
+        verdict = measures(classify_generated(edited, judge, table, generation), concept)
+        rows.append({"erased_class": concept, "retained": ", ".join(neighbours), **verdict})
+    return pd.DataFrame(rows)
+
+
 # --------------------------------------------------------------------------------------------
 
 BASE_MODEL = "none (base model)"  # the base model's label where it stands as one more variant
+
+
+ImageSource: TypeAlias = "Callable[[str, int], Sequence[Path | Image.Image] | None]"
+"""``(class, seed) -> images``: the real images of one erasure (``None``: zero-shot, Sec. 4.6)."""
+
+Measures: TypeAlias = "Callable[[pd.DataFrame, str], Mapping[str, float]]"
+"""``(classified, erased class) -> {measure: value}``: what a sweep records of each judged model."""
+
+
+def erased_and_others(classified: pd.DataFrame, concept: str) -> dict[str, float]:
+    """:func:`summarize` for one erased class: ``erased_share`` and ``others_accuracy`` (a sweep's default measures)."""
+    return summarize(classified, [concept])
 
 
 @dataclass(frozen=True, eq=False)
@@ -285,16 +326,27 @@ class Sweep:
     ----------
     rows
         Tidy rows, one per (erased class, variant, seed, epochs), in the order run: ``erased_class``,
-        the variant column (absent for a single config), ``seed``, ``epochs``, ``erased_share``,
-        ``others_accuracy``, ``trainable_parameters``, ``optimization_seconds``, ``setup_seconds``.
-        ``epochs == 0`` is the base model, judged once per class and repeated as step 0 of each of
-        its runs (trainable parameters and seconds 0). At a checkpoint ``optimization_seconds`` is
-        the run's pro rata (``epochs / config.epochs`` of it).
+        the variant column (absent for a single config), ``seed``, ``epochs``, the measures
+        (``erased_share`` and ``others_accuracy`` by default), ``trainable_parameters``,
+        ``optimization_seconds``, ``setup_seconds``. ``epochs == 0`` is the base model, judged once
+        per class and repeated as step 0 of each of its runs (trainable parameters and seconds 0).
+        At a checkpoint ``optimization_seconds`` is the run's pro rata (``epochs / config.epochs`` of it).
     destinations
         What the judge sees in the erased class's own prompts (:func:`destinations`): columns
         ``erased_class``, the variant column, ``when``, ``seed``, ``epochs``, ``predicted_class``,
         ``share``; ``when == "after"`` for every judged erased model, and once per class
         ``when == "before"`` for the base model (``seed == -1``, ``epochs == 0``, no variant).
+    runs
+        One row per erasure: ``erased_class``, the variant column, ``seed``, ``steps`` (optimizer
+        steps run), ``retained`` (the concepts a preservation term anchored, joined by ", "),
+        ``optimization_seconds`` and ``setup_seconds`` of the whole run.
+    losses
+        The ascent loss of every optimizer step: ``erased_class``, the variant column, ``seed``,
+        ``step`` (from 1), ``loss``.
+    probes
+        The classifier-free concept probe after each epoch, relative to its start, where the run
+        measured it (runs with judged checkpoints or a stopping rule): ``erased_class``, the variant
+        column, ``seed``, ``epochs``, ``probe_ratio``.
     models
         With ``keep_models``: each class's erased model (final weights) of the first variant and
         the first seed, for sample grids (:func:`before_after_grid`).
@@ -302,6 +354,9 @@ class Sweep:
 
     rows: pd.DataFrame
     destinations: pd.DataFrame
+    runs: pd.DataFrame
+    losses: pd.DataFrame
+    probes: pd.DataFrame
     models: dict[str, StableDiffusionPipeline] = field(default_factory=dict)
 
 
@@ -311,13 +366,14 @@ def sweep(
     classes: Sequence[str],
     variants: FewShotConfig | Mapping[Hashable, FewShotConfig],
     seeds: Sequence[int],
-    images: Callable[[str, int], Sequence[Path | Image.Image]],
+    images: ImageSource | Mapping[Hashable, ImageSource],
     generation: GenerationConfig,
     n_erased: int,
     n_others: int,
     universe: Sequence[str] = CLASSES,
-    epochs: Sequence[int] | None = None,
+    epochs: Sequence[int] | None | Mapping[Hashable, Sequence[int] | None] = None,
     variant: str = "variant",
+    measures: Measures = erased_and_others,
     keep_models: bool = False,
     progress_bar: bool = True,
 ) -> Sweep:
@@ -326,9 +382,10 @@ def sweep(
 
     For each class: its prompt table (:func:`erasure_prompt_table`: ``n_erased`` prompts of it,
     ``n_others`` of every other class of ``universe``) and the base model's verdict on it; then for
-    each seed, the few-shot images ``images(class, seed)`` (drawn once, shared by the variants), and
-    for each variant a few-shot erasure with the variant's config and that seed, judged after each
-    epoch of ``epochs`` (per-epoch checkpoints) or, for ``epochs=None``, with the final weights.
+    each seed, the few-shot images ``images(class, seed)`` (drawn once per image source, shared by
+    the variants that use it), and for each variant a few-shot erasure with the variant's config and
+    that seed, judged after each epoch of ``epochs`` (per-epoch checkpoints) or, for ``None``, with
+    the final weights.
 
     Parameters
     ----------
@@ -345,7 +402,8 @@ def sweep(
         Erasure seeds: each picks its own images and random draws.
     images
         ``(class, seed) -> images``: the real images of a run, e.g.
-        :func:`erasure_lib.experiment.image_source`.
+        :func:`erasure_lib.experiment.image_source`, or ``None`` for a zero-shot config; or one such
+        source per variant name (e.g. variants that differ in the number of images, Sec. 4.6).
     generation
         Sampling settings.
     n_erased, n_others
@@ -353,9 +411,13 @@ def sweep(
     universe
         The classes the judge names, in the order of its ``predicted`` indices.
     epochs
-        The epochs whose checkpoints are judged (each in ``1..config.epochs``), or ``None``.
+        The epochs whose checkpoints are judged (each in ``1..config.epochs``), or ``None``; or one
+        such choice per variant name.
     variant
         The name of the column holding the variants' names (no column for a single config).
+    measures
+        ``(classified, erased class) -> measures`` of each judged model, e.g. :func:`summarize_related`
+        with the related groups bound; by default the erased share and the others' accuracy.
     keep_models
         Keep each class's erased model of the first variant and seed (see :class:`Sweep`).
     progress_bar
@@ -364,7 +426,8 @@ def sweep(
     Returns
     -------
     Sweep
-        Tidy rows, the destinations of the erased class's prompts and, optionally, erased models.
+        Tidy rows, the destinations of the erased class's prompts, each run's steps, losses and
+        probes and, optionally, erased models.
     """
     from erasure_lib.methods import fewshot
 
@@ -372,44 +435,80 @@ def sweep(
     configs = dict(variants) if named else {None: variants}
     if not classes or not seeds or not configs:
         raise ValueError("give at least one class, one seed and one variant")
-    judged = None if epochs is None else [int(e) for e in epochs]
+    sources = _per_variant(images, configs, "images", callable)
+    judged = {
+        name: None if e is None else [int(x) for x in e]
+        for name, e in _per_variant(epochs, configs, "epochs", lambda e: e is None or _is_sequence(e)).items()
+    }
     for name, config in configs.items():
-        if judged is not None and not all(1 <= e <= config.epochs for e in judged):
-            raise ValueError(f"epochs {judged} must lie in 1..{config.epochs}, the epochs variant {name!r} trains")
+        if judged[name] is not None and not all(1 <= e <= config.epochs for e in judged[name]):
+            raise ValueError(f"epochs {judged[name]} must lie in 1..{config.epochs}, the epochs variant {name!r} trains")
     tags = {name: {variant: name} if named else {} for name in configs}
     runs = [(concept, seed, name) for concept in classes for seed in seeds for name in configs]
     tables: dict[str, pd.DataFrame] = {}
-    base: dict[str, dict[str, float]] = {}
-    image_sets: dict[tuple[str, int], Sequence[Path | Image.Image]] = {}
+    base: dict[str, Mapping[str, float]] = {}
+    image_sets: dict[tuple[int, str, int], Sequence[Path | Image.Image] | None] = {}
     rows: list[dict[str, object]] = []
     seen: list[dict[str, object]] = []
+    run_rows: list[dict[str, object]] = []
+    loss_rows: list[dict[str, object]] = []
+    probe_rows: list[dict[str, object]] = []
     models: dict[str, StableDiffusionPipeline] = {}
     for concept, seed, name in tqdm(runs, desc="erase, then judge", disable=not progress_bar):
         if concept not in tables:
             tables[concept] = erasure_prompt_table([concept], n_erased, n_others, classes=universe)
             classified = classify_generated(pipeline, judge, tables[concept], generation)
-            base[concept] = summarize(classified, [concept])
+            base[concept] = measures(classified, concept)
             seen += [d | {"epochs": 0} for d in destinations(classified, concept, "before", -1, universe)]
-        if (concept, seed) not in image_sets:
-            image_sets[concept, seed] = images(concept, seed)
-        config = replace(configs[name], seed=seed, keep_checkpoints=configs[name].keep_checkpoints or judged is not None)
-        result = fewshot.erase(pipeline, concept, image_sets[concept, seed], config, progress_bar=False)
+        source = (id(sources[name]), concept, seed)
+        if source not in image_sets:
+            image_sets[source] = sources[name](concept, seed)
+        config = replace(configs[name], seed=seed, keep_checkpoints=configs[name].keep_checkpoints or judged[name] is not None)
+        result = fewshot.erase(pipeline, concept, image_sets[source], config, progress_bar=False)
         run = {"erased_class": concept, **tags[name], "seed": seed}
+        run_rows.append(run | {"steps": len(result.losses), "retained": ", ".join(result.info.retained),
+                               "optimization_seconds": result.optimization_seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
+        loss_rows += [run | {"step": i + 1, "loss": loss} for i, loss in enumerate(result.losses)]
+        probe_rows += [run | {"epochs": e + 1, "probe_ratio": r} for e, r in enumerate(result.info.probe_ratios)]
         rows.append(run | {"epochs": 0, **base[concept], "trainable_parameters": 0, "optimization_seconds": 0.0, "setup_seconds": 0.0})
-        for epoch in judged or [None]:
+        for epoch in judged[name] or [None]:
             erased = result.apply(pipeline, epoch=epoch)
             classified = classify_generated(erased, judge, tables[concept], generation)
             seconds = result.optimization_seconds if epoch is None else result.optimization_seconds * epoch / config.epochs
-            rows.append(run | {"epochs": epoch or result.info.epochs_run, **summarize(classified, [concept]),
+            rows.append(run | {"epochs": epoch or result.info.epochs_run, **measures(classified, concept),
                                "trainable_parameters": result.info.trainable_parameters,
                                "optimization_seconds": seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
             seen += [d | tags[name] | {"epochs": rows[-1]["epochs"]} for d in destinations(classified, concept, "after", seed, universe)]
         if keep_models and concept not in models:
-            models[concept] = erased if judged is None else result.apply(pipeline)
-    keys = ["erased_class", *([variant] if named else []), "seed", "epochs"]
-    measures = ["erased_share", "others_accuracy", "trainable_parameters", "optimization_seconds", "setup_seconds"]
+            models[concept] = erased if judged[name] is None else result.apply(pipeline)
+    keys = ["erased_class", *([variant] if named else []), "seed"]
+    measured = list(next(iter(base.values())))
+    columns = [*keys, "epochs", *measured, "trainable_parameters", "optimization_seconds", "setup_seconds"]
     where = ["erased_class", *([variant] if named else []), "when", "seed", "epochs", "predicted_class", "share"]
-    return Sweep(pd.DataFrame(rows, columns=keys + measures), pd.DataFrame(seen, columns=where), models)
+    return Sweep(
+        rows=pd.DataFrame(rows, columns=columns),
+        destinations=pd.DataFrame(seen, columns=where),
+        runs=pd.DataFrame(run_rows, columns=[*keys, "steps", "retained", "optimization_seconds", "setup_seconds"]),
+        losses=pd.DataFrame(loss_rows, columns=[*keys, "step", "loss"]),
+        probes=pd.DataFrame(probe_rows, columns=[*keys, "epochs", "probe_ratio"]),
+        models=models,
+    )
+
+
+def _is_sequence(value: object) -> bool:
+    return isinstance(value, Iterable) and not isinstance(value, Mapping | str)
+
+
+def _per_variant(value: object, configs: Mapping[Hashable, object], what: str, is_one: Callable[[object], bool]) -> dict[Hashable, Any]:
+    """``value`` for every variant: one shared value, or a mapping with one entry per variant name."""
+    if is_one(value):
+        return {name: value for name in configs}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{what} must be one value or a mapping from variant names to values, got {value!r}")
+    missing = [name for name in configs if name not in value]
+    if missing:
+        raise ValueError(f"{what} has no entry for the variant(s) {missing}; give one per variant of {list(configs)}")
+    return {name: value[name] for name in configs}
 
 
 def base_as_variant(rows: pd.DataFrame, variant: str, label: str = BASE_MODEL) -> pd.DataFrame:
@@ -629,3 +728,110 @@ def before_after_grid(
             grid.append(generate(p, [template.format(concept)] * len(seeds), list(seeds), generation, progress_bar=False))
             labels.append(f"{concept} {when}")
     return grid, labels
+
+
+# --------------------------------------------------------------------------------------------
+# Methods compared (paper, Sec. 4.3): every method's erasure of each class, judged, scored and timed alike
+# --------------------------------------------------------------------------------------------
+
+if TYPE_CHECKING:  # annotations only
+    from erasure_lib.methods.base import ErasureResult
+    from erasure_lib.metrics.quality import QualityScorer
+
+COMPARED_BASE = "base model"  # the base model's label in a comparison of methods
+COMPARISON_COLUMNS = ("method", "erased_class", "erased_share", "others_accuracy", "fid", "kid", "clip_score",
+                      "clip_score_erased", "optimization_seconds", "total_seconds")  # fmt: skip
+
+
+def compare_methods(
+    pipeline: StableDiffusionPipeline,
+    judge: GarmentStyleClassifier | ImageNetEvaluator,
+    classes: Sequence[str],
+    erasures: Callable[[str], Mapping[str, ErasureResult]],
+    generation: GenerationConfig,
+    n_erased: int,
+    n_others: int,
+    quality: QualityScorer,
+    universe: Sequence[str] = CLASSES,
+    progress_bar: bool = True,
+) -> pd.DataFrame:
+    """Erase each class with every method, then judge, score and time the base model and each erased
+    model alike (paper, Sec. 4.3: few-shot unlearning against ESD and UCE).
+
+    For each class, in this order: the erasures ``erasures(class)`` (one per method), its prompt
+    table (:func:`erasure_prompt_table`: ``n_erased`` prompts of it, ``n_others`` of every other
+    class of ``universe``), then for the base model and each erased model: the images of the prompt
+    table (the same prompts and seeds for all), the judge's verdict on them, the CLIP score of each
+    image against its prompt, and the Inception features for FID and KID. Without quality prompts
+    (``quality.prompts is None``) FID and KID are of the whole generated evaluation set (the erased
+    class's images and the others') and ``clip_score`` is over the other classes' prompts; with them
+    (the paper's COCO-30k) the model generates their images, and FID, KID and ``clip_score`` are of those.
+
+    Parameters
+    ----------
+    pipeline
+        The base model; it is not modified.
+    judge
+        The built-in garment classifier or an ImageNet evaluator (EVA02 for Imagenette, Sec. 4.1).
+    classes
+        The classes erased, one at a time (each one of ``universe``).
+    erasures
+        ``class -> {method: erasure}``, e.g. :func:`erasure_lib.experiment.erase_with_methods` with
+        the pipeline, images, configs and cache bound; rows follow its order.
+    generation
+        Sampling settings.
+    n_erased, n_others
+        Generated images of the erased class, and of every other class, per judged model.
+    quality
+        FID, KID and CLIP score (:func:`erasure_lib.metrics.quality.load_scorer`).
+    universe
+        The classes the judge names, in the order of its ``predicted`` indices.
+    progress_bar
+        Show a progress bar over the classes.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (class, model), in the order run, the base model (:data:`COMPARED_BASE`, 0
+        seconds) first within each class, with the columns of :data:`COMPARISON_COLUMNS`:
+        ``method``, ``erased_class``, ``erased_share`` and ``others_accuracy`` (:func:`summarize`),
+        ``fid``, ``kid``, ``clip_score`` (:func:`erasure_lib.metrics.clip_score.reported_clip_score`),
+        ``clip_score_erased`` (the same over the erased class's prompts), and the erasure's
+        ``optimization_seconds`` and ``total_seconds`` (those of the run that saved a cached erasure).
+    """
+    from erasure_lib.metrics.clip_score import reported_clip_score
+
+    if not classes:
+        raise ValueError("give at least one class to erase")
+    unknown = [c for c in classes if c not in universe]
+    if unknown:
+        raise ValueError(f"unknown class(es) {unknown}: the judge names {list(universe)}")
+    if n_erased < 1 or n_others < 0:
+        raise ValueError(f"n_erased must be at least 1 and n_others at least 0, got {n_erased} and {n_others}")
+    if quality.prompts is None and (n_others < 1 or len(universe) < 2):
+        raise ValueError("without quality prompts the CLIP score is over the other classes' images: give n_others >= 1 "
+                         "and a universe of at least two classes, or quality prompts")  # fmt: skip
+    rows: list[dict[str, object]] = []
+    for concept in tqdm(classes, desc="compare methods", disable=not progress_bar):
+        erased_by = dict(erasures(concept))
+        if COMPARED_BASE in erased_by:
+            raise ValueError(f"{COMPARED_BASE!r} labels the base model; give the method another name")
+        table = erasure_prompt_table([concept], n_erased, n_others, classes=universe)
+        erased = (table["class"] == concept).to_numpy()
+        for method, result in [(COMPARED_BASE, None), *erased_by.items()]:
+            model = pipeline if result is None else result.apply(pipeline)
+            generated = generate(model, list(table.prompt), list(table.evaluation_seed), generation, progress_bar=False)
+            classified = classify_images(judge, table, generated)
+            clip = quality.clip_scores(generated, table.prompt)
+            if quality.prompts is None:
+                features, clip_quality = quality.features(generated), clip[~erased]
+            else:  # the paper's COCO-30k: quality of the images of other prompts
+                coco = quality.prompts
+                scored = generate(model, list(coco.prompt), list(coco.evaluation_seed), generation, progress_bar=False)
+                features, clip_quality = quality.features(scored), quality.clip_scores(scored, coco.prompt)
+            rows.append({"method": method, "erased_class": concept, **summarize(classified, [concept]),
+                         "fid": quality.fid(features), "kid": quality.kid(features),
+                         "clip_score": reported_clip_score(clip_quality), "clip_score_erased": reported_clip_score(clip[erased]),
+                         "optimization_seconds": 0.0 if result is None else result.optimization_seconds,
+                         "total_seconds": 0.0 if result is None else result.total_seconds})  # fmt: skip
+    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))

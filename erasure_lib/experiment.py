@@ -46,6 +46,8 @@ from erasure_lib.paths import CLASSIFIER_PATH, REPO_ROOT
 if TYPE_CHECKING:  # annotations only: erasure_lib.models imports diffusers where it loads a pipeline
     from diffusers import StableDiffusionPipeline
 
+    from erasure_lib.methods.base import ErasureResult
+
 BUILTIN = "builtin"
 FewShotSettings = Literal["builtin", "paper"]
 Judge: TypeAlias = "clf.GarmentStyleClassifier | ImageNetEvaluator"
@@ -202,6 +204,29 @@ def method_configs(
         "fewshot": fewshot_config(fewshot_settings, seed=seed),
         "esd": esd.ESDConfig(train_method=esd_train_method, iterations=esd_iterations, lr=esd_lr, seed=seed),
         "uce": uce.UCEConfig(seed=seed),
+    }
+
+
+def erase_with_methods(
+    pipeline: StableDiffusionPipeline,
+    concept: str,
+    images: Sequence[Path],
+    configs: Mapping[str, Any],
+    erasure_cache: str | Path,
+    base_model: str,
+) -> dict[str, ErasureResult]:
+    """One erasure of ``concept`` per method of ``configs`` (name -> config, e.g. from
+    :func:`method_configs`), each saved under ``erasure_cache/<method>/<concept>`` and read back
+    when an earlier run saved the same erasure (:func:`erasure_lib.methods.base.erase_or_load`):
+    notebooks 08, 12 and 13 share ESD's costly runs this way. ``erasure_cache`` is relative to the
+    repository root."""
+    from erasure_lib.methods import get_method
+    from erasure_lib.methods.base import erase_or_load
+
+    folder = _from_repo(erasure_cache)
+    return {
+        method: erase_or_load(get_method(method), pipeline, concept, images, config, folder / method / concept, base_model)
+        for method, config in configs.items()
     }
 
 

