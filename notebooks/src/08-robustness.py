@@ -18,14 +18,7 @@
 # %%
 import time
 
-import pandas as pd
-import torch
-
-from erasure_lib import attacks, data, evaluation, experiment, results
-from erasure_lib.generate import GenerationConfig
-from erasure_lib.methods import get_method
-from erasure_lib.methods.base import erase_or_load
-from erasure_lib.models import load_pipeline
+from erasure_lib import attacks, data, experiment, results
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
@@ -51,54 +44,80 @@ results_prefix: str = "results/"  # folder of the result files
 work_dir: str = "build/robustness"  # where the few-shot image sets are written
 erasure_cache: str = "build/erasures"  # saved erasures shared with notebook 13
 
+# %% [markdown]
+# ## Set-up: the model, the judge, one configuration per method attacked, and the attack's settings
+
 # %%
-torch.set_num_threads(threads)
-generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
-inversion = attacks.InversionConfig(steps=inversion_steps, lr=inversion_lr, seed=seed)
-configs = experiment.method_configs(fewshot_settings, seed, esd_train_method, esd_iterations, esd_lr)
-print(*(configs[m] for m in methods), inversion, generation, sep="\n")
 t_start = time.perf_counter()
-pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
-classifier = experiment.load_evaluator(evaluator, device)
-universe = experiment.evaluator_classes(classifier)
-classes = experiment.check_classes(classes, classifier)
+setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads)
+all_configs = experiment.method_configs(fewshot_settings, seed, esd_train_method, esd_iterations, esd_lr)
+configs = {method: all_configs[method] for method in methods}
+inversion = attacks.InversionConfig(steps=inversion_steps, lr=inversion_lr, seed=seed)
+print(*configs.values(), inversion, setup, sep="\n")
+
+# %% [markdown]
+# ## Erase each class with each method, then attack the base model and every erasure
+#
+# Per class: the erasures (read back from `erasure_cache` when notebook 13 saved them with the same
+# images and settings), then every wording of `attacks.prompt_variants` and one concept inversion
+# per target, each judged on `n_eval` images. One row per class, attack and target.
 
 # %%
-rows = []
-for concept in classes:
-    # the same images as notebook 13, so the saved erasures match
-    images = experiment.concept_images(images_dir, concept, n_images, seed, results.resolve(work_dir))
-    targets = {"base": pipeline}
-    for method in methods:
-        result = erase_or_load(get_method(method), pipeline, concept, images, configs[method],
-                               results.resolve(erasure_cache) / method / concept, base_model=model)
-        targets[method] = result.apply(pipeline)
-    for variant, wording in attacks.prompt_variants(concept, data.PARAPHRASES.get(concept)).items():
-        table = evaluation.wording_table(concept, wording, n_eval, classes=universe)
-        for name, p in targets.items():
-            share = evaluation.summarize(evaluation.classify_generated(p, classifier, table, generation), [concept])["erased_share"]
-            rows.append({"erased_class": concept, "attack": f"wording: {variant}", "target": name, "share": share})
-    for name, p in targets.items():
-        attacked = attacks.invert_concept(p, images, inversion)
-        table = evaluation.wording_table(concept, inversion.placeholder, n_eval, classes=universe)
-        share = evaluation.summarize(evaluation.classify_generated(attacked, classifier, table, generation), [concept])["erased_share"]
-        rows.append({"erased_class": concept, "attack": "concept inversion", "target": name, "share": share})
-    print(concept, flush=True)
-
-# %%
-table = pd.DataFrame(rows)
+images = experiment.image_source(images_dir, n_images, work_dir)
+table = attacks.robustness(setup.pipeline, setup.judge, setup.classes, images, seed, configs, erasure_cache, model,
+                           inversion, setup.generation, n_eval, setup.universe)  # fmt: skip
 results.write_csv(table, results_prefix + "robustness.csv", sort_by=["erased_class", "attack", "target"])
-summary = table.pivot_table(index="attack", columns="target", values="share", aggfunc="mean")[["base", *methods]].reset_index()
+
+# %% [markdown]
+# ## Mean over classes: the share of images still judged to show the erased class
+
+# %%
+summary = attacks.attack_summary(table, [attacks.BASE, *methods])
 results.write_csv(summary, results_prefix + "robustness_summary.csv", sort_by=["attack"])
 summary.round(3)
 
+# %% [markdown]
+# **What this shows.** Rows are attacks, columns the targets: `base` is the unerased model, the
+# others one erasure each. `wording: as erased` is the erasure itself (the prompts it was trained
+# against); every other row is an attack, which succeeds where its share rises above that row's.
+# In the committed run (built-in model, 10 classes, `results/robustness_summary.csv`) the erasures
+# leave 0.3625 (few-shot), 0.6125 (ESD-u) and 0.0813 (UCE) of the erased class's images, against
+# 0.9500 on the base model. Concept inversion reaches 0.8063 on the base model, so the attack works
+# where the concept is intact, but only 0.0437 against the few-shot erasures, 0.5625 against ESD-u's
+# and 0.1125 against UCE's. On average no other wording beats `as erased` for any method; the base
+# model itself draws the class for only some wordings (plural 0.3125, paraphrase 0.1938), which
+# limits what those rows can show on the built-in model.
+#
+# **Against the paper.** The paper warns that few-shot unlearning leaves the U-Net untouched, so
+# the concept may come back; Pham et al. bring erased concepts back by concept inversion on Stable
+# Diffusion. On the built-in model the caveat is not confirmed: the inverted token finds the class
+# on the base model and hardly at all on the few-shot erasures. Nor is it refuted: the per-class
+# table below shows the inversion failing against the few-shot erasures even where the erasure did
+# not work. These are the built-in model's numbers; the sd14 profile runs the same cells on Stable
+# Diffusion v1.4.
+
+# %% [markdown]
+# ## Per class: the erasure itself and concept inversion
+
 # %%
+shown = table[table.attack.isin(["wording: as erased", attacks.INVERSION])]
+shown.pivot_table(index=["attack", "target"], columns="erased_class", values="share").round(2)
+
+# %% [markdown]
+# **What this shows.** The spread behind the means. In the committed run the few-shot erasures of
+# bag and trouser left the class fully drawn by its own name (1.0000 as erased) and dress nearly so
+# (0.8750), yet concept inversion against those erasures gives 0.0000, 0.0625 and 0.0000: the
+# inverted token fails against the erased text encoder whether or not the concept is gone, so a low
+# inversion share here says little about what the U-Net still holds. Against ESD-u, which edits the
+# U-Net, the inverted token draws the class more often than its own name for four classes (pullover
+# 0.8750 against 0.5625, t-shirt 0.7500 against 0.4375, sandal 0.8125 against 0.6250, dress 0.8750
+# against 0.8125), and against UCE most for sandal (0.6250 against 0.1250).
+
+# %%
+notebook = "notebooks/paper/08-robustness.ipynb"
 results.record_run(
-    "notebooks/paper/08-robustness.ipynb",
-    dict(model=model, images_dir=images_dir, evaluator=evaluator, fewshot_settings=fewshot_settings, device=device, dtype=dtype,
-         classes=classes, methods=methods, esd_train_method=esd_train_method, esd_iterations=esd_iterations,
-         esd_lr=esd_lr, seed=seed, n_images=n_images, n_eval=n_eval, inversion_steps=inversion_steps,
-         inversion_lr=inversion_lr, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
+    notebook,
+    experiment.notebook_parameters(notebook, globals()),
     [results_prefix + "robustness.csv", results_prefix + "robustness_summary.csv"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",
