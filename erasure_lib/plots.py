@@ -75,18 +75,21 @@ def tradeoff(summary, group: str, step: str, x: str = "erased_share", y: str = "
 
 
 def before_after_bars(table) -> plt.Figure:
-    """Per erased class: erased share and other classes' accuracy, before and after (mean and range over seeds)."""
+    """Per erased class: erased share and other classes' accuracy, before (grey bar) and after (the
+    mean over seeds as a bar, each seed as a point)."""
     g = table.groupby("erased_class")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
     x = np.arange(len(g))
+    labels = {"erased_share": "erased share (lower is better)", "others_accuracy": "other classes' accuracy (higher is better)"}
     for ax, metric in zip(axes, ("erased_share", "others_accuracy")):
-        before, after = g[f"{metric}_before"].mean(), g[f"{metric}_after"]
-        ax.bar(x - 0.2, before.to_numpy(), 0.4, label="before", color="0.7")
-        mean = after.mean().to_numpy()
-        err = np.stack([mean - after.min().to_numpy(), after.max().to_numpy() - mean])
-        ax.bar(x + 0.2, mean, 0.4, yerr=err, capsize=2, label="after", color="tab:red" if metric == "erased_share" else "tab:blue")
+        color = "tab:red" if metric == "erased_share" else "tab:blue"
+        ax.bar(x - 0.2, g[f"{metric}_before"].mean().to_numpy(), 0.4, label="before", color="0.7")
+        ax.bar(x + 0.2, g[f"{metric}_after"].mean().to_numpy(), 0.4, label="after (mean over seeds)", color=color, alpha=0.6)
+        for i, (_, part) in enumerate(g):
+            ax.plot(np.full(len(part), x[i] + 0.2), part[f"{metric}_after"], "o", ms=3, color="k",
+                    label="after, one seed" if i == 0 else None)  # fmt: skip
         ax.set_xticks(x, list(g.groups), rotation=45, ha="right", fontsize=8)
-        ax.set_title(metric.replace("_", " "))
+        ax.set_title(labels[metric], fontsize=9)
         ax.set_ylim(0, 1.05)
         ax.legend(fontsize=7)
         ax.grid(axis="y", alpha=0.3)
@@ -98,27 +101,28 @@ def before_after_bars(table) -> plt.Figure:
 def transition_heatmaps(transitions, classes: Sequence[str], panels: Sequence[str] = ("before", "after")) -> plt.Figure:
     """One heatmap per value of ``when`` in ``panels`` (before / after erasure by default): rows =
     prompted (erased) class, columns = predicted class (mean over seeds)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 5.4), squeeze=False)
     axes = axes[0]
     # Verdicts outside ``classes`` (an ImageNet judge's "none of them") get their own columns.
     classes = [*classes, *sorted(set(transitions["predicted_class"]) - set(classes))]
-    for ax, when in zip(axes, panels):
+    rows = [c for c in classes if c in set(transitions["erased_class"])]  # the same rows in every panel
+    for k, (ax, when) in enumerate(zip(axes, panels)):
         part = transitions[transitions["when"] == when]
         matrix = part.groupby(["erased_class", "predicted_class"])["share"].mean().unstack(fill_value=0.0)
-        rows = [c for c in classes if c in matrix.index]
         matrix = matrix.reindex(index=rows, columns=list(classes), fill_value=0.0)
         im = ax.imshow(matrix.to_numpy(), vmin=0, vmax=1, cmap="viridis")
-        ax.set_xticks(range(len(classes)), list(classes), rotation=45, ha="right", fontsize=7)
-        ax.set_yticks(range(len(rows)), rows, fontsize=7)
+        ax.set_xticks(range(len(classes)), list(classes), rotation=45, ha="right", fontsize=9)
+        ax.set_yticks(range(len(rows)), rows if k == 0 else [], fontsize=9)
         ax.set_xlabel("classified as")
-        ax.set_ylabel("prompted class (erased)")
-        ax.set_title(f"{when} erasure" if when in ("before", "after") else when, fontsize=9)
+        if k == 0:
+            ax.set_ylabel("prompted class (erased)")
+        ax.set_title(f"{when} erasure" if when in ("before", "after") else when, fontsize=10)
         for i in range(len(rows)):
             for j in range(len(classes)):
                 value = matrix.iat[i, j]
                 if value >= 0.05:
-                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=5, color="w" if value < 0.6 else "k")
-    fig.colorbar(im, ax=axes, shrink=0.8)
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="w" if value < 0.6 else "k")
+    fig.colorbar(im, ax=axes, shrink=0.8, label="share of the prompted class's images")
     return fig
 
 
@@ -138,17 +142,18 @@ def option_bars(summary) -> plt.Figure:
 
 
 def epoch_curves(epochs_table) -> plt.Figure:
-    """Erased share and other classes' accuracy against epochs: the mean over classes with a min-max band."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    """Erased share and other classes' accuracy against epochs: one point per class, the mean over classes as a line."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+    labels = {"erased_share": "erased share (lower is better)", "others_accuracy": "other classes' accuracy (higher is better)"}
     for ax, metric in zip(axes, ("erased_share", "others_accuracy")):
-        g = epochs_table.groupby("epochs")[metric]
-        mean, lo, hi = g.mean(), g.min(), g.max()
-        ax.fill_between(mean.index, lo, hi, alpha=0.2)
-        ax.plot(mean.index, mean, marker="o", ms=3)
-        ax.set_xlabel("epochs")
-        ax.set_title(metric.replace("_", " ") + " (mean, min-max over classes)", fontsize=9)
-        ax.set_ylim(0, 1.05)
+        ax.plot(epochs_table["epochs"], epochs_table[metric], "o", ms=3, alpha=0.35, color="0.3", label="one class")
+        mean = epochs_table.groupby("epochs")[metric].mean()
+        ax.plot(mean.index, mean, marker="o", ms=4, lw=2, label="mean over classes")
+        ax.set_xlabel("epochs (0: before erasure)")
+        ax.set_title(labels[metric], fontsize=9)
+        ax.set_ylim(-0.03, 1.05)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

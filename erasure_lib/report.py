@@ -12,6 +12,7 @@ from erasure_lib.io import atomic_write_text
 from erasure_lib.paths import REPO_ROOT
 
 START, END = "<!-- claims:start -->", "<!-- claims:end -->"
+RUN_TIMES_START, RUN_TIMES_END = "<!-- run-times:start -->", "<!-- run-times:end -->"
 
 
 def _read_json(path: Path) -> dict | None:
@@ -262,12 +263,51 @@ def claims_markdown(results_dir: Path) -> str:
     return "\n".join(lines)
 
 
+def run_times(manifest: Path) -> pd.DataFrame:
+    """Each notebook's last recorded run in ``manifest`` (``results/manifest.json``): ``notebook``,
+    ``seconds`` (the whole notebook, as ``record_run`` timed it), ``threads`` (its CPU threads, where
+    it has that parameter), ``device`` and ``finished``; in the order of the notebooks' names."""
+    records = _read_json(manifest) or {}
+    last: dict[str, dict] = {}
+    for record in records.values():
+        name = record["notebook"]
+        if name not in last or record.get("finished", "") > last[name].get("finished", ""):
+            last[name] = record
+    rows = [{"notebook": name, "seconds": float(r["seconds"]), "threads": r.get("parameters", {}).get("threads"),
+             "device": r.get("parameters", {}).get("device", "cpu"), "finished": r.get("finished", "")}
+            for name, r in sorted(last.items())]  # fmt: skip
+    return pd.DataFrame(rows, columns=["notebook", "seconds", "threads", "device", "finished"])
+
+
+def run_times_markdown(results_dir: Path) -> str:
+    """The run times of :func:`run_times` as a table, with the sum over the paper notebooks (what
+    ``make results`` costs when every one re-runs) and over the training notebooks."""
+    times = run_times(results_dir / "manifest.json")
+    if times.empty:
+        return "_No recorded runs yet: run `make results`._"
+    lines = ["| notebook | minutes | threads | device | finished |", "|---|---|---|---|---|"]
+    lines += [f"| `{r.notebook}` | {r.seconds / 60:.1f} | {'' if pd.isna(r.threads) else int(r.threads)} | {r.device} | {r.finished} |"
+              for r in times.itertuples()]  # fmt: skip
+    paper = times[times.notebook.str.startswith("notebooks/paper/")]
+    training = times[~times.notebook.str.startswith("notebooks/paper/")]
+    lines += [f"| **every paper notebook (`make results-all`)** | **{paper.seconds.sum() / 60:.1f}** | | | |",
+              f"| training notebooks (`make reproduce` adds them) | {training.seconds.sum() / 60:.1f} | | | |"]  # fmt: skip
+    return "\n".join(lines)
+
+
+def _replace_between(text: str, start: str, end: str, body: str) -> str:
+    return re.sub(re.escape(start) + ".*?" + re.escape(end), lambda _: f"{start}\n{body}\n{end}", text, flags=re.S)
+
+
 def update_readme(readme: Path = REPO_ROOT / "README.md", results_dir: Path = REPO_ROOT / "results") -> str:
-    """Replace the text between the claims markers of the README with a table built from ``results_dir``."""
+    """Replace the text between the claims markers of the README with a table built from ``results_dir``,
+    and, where the README has run-time markers, the text between them with :func:`run_times_markdown`."""
     text = readme.read_text()
     if START not in text or END not in text:
         raise ValueError(f"{readme} has no {START} ... {END} markers")
     table = claims_markdown(results_dir)
-    new = re.sub(re.escape(START) + ".*?" + re.escape(END), lambda _: f"{START}\n{table}\n{END}", text, flags=re.S)
+    new = _replace_between(text, START, END, table)
+    if RUN_TIMES_START in new and RUN_TIMES_END in new:
+        new = _replace_between(new, RUN_TIMES_START, RUN_TIMES_END, run_times_markdown(results_dir))
     atomic_write_text(readme, new)
     return table

@@ -73,6 +73,30 @@ def test_claims_table_is_built_from_result_files(tmp_path):
         report.update_readme(tmp_path / "base_model_quality.csv", tmp_path)
 
 
+def test_run_times_come_from_the_manifest(tmp_path):
+    record = {"notebook": "notebooks/paper/03-erase-objects.ipynb", "seconds": 600.0, "finished": "2026-12-01T09:00:00Z",
+              "parameters": {"threads": 2, "device": "cpu"}}  # fmt: skip
+    manifest = {
+        "results/a.csv": record,
+        "results/b.csv": record | {"seconds": 900.0, "finished": "2026-11-30T09:00:00Z"},  # an older run of 03
+        "results/c.csv": {"notebook": "notebooks/paper/99-claims-table.ipynb", "seconds": 30.0, "finished": "2026-12-01T10:00:00Z",
+                          "parameters": {}},
+        "models/x": {"notebook": "notebooks/00-train-base-model.ipynb", "seconds": 120.0, "finished": "2026-11-01T10:00:00Z"},
+    }  # fmt: skip
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    times = report.run_times(tmp_path / "manifest.json")
+    assert times.notebook.tolist() == ["notebooks/00-train-base-model.ipynb", "notebooks/paper/03-erase-objects.ipynb",
+                                       "notebooks/paper/99-claims-table.ipynb"]  # fmt: skip
+    assert times.seconds.tolist() == [120.0, 600.0, 30.0]  # the latest run of 03
+    table = report.run_times_markdown(tmp_path)
+    assert "| **10.5** |" in table  # 600 + 30 s over the paper notebooks
+    assert "| 2.0 |" in table.splitlines()[-1]  # the training notebook apart
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{report.START}\nold\n{report.END}\n{report.RUN_TIMES_START}\nstale\n{report.RUN_TIMES_END}\n")
+    report.update_readme(readme, tmp_path)
+    assert "stale" not in readme.read_text() and "03-erase-objects" in readme.read_text()
+
+
 def test_stopping_rule_table_on_a_hand_made_sweep():
     epochs = pd.DataFrame({
         "erased_class": ["sneaker"] * 4,
