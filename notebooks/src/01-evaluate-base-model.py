@@ -106,8 +106,7 @@ if style_rows:
 # %%
 results.record_run(
     "notebooks/paper/01-evaluate-base-model.ipynb",
-    dict(model=model, images_dir=images_dir, evaluator=evaluator, device=device, dtype=dtype, classes=classes, n_real=n_real,
-         n_per_class=n_per_class, seed_offset=seed_offset, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale),
+    experiment.notebook_parameters("notebooks/paper/01-evaluate-base-model.ipynb", globals()),
     [results_prefix + "base_model_quality.csv", figures_prefix + "base_model_samples.png"]
     + ([results_prefix + "base_model_style_quality.csv", figures_prefix + "base_model_style_samples.png"] if style_rows else []),
     time.perf_counter() - t_start,

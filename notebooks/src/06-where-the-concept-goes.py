@@ -14,7 +14,7 @@ import time
 
 import pandas as pd
 
-from erasure_lib import data, plots, results
+from erasure_lib import data, experiment, plots, results
 from erasure_lib.metrics.transitions import related_share_table
 
 # %% tags=parameters
@@ -44,7 +44,8 @@ results.save_figure(fig, figures_prefix + "fewshot_related_share.png")
 # %%
 results.record_run(
     "notebooks/paper/06-where-the-concept-goes.ipynb",
-    dict(reads=results_prefix + "fewshot_object_transitions.csv"),
+    experiment.notebook_parameters("notebooks/paper/06-where-the-concept-goes.ipynb", globals())
+    | {"reads": results_prefix + "fewshot_object_transitions.csv"},
     [results_prefix + "fewshot_related_share.csv", figures_prefix + "fewshot_related_share.png"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",

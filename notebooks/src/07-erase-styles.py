@@ -78,10 +78,7 @@ results.save_figure(fig, figures_prefix + "style_erasure_samples.png")
 # %%
 results.record_run(
     "notebooks/paper/07-erase-styles.ipynb",
-    dict(model=model, style_images_dir=style_images_dir, style_judge=style_judge, clip_model=clip_model,
-         fewshot_settings=fewshot_settings, device=device, dtype=dtype, styles=styles, subjects=subjects, seeds=seeds,
-         n_images=n_images, n_per_class=n_per_class, num_inference_steps=num_inference_steps,
-         guidance_scale=guidance_scale, grid_seeds=grid_seeds, config=str(config)),
+    experiment.notebook_parameters("notebooks/paper/07-erase-styles.ipynb", globals()) | {"config": str(config)},
     [results_prefix + "style_erasure.csv", figures_prefix + "style_erasure_samples.png"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",

@@ -15,7 +15,7 @@ import time
 
 import pandas as pd
 
-from erasure_lib import evaluation, results
+from erasure_lib import evaluation, experiment, results
 
 # %% tags=parameters
 ratios: list = [1.05, 1.1, 1.2, 1.3, 1.5, 2.0]  # stopping thresholds r compared
@@ -34,7 +34,7 @@ summary.round(3)
 # %%
 results.record_run(
     "notebooks/paper/11-when-to-stop.ipynb",
-    dict(ratios=ratios, max_others_drop=max_others_drop, reads=results_prefix + "fewshot_epochs.csv"),
+    experiment.notebook_parameters("notebooks/paper/11-when-to-stop.ipynb", globals()) | {"reads": results_prefix + "fewshot_epochs.csv"},
     [results_prefix + "stopping_rule.csv", results_prefix + "stopping_rule_summary.csv"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",
