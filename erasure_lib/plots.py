@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,16 +58,26 @@ def loss_curves(curves: dict[str, Sequence[float]], log_scale: bool = True, k: i
     return fig
 
 
-def tradeoff(summary, group: str, step: str, x: str = "erased_share", y: str = "others_accuracy") -> plt.Figure:
-    """Erasure against preservation: one line per ``group`` value, points along ``step``."""
+def tradeoff(
+    summary, group: str, step: str, x: str = "erased_share", y: str = "others_accuracy", chosen: Mapping[str, float] | None = None
+) -> plt.Figure:
+    """Erasure against preservation: one line per ``group`` value, points along ``step``; ``chosen``
+    (a ``{group: value, step: value}`` mapping, e.g. :func:`erasure_lib.evaluation.choose_setting`'s
+    answer) is marked with a star."""
     fig, ax = plt.subplots(figsize=(5, 4))
     for value, part in summary.groupby(group):
         part = part.sort_values(step)
         ax.plot(part[x], part[y], marker="o", ms=3, label=f"{group}={value:g}" if isinstance(value, float) else f"{group}={value}")
         last = part.iloc[-1]
         ax.annotate(f"{step}={last[step]:g}", (last[x], last[y]), fontsize=6)
-    ax.set_xlabel(f"{x} (lower: more erased)")
-    ax.set_ylabel(f"{y} (higher: better kept)")
+    if chosen is not None:
+        point = summary[np.isclose(summary[group], chosen[group]) & (summary[step] == chosen[step])]
+        if len(point) != 1:
+            raise ValueError(f"chosen setting {dict(chosen)} is not one row of the summary")
+        ax.plot(point[x], point[y], marker="*", ms=14, color="k", ls="none", zorder=5,
+                label=f"chosen: {group}={chosen[group]:g}, {step}={chosen[step]:g}")
+    ax.set_xlabel(f"{x} (lower is better: more erased)")
+    ax.set_ylabel(f"{y} (higher is better: better kept)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -206,3 +206,15 @@ def test_run_src_injects_parameters_after_the_parameters_cell() -> None:
     assert out.index("a = 2") > out.index("a: int = 1") and out.index("a = 2") < out.index("print(a, b)")
     with pytest.raises(ValueError, match="no '# %% tags=parameters' cell"):
         with_parameters("print(1)\n", {})
+
+
+def test_the_calibration_front_marks_the_chosen_setting() -> None:
+    summary = pd.DataFrame({"lr": [1e-3, 1e-3, 1e-3, 3e-3, 3e-3, 3e-3], "epochs": [0, 1, 2, 0, 1, 2],
+                            "erased_share": [0.9, 0.5, 0.3, 0.9, 0.2, 0.1], "others_accuracy": [0.95, 0.92, 0.9, 0.95, 0.8, 0.6]})
+    choice = evaluation.choose_setting(summary, max_erased_share=0.10, max_others_drop=0.10, min_step=2)
+    fig = plots.tradeoff(summary, group="lr", step="epochs", chosen=choice)
+    star = [line for line in fig.axes[0].get_lines() if line.get_marker() == "*"]
+    assert len(star) == 1 and (star[0].get_xdata()[0], star[0].get_ydata()[0]) == (0.3, 0.9)  # 1e-3 after 2 epochs
+    assert "chosen: lr=0.001, epochs=2" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    with pytest.raises(ValueError, match="not one row"):
+        plots.tradeoff(summary, group="lr", step="epochs", chosen={"lr": 1e-4, "epochs": 2})
