@@ -149,3 +149,18 @@ def test_structure_matches_the_committed_results(name: str) -> None:
     for row in rows:
         for column in entry["columns"]:
             number(row[column], f"{name} {column}")
+
+
+def test_a_key_added_by_hand_is_reported_then_taken_by_update(results: Path, tmp_path: Path) -> None:
+    """A spec whose keys gained a column (the result file gained a key, e.g. a learning rate) names the
+    file instead of crashing, and --update rewrites its rows with the new key."""
+    (results / "runs.csv").write_text("lr," + CSV.replace("\nbag", "\n0.001,bag").replace("\nshirt", "\n0.001,shirt"))
+    spec = tmp_path / "spec.json"
+    widened = _spec()
+    widened["files"]["runs.csv"]["keys"] = ["lr", "erased_class", "seed"]
+    spec.write_text(json.dumps(widened))
+    assert [str(p) for p in check(widened, results)[0]] == ["runs.csv: expected rows lack key column(s) lr"]
+    assert main([str(results), "--spec", str(spec)]) == 1
+    assert main([str(results), "--spec", str(spec), "--update"]) == 0
+    assert json.loads(spec.read_text())["files"]["runs.csv"]["rows"][0]["lr"] == "0.001"
+    assert main([str(results), "--spec", str(spec)]) == 0

@@ -131,7 +131,7 @@ STRUCTURE: dict[str, dict] = {
                                           "keys": ["concept", "seed", "model", "sampling_steps"],
                                           "columns": {"erased_share": N, "others_accuracy": N, "related_accuracy": N,
                                                       "unrelated_accuracy": N}},
-    "stopping_rule_calibration.csv": {"notebook": "16-stopping-rule", "keys": ["ratio", "drift"],
+    "stopping_rule_calibration.csv": {"notebook": "16-stopping-rule", "keys": ["lr", "ratio", "drift"],
                                       "columns": {"runs": N, "clean_share": N, "erased_share": N, "others_drop": N,
                                                   "cost": N}},
     "stopping_rule_heldout.csv": {"notebook": "16-stopping-rule", "keys": ["setting", "concept", "seed"],
@@ -244,6 +244,10 @@ def check(spec: dict, results_dir: Path) -> tuple[list[Problem], int]:
             got_rows = index_rows(name, read_rows(path), keys)
         except SpecError as e:
             problems.append(Problem(name, "", "", "", "", str(e).removeprefix(f"{name}: ")))
+            continue
+        lacking = sorted({k for expected in entry["rows"] for k in keys if k not in expected})
+        if lacking:  # the spec's keys were changed by hand: its rows predate the new key columns
+            problems.append(Problem(name, "", "", "", "", f"expected rows lack key column(s) {', '.join(lacking)}"))
             continue
         expected_keys = set()
         for expected in entry["rows"]:
