@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import multiprocessing
 import resource
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
 
 
 def _measure(
@@ -70,6 +74,44 @@ def measure_erasure(
     if process.exitcode not in (0, None):
         raise RuntimeError(f"measuring {method} on {concept!r} failed (exit code {process.exitcode})")
     return out
+
+
+def time_methods(
+    model: str,
+    variants: Mapping[str, tuple[str, Any]],
+    classes: Sequence[str],
+    images: Callable[[str], Sequence[Path] | None],
+    threads: int = 2,
+    device: str = "cpu",
+    dtype: str = "float32",
+) -> pd.DataFrame:
+    """Every variant (label -> (method name, config), e.g. from
+    :func:`erasure_lib.experiment.timed_methods`) erases every class of ``classes`` with the images
+    ``images(concept)``, each in a fresh process, one after another on the same machine (Sec. 4.3):
+    one row per class and variant (``method`` is the variant's label) with
+    :func:`measure_erasure`'s times and memory."""
+    rows = []
+    with tqdm(total=len(classes) * len(variants), desc="erasure times") as bar:
+        for concept in classes:
+            paths = images(concept)
+            for label, (method, config) in variants.items():
+                measured = measure_erasure(model, method, concept, paths, config, threads=threads, device=device, dtype=dtype)
+                rows.append({"method": label, "erased_class": concept} | measured)
+                bar.set_postfix_str(f"{concept}, {label}: {measured['optimization_seconds']:.2f} s")
+                bar.update()
+    return pd.DataFrame(rows)
+
+
+def time_summary(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per method (variant label) of :func:`time_methods`' rows: the median optimization and total
+    seconds over classes, the ratio of the median to few-shot unlearning's (the paper's "times
+    faster"), and the largest peak resident memory."""
+    if "fewshot" not in set(runs.method):
+        raise ValueError(f"the ratios need few-shot unlearning ('fewshot') among the runs' methods {sorted(set(runs.method))}")
+    summary = runs.groupby("method").agg(seconds_median=("optimization_seconds", "median"), total_seconds_median=("total_seconds", "median"),
+                                         peak_memory_mb=("peak_memory_mb", "max")).reset_index()  # fmt: skip
+    summary["ratio_to_fewshot"] = summary.seconds_median / summary.loc[summary.method == "fewshot", "seconds_median"].iloc[0]
+    return summary[["method", "seconds_median", "ratio_to_fewshot", "peak_memory_mb", "total_seconds_median"]]
 
 
 def generation_throughput(pipeline: Any, n_images: int, steps: tuple[int, ...], guidance_scale: float, seed: int = 0) -> dict[str, Any]:

@@ -207,6 +207,33 @@ def method_configs(
     }
 
 
+def timed_methods(
+    fewshot_settings: FewShotSettings,
+    seed: int,
+    methods: Sequence[str],
+    esd_train_method: esd.TrainMethod = "noxattn",
+    esd_settings: Sequence[Sequence[float]] = ((1000, 1e-5),),
+) -> dict[str, tuple[str, FewShotConfig | esd.ESDConfig | uce.UCEConfig]]:
+    """Label -> (method name, config) for :func:`erasure_lib.benchmark.time_methods`: every method of
+    ``methods`` with :func:`method_configs`' settings, and ESD once per ``(iterations, lr)`` of
+    ``esd_settings``, labelled ``"esd <iterations> it, lr <lr>"``, so that a time ratio can compare the
+    ESD whose quality another notebook reports (notebook 13's setting) as well as the published one."""
+    unknown = sorted(set(methods) - {"fewshot", "esd", "uce"})
+    if unknown:
+        raise ValueError(f"unknown methods {unknown}; expected 'fewshot', 'esd' or 'uce'")
+    if "esd" in methods and not esd_settings:
+        raise ValueError("ESD is timed but esd_settings is empty: give at least one (iterations, lr)")
+    variants: dict[str, tuple[str, FewShotConfig | esd.ESDConfig | uce.UCEConfig]] = {}
+    for method in methods:
+        if method != "esd":
+            variants[method] = (method, method_configs(fewshot_settings, seed)[method])
+            continue
+        for iterations, lr in esd_settings:
+            config = esd.ESDConfig(train_method=esd_train_method, iterations=int(iterations), lr=float(lr), seed=seed)
+            variants[f"esd {int(iterations)} it, lr {float(lr):g}"] = ("esd", config)
+    return variants
+
+
 def erase_with_methods(
     pipeline: StableDiffusionPipeline,
     concept: str,

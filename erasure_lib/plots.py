@@ -248,14 +248,14 @@ def method_comparison(comparison) -> plt.Figure:
 
 def time_bars(summary) -> plt.Figure:
     """Median optimization time per method (log scale), labelled with the ratio to few-shot unlearning."""
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
     x = np.arange(len(summary))
     ax.bar(x, summary["seconds_median"], color=[f"C{i}" for i in range(len(summary))])
     for i, (s, r) in enumerate(zip(summary["seconds_median"], summary["ratio_to_fewshot"])):
         ax.annotate(f"{r:.1f}x", (i, s), ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(x, summary["method"])
+    ax.set_xticks(x, summary["method"], rotation=20, ha="right", fontsize=8)
     ax.set_yscale("log")
-    ax.set_ylabel("median optimization seconds")
+    ax.set_ylabel("median optimization seconds\n(lower is better)")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig

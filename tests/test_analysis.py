@@ -179,3 +179,17 @@ def test_claims_rows_for_the_window_and_the_rule_follow_the_numbers(tmp_path):
     rows = {r["claim"].split(":")[1][:20].strip(): r["verdict"] for r in report.claims_rows(tmp_path)}
     assert rows["one fixed number of"] == "a shared window exists"
     assert rows["a classifier-free s"] == "bar not met; does not beat the fixed count"
+
+
+def test_claim_one_compares_every_timed_esd_with_fewshot(tmp_path):
+    """Claim 1's verdict reads every ESD row (one per timed setting) and flips when one is not 10x slower."""
+    times = pd.DataFrame({"method": ["esd 1000 it, lr 1e-05", "esd 200 it, lr 0.0001", "fewshot", "uce"],
+                          "seconds_median": [500.0, 100.0, 0.25, 0.01], "ratio_to_fewshot": [2000.0, 400.0, 1.0, 0.04],
+                          "peak_memory_mb": 600.0, "total_seconds_median": [500.0, 100.0, 0.3, 0.05]})
+    times.to_csv(tmp_path / "erasure_time.csv", index=False)
+    claim = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))
+    assert claim["verdict"] == "reproduced" and "esd 200 it, lr 0.0001 400x" in claim["ours"]
+    times.assign(ratio_to_fewshot=[2000.0, 4.0, 1.0, 0.04]).to_csv(tmp_path / "erasure_time.csv", index=False)
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "mixed"
+    times[times.method.isin(["fewshot", "uce"])].to_csv(tmp_path / "erasure_time.csv", index=False)
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "no ESD timed"

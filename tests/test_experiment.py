@@ -218,3 +218,29 @@ def test_the_calibration_front_marks_the_chosen_setting() -> None:
     assert "chosen: lr=0.001, epochs=2" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     with pytest.raises(ValueError, match="not one row"):
         plots.tradeoff(summary, group="lr", step="epochs", chosen={"lr": 1e-4, "epochs": 2})
+
+
+def test_timed_methods_label_one_esd_per_setting() -> None:
+    variants = experiment.timed_methods("builtin", 3, ["fewshot", "esd", "uce"], "noxattn", [[1000, 1e-5], [200, 1e-4]])
+    assert list(variants) == ["fewshot", "esd 1000 it, lr 1e-05", "esd 200 it, lr 0.0001", "uce"]
+    method, config = variants["esd 200 it, lr 0.0001"]
+    assert method == "esd" and (config.iterations, config.lr, config.seed, config.train_method) == (200, 1e-4, 3, "noxattn")
+    assert variants["fewshot"][1] == FewShotConfig.builtin(seed=3)
+    with pytest.raises(ValueError, match="esd_settings is empty"):
+        experiment.timed_methods("builtin", 0, ["esd"], "noxattn", [])
+    with pytest.raises(ValueError, match="unknown methods"):
+        experiment.timed_methods("builtin", 0, ["fewshot", "ESD"], "noxattn", [[1, 1e-5]])
+
+
+def test_time_summary_medians_and_ratios() -> None:
+    from erasure_lib import benchmark
+
+    runs = pd.DataFrame({"method": ["fewshot", "fewshot", "fewshot", "esd 2 it, lr 1e-05", "esd 2 it, lr 1e-05", "esd 2 it, lr 1e-05"],
+                         "erased_class": ["bag", "coat", "shirt"] * 2, "optimization_seconds": [0.2, 0.3, 0.9, 30.0, 60.0, 90.0],
+                         "total_seconds": [0.5, 0.6, 1.0, 31.0, 61.0, 91.0], "peak_memory_mb": [500.0, 520.0, 510.0, 700.0, 650.0, 690.0]})
+    summary = benchmark.time_summary(runs).set_index("method")
+    assert summary.loc["fewshot", "seconds_median"] == pytest.approx(0.3)
+    assert summary.loc["esd 2 it, lr 1e-05", "ratio_to_fewshot"] == pytest.approx(200.0)
+    assert summary.loc["esd 2 it, lr 1e-05", "peak_memory_mb"] == 700.0 and summary.loc["fewshot", "total_seconds_median"] == 0.6
+    with pytest.raises(ValueError, match="need few-shot"):
+        benchmark.time_summary(runs[runs.method != "fewshot"])
