@@ -84,34 +84,45 @@ def time_methods(
     threads: int = 2,
     device: str = "cpu",
     dtype: str = "float32",
+    classes_of: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Every variant (label -> (method name, config), e.g. from
-    :func:`erasure_lib.experiment.timed_methods`) erases every class of ``classes`` with the images
-    ``images(concept)``, each in a fresh process, one after another on the same machine (Sec. 4.3):
-    one row per class and variant (``method`` is the variant's label) with
-    :func:`measure_erasure`'s times and memory."""
+    :func:`erasure_lib.experiment.timed_methods`) erases the classes ``classes_of[label]`` (default:
+    ``classes``) with the images ``images(concept)``, each in a fresh process, one after another on
+    the same machine (Sec. 4.3): one row per class and variant (``method`` is the variant's label)
+    with :func:`measure_erasure`'s times and memory. ``classes_of`` lets a slow variant (ESD's 1000
+    iterations) be timed on fewer classes; :func:`time_summary` then compares it with few-shot on
+    those classes only."""
+    classes_of = dict(classes_of or {})
+    unknown = sorted(set(classes_of) - set(variants))
+    if unknown:
+        raise ValueError(f"classes_of names variants that are not timed: {unknown}")
+    jobs = [(c, label) for c in classes for label in variants if c in classes_of.get(label, classes)]
+    jobs += [(c, label) for label, extra in classes_of.items() for c in extra if c not in classes]
     rows = []
-    with tqdm(total=len(classes) * len(variants), desc="erasure times") as bar:
-        for concept in classes:
-            paths = images(concept)
-            for label, (method, config) in variants.items():
-                measured = measure_erasure(model, method, concept, paths, config, threads=threads, device=device, dtype=dtype)
-                rows.append({"method": label, "erased_class": concept} | measured)
-                bar.set_postfix_str(f"{concept}, {label}: {measured['optimization_seconds']:.2f} s")
-                bar.update()
+    for concept, label in tqdm(jobs, desc="erasure times"):
+        method, config = variants[label]
+        measured = measure_erasure(model, method, concept, images(concept), config, threads=threads, device=device, dtype=dtype)
+        rows.append({"method": label, "erased_class": concept} | measured)
     return pd.DataFrame(rows)
 
 
 def time_summary(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per method (variant label) of :func:`time_methods`' rows: the median optimization and total
-    seconds over classes, the ratio of the median to few-shot unlearning's (the paper's "times
-    faster"), and the largest peak resident memory."""
-    if "fewshot" not in set(runs.method):
-        raise ValueError(f"the ratios need few-shot unlearning ('fewshot') among the runs' methods {sorted(set(runs.method))}")
-    summary = runs.groupby("method").agg(seconds_median=("optimization_seconds", "median"), total_seconds_median=("total_seconds", "median"),
-                                         peak_memory_mb=("peak_memory_mb", "max")).reset_index()  # fmt: skip
-    summary["ratio_to_fewshot"] = summary.seconds_median / summary.loc[summary.method == "fewshot", "seconds_median"].iloc[0]
-    return summary[["method", "seconds_median", "ratio_to_fewshot", "peak_memory_mb", "total_seconds_median"]]
+    """Per method (variant label) of :func:`time_methods`' rows: the erased classes it was timed on,
+    the median optimization and total seconds over them, the ratio of that median to few-shot
+    unlearning's median over the **same classes** (the paper's "times faster"), and the largest peak
+    resident memory."""
+    fewshot = runs[runs.method == "fewshot"].set_index("erased_class")
+    rows = []
+    for method, part in runs.groupby("method"):
+        missing = sorted(set(part.erased_class) - set(fewshot.index))
+        if missing:
+            raise ValueError(f"the ratio of {method!r} needs few-shot unlearning ('fewshot') timed on {missing} too")
+        rows.append({"method": method, "classes": " ".join(sorted(part.erased_class)),
+                     "seconds_median": part.optimization_seconds.median(),
+                     "ratio_to_fewshot": part.optimization_seconds.median() / fewshot.loc[part.erased_class, "optimization_seconds"].median(),
+                     "peak_memory_mb": part.peak_memory_mb.max(), "total_seconds_median": part.total_seconds.median()})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def generation_throughput(pipeline: Any, n_images: int, steps: tuple[int, ...], guidance_scale: float, seed: int = 0) -> dict[str, Any]:

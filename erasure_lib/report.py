@@ -66,7 +66,9 @@ def _analysis_rows(results_dir: Path) -> list[dict[str, str]]:
     if timing.is_file():
         t = pd.read_csv(timing).set_index("method")
         ratio = {m: f"{r:,.0f}x" if r >= 10 else f"{r:.2f}x" for m, r in t.ratio_to_fewshot.items()}
-        others = "; ".join(f"{m} {ratio[m]}" for m in t.index if m != "fewshot")
+        timed_on = t["classes"] if "classes" in t else pd.Series("", index=t.index)  # files before the column: same classes
+        others = "; ".join(f"{m} {ratio[m]}" + (f" (on {timed_on[m]})" if timed_on[m] != timed_on["fewshot"] else "")
+                           for m in t.index if m != "fewshot")
         esd_faster = [t.ratio_to_fewshot[m] >= 10 for m in t.index if m.startswith("esd")]  # "esd <iterations> it, lr <lr>"
         rows.append({
             "claim": "Claim 1: tens to hundreds of times faster than U-Net erasure (paper: 60-900x)",

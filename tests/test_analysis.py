@@ -189,6 +189,9 @@ def test_claim_one_compares_every_timed_esd_with_fewshot(tmp_path):
     times.to_csv(tmp_path / "erasure_time.csv", index=False)
     claim = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))
     assert claim["verdict"] == "reproduced" and "esd 200 it, lr 0.0001 400x" in claim["ours"]
+    times.assign(classes=["bag", "bag", "bag coat", "bag coat"]).to_csv(tmp_path / "erasure_time.csv", index=False)
+    claim = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))
+    assert "esd 1000 it, lr 1e-05 2,000x (on bag); esd 200 it, lr 0.0001 400x (on bag); uce 0.04x (median" in claim["ours"]
     times.assign(ratio_to_fewshot=[2000.0, 4.0, 1.0, 0.04]).to_csv(tmp_path / "erasure_time.csv", index=False)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "mixed"
     times[times.method.isin(["fewshot", "uce"])].to_csv(tmp_path / "erasure_time.csv", index=False)

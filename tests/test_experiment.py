@@ -232,15 +232,32 @@ def test_timed_methods_label_one_esd_per_setting() -> None:
         experiment.timed_methods("builtin", 0, ["fewshot", "ESD"], "noxattn", [[1, 1e-5]])
 
 
-def test_time_summary_medians_and_ratios() -> None:
+def test_time_summary_compares_each_method_with_fewshot_on_the_same_classes() -> None:
     from erasure_lib import benchmark
 
-    runs = pd.DataFrame({"method": ["fewshot", "fewshot", "fewshot", "esd 2 it, lr 1e-05", "esd 2 it, lr 1e-05", "esd 2 it, lr 1e-05"],
-                         "erased_class": ["bag", "coat", "shirt"] * 2, "optimization_seconds": [0.2, 0.3, 0.9, 30.0, 60.0, 90.0],
-                         "total_seconds": [0.5, 0.6, 1.0, 31.0, 61.0, 91.0], "peak_memory_mb": [500.0, 520.0, 510.0, 700.0, 650.0, 690.0]})
+    runs = pd.DataFrame({"method": ["fewshot", "fewshot", "fewshot", "uce", "uce", "uce", "esd 2 it, lr 1e-05"],
+                         "erased_class": ["bag", "coat", "shirt", "bag", "coat", "shirt", "shirt"],
+                         "optimization_seconds": [0.2, 0.3, 0.9, 0.01, 0.02, 0.03, 90.0],
+                         "total_seconds": [0.5, 0.6, 1.0, 0.1, 0.1, 0.1, 91.0], "peak_memory_mb": [500.0, 520.0, 510.0, 400, 400, 400, 700.0]})
     summary = benchmark.time_summary(runs).set_index("method")
-    assert summary.loc["fewshot", "seconds_median"] == pytest.approx(0.3)
-    assert summary.loc["esd 2 it, lr 1e-05", "ratio_to_fewshot"] == pytest.approx(200.0)
-    assert summary.loc["esd 2 it, lr 1e-05", "peak_memory_mb"] == 700.0 and summary.loc["fewshot", "total_seconds_median"] == 0.6
-    with pytest.raises(ValueError, match="need few-shot"):
-        benchmark.time_summary(runs[runs.method != "fewshot"])
+    assert summary.loc["fewshot", "seconds_median"] == pytest.approx(0.3) and summary.loc["fewshot", "classes"] == "bag coat shirt"
+    assert summary.loc["uce", "ratio_to_fewshot"] == pytest.approx(0.02 / 0.3)
+    # ESD was timed on shirt only: its ratio is to few-shot's shirt (0.9 s), not to few-shot's median (0.3 s).
+    assert summary.loc["esd 2 it, lr 1e-05", "ratio_to_fewshot"] == pytest.approx(100.0)
+    assert summary.loc["esd 2 it, lr 1e-05", "classes"] == "shirt" and summary.loc["fewshot", "total_seconds_median"] == 0.6
+    with pytest.raises(ValueError, match="needs few-shot unlearning"):
+        benchmark.time_summary(runs[(runs.method != "fewshot") | (runs.erased_class != "shirt")])
+
+
+def test_time_methods_times_each_variant_on_its_classes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from erasure_lib import benchmark
+
+    calls = []
+    monkeypatch.setattr(benchmark, "measure_erasure", lambda model, method, concept, images, config, **kw: calls.append((method, concept))
+                        or {"optimization_seconds": 1.0, "total_seconds": 1.5, "peak_memory_mb": 100.0})
+    variants = {"fewshot": ("fewshot", None), "esd 2 it, lr 1e-05": ("esd", None)}
+    runs = benchmark.time_methods("m", variants, ["bag", "coat"], lambda c: None, classes_of={"esd 2 it, lr 1e-05": ["coat"]})
+    assert calls == [("fewshot", "bag"), ("fewshot", "coat"), ("esd", "coat")]
+    assert list(runs.method) == ["fewshot", "fewshot", "esd 2 it, lr 1e-05"] and list(runs.erased_class) == ["bag", "coat", "coat"]
+    with pytest.raises(ValueError, match="not timed"):
+        benchmark.time_methods("m", variants, ["bag"], lambda c: None, classes_of={"esd": ["bag"]})
