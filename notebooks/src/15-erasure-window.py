@@ -31,8 +31,10 @@ model: str = "builtin"  # the stand-in: 'builtin' or a local diffusers folder
 stand_in: str = "joint-clip"  # its name in the tables (how its text encoder was made)
 classes: list = list(data.CLASSES)  # concepts erased, one at a time
 seeds: list = [0, 1, 2]  # erasure seeds (images and draws); the stopping rule is reported on others
-learning_rates: list = [1e-3]  # learning rates of the sweep
-judged_steps: list = [2, 3, 4, 5, 6, 8, 10, 12, 16, 24]  # optimizer steps judged (the run goes to the last)
+judged_steps: dict = {  # learning rate -> optimizer steps judged (each run goes to the last)
+    1e-3: [2, 3, 4, 5, 6, 8, 10, 12, 16, 24],
+    1e-4: [20, 40, 60, 80, 100, 120, 160, 240],
+}
 n_images: int = 4  # real images per erasure (the paper's 4)
 n_per_class: int = 3  # judged images of every class per checkpoint (held-out wordings)
 n_erased: int = 6  # judged images of the erased class per checkpoint
@@ -62,7 +64,7 @@ print(config)
 
 # %%
 images = lambda concept, seed: experiment.concept_images("builtin", concept, n_images, seed, results.resolve(cache_dir) / "images")  # noqa: E731
-trajectories, traces = window.sweep(pipeline, judge, images, classes, seeds, {lr: judged_steps for lr in learning_rates},
+trajectories, traces = window.sweep(pipeline, judge, images, classes, seeds, {float(lr): list(steps) for lr, steps in judged_steps.items()},
                                     config, prompts_for, generation, results.resolve(cache_dir))
 trajectories.insert(0, "stand_in", stand_in)
 traces.insert(0, "stand_in", stand_in)
@@ -112,10 +114,8 @@ convergence.pivot_table(index=["model", "concept"], columns="sampling_steps", va
 # %%
 results.record_run(
     "notebooks/paper/15-erasure-window.ipynb",
-    dict(model=model, stand_in=stand_in, classes=classes, seeds=seeds, learning_rates=learning_rates, judged_steps=judged_steps,
-         n_images=n_images, n_per_class=n_per_class, n_erased=n_erased, evaluation_seed_offset=evaluation_seed_offset,
-         num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, threads=threads,
-         heldout_templates=list(data.HELDOUT_OBJECT_TEMPLATES), convergence_runs=convergence_runs, convergence_steps=convergence_steps),
+    experiment.notebook_parameters("notebooks/paper/15-erasure-window.ipynb", globals())
+    | {"heldout_templates": list(data.HELDOUT_OBJECT_TEMPLATES)},
     [results_prefix + f for f in ("erasure_window.csv", "erasure_window_probes.csv", "erasure_window_bounds.csv",
                                   "erasure_window_fixed_steps.csv", "erasure_window_sampling_steps.csv")] + [figures_prefix + "erasure_window.png"],
     time.perf_counter() - t_start,
