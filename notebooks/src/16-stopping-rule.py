@@ -17,7 +17,6 @@
 # %%
 import time
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -30,14 +29,13 @@ from erasure_lib.models import load_pipeline
 # %% tags=parameters
 model: str = "builtin"  # the stand-in notebook 15 measured
 stand_in: str = "joint-clip"  # its name in notebook 15's tables
-lr: float = 1e-3  # the learning rate of the sweep the rule is calibrated on
+learning_rates: list = [1e-3, 1e-4]  # learning rates of notebook 15's sweep among which the rule (and the fixed count) choose
 calibration_classes: list = ["t-shirt", "pullover", "coat", "shirt", "bag"]  # concepts r and s are chosen on
 calibration_seeds: list = [0, 1, 2]  # notebook 15's seeds used to choose
 evaluation_classes: list = list(data.CLASSES)  # concepts the rule is reported on
 evaluation_seeds: list = [3, 4, 5]  # erasure seeds never used to choose anything
 ratios: list = [1.2, 1.3, 1.4, 1.5, 1.6, 1.8, 2.0, 2.5, 1e9]  # concept-probe thresholds r tried (1e9: off)
 drifts: list = [0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 1e9]  # retain-drift thresholds s tried (1e9: off)
-max_steps: int = 24  # the cap: the rule never trains longer than notebook 15's runs
 n_images: int = 4  # real images per erasure
 n_per_class: int = 3  # judged images of every other class
 n_erased: int = 6  # judged images of the erased class
@@ -57,14 +55,15 @@ t_start = time.perf_counter()
 assert not set(calibration_seeds) & set(evaluation_seeds), "calibration and evaluation seeds must be disjoint"
 trajectories = pd.read_csv(results.resolve(results_prefix + "erasure_window.csv"))
 traces = pd.read_csv(results.resolve(results_prefix + "erasure_window_probes.csv"))
-pick = lambda t: t[(t.stand_in == stand_in) & np.isclose(t.lr, lr) & t.concept.isin(calibration_classes) & t.seed.isin(calibration_seeds)]  # noqa: E731
-grid = stopping.summarize_settings(stopping.rule_grid(pick(trajectories), pick(traces), ratios, drifts), ["ratio", "drift"])
+pick = lambda t: t[(t.stand_in == stand_in) & t.lr.isin(learning_rates) & t.concept.isin(calibration_classes) & t.seed.isin(calibration_seeds)]  # noqa: E731
+max_steps = trajectories[trajectories.stand_in == stand_in].groupby("lr").step.max()  # the cap: never longer than notebook 15's runs
+grid = stopping.summarize_settings(stopping.rule_grid(pick(trajectories), pick(traces), ratios, drifts), ["lr", "ratio", "drift"])
 fixed_runs = stopping.fixed_step_table(pick(trajectories))
-fixed = stopping.summarize_settings(fixed_runs[fixed_runs.step % 2 == 0], ["step"])  # whole epochs (2 steps), the paper's unit
-rule, fixed_step = grid.iloc[0], int(fixed.iloc[0].step)
-results.write_csv(grid, results_prefix + "stopping_rule_calibration.csv", sort_by=["ratio", "drift"])
-print(f"chosen rule: r = {rule.ratio:g}, s = {rule.drift:g}; chosen fixed count: {fixed_step} steps")
-pd.concat([grid.head(5).assign(setting="rule"), fixed.head(3).assign(setting="fixed")]).round(3)
+fixed = stopping.summarize_settings(fixed_runs[fixed_runs.step % 2 == 0], ["lr", "step"])  # whole epochs (2 steps), the paper's unit
+rule, fixed_choice = grid.iloc[0], fixed.iloc[0]
+results.write_csv(grid, results_prefix + "stopping_rule_calibration.csv", sort_by=["lr", "ratio", "drift"])
+print(f"chosen rule: lr {rule.lr:g}, r = {rule.ratio:g}, s = {rule.drift:g}; chosen fixed count: lr {fixed_choice.lr:g}, {int(fixed_choice.step)} steps")
+pd.concat([grid.groupby("lr").head(3).assign(setting="rule"), fixed.groupby("lr").head(2).assign(setting="fixed")]).round(3)
 
 # %% [markdown]
 # ## Evaluation: both chosen settings, run as a user would, on seeds never used to choose
@@ -74,13 +73,14 @@ torch.set_num_threads(threads)
 pipeline = load_pipeline(experiment.model_source(model))
 pipeline.set_progress_bar_config(disable=True)
 judge = load_classifier(results.resolve("models/classifier/classifier.safetensors"))
-base_config = fewshot.FewShotConfig.builtin(lr=lr)
 settings = {
-    "stopping rule": fewshot.FewShotConfig.builtin(lr=lr, epochs=-(-max_steps // 2), stop_check="step", stop_retain=tuple(data.CLASSES),
+    "stopping rule": fewshot.FewShotConfig.builtin(lr=float(rule.lr), epochs=-(-int(max_steps[rule.lr]) // 2), stop_check="step",
+                                                   stop_retain=tuple(data.CLASSES),
                                                    stop_loss_ratio=float(rule.ratio) if rule.ratio < 1e9 else None,
                                                    stop_retain_drift=float(rule.drift) if rule.drift < 1e9 else None),
-    f"fixed {fixed_step} steps": fewshot.FewShotConfig.builtin(lr=lr, epochs=-(-fixed_step // 2)),
+    f"fixed {int(fixed_choice.step)} steps": fewshot.FewShotConfig.builtin(lr=float(fixed_choice.lr), epochs=int(fixed_choice.step) // 2),
 }
+print(*(f"{name}: {config}" for name, config in settings.items()), sep="\n")
 images = lambda concept, seed: experiment.concept_images("builtin", concept, n_images, seed, results.resolve(work_dir))  # noqa: E731
 prompts_for = lambda concept: window.heldout_prompts(concept, data.CLASSES, n_erased, n_per_class, evaluation_seed_offset)  # noqa: E731
 generation = GenerationConfig(num_inference_steps, guidance_scale, batch_size=128)
@@ -107,12 +107,9 @@ results.save_figure(fig, figures_prefix + "stopping_rule.png")
 # %%
 results.record_run(
     "notebooks/paper/16-stopping-rule.ipynb",
-    dict(model=model, stand_in=stand_in, lr=lr, calibration_classes=calibration_classes, calibration_seeds=calibration_seeds,
-         evaluation_classes=evaluation_classes, evaluation_seeds=evaluation_seeds, ratios=ratios, drifts=drifts,
-         max_steps=max_steps, n_images=n_images, n_per_class=n_per_class, n_erased=n_erased,
-         evaluation_seed_offset=evaluation_seed_offset, num_inference_steps=num_inference_steps,
-         guidance_scale=guidance_scale, threads=threads, chosen_ratio=float(rule.ratio), chosen_drift=float(rule.drift),
-         chosen_fixed_steps=fixed_step),
+    experiment.notebook_parameters("notebooks/paper/16-stopping-rule.ipynb", globals())
+    | dict(max_steps={f"{lr:g}": int(n) for lr, n in max_steps.items()}, chosen_lr=float(rule.lr), chosen_ratio=float(rule.ratio),
+           chosen_drift=float(rule.drift), chosen_fixed_lr=float(fixed_choice.lr), chosen_fixed_steps=int(fixed_choice.step)),
     [results_prefix + f for f in ("stopping_rule_calibration.csv", "stopping_rule_heldout.csv", "stopping_rule_heldout_summary.csv")]
     + [figures_prefix + "stopping_rule.png"],
     time.perf_counter() - t_start,
