@@ -34,6 +34,7 @@ n_others: int = 16  # generated images of every other class per evaluation
 num_inference_steps: int = 25  # sampling steps
 guidance_scale: float = 7.5  # classifier-free guidance
 grid_classes: list = ["sneaker", "trouser", "bag"]  # classes shown before/after in the figure
+throughput_images: int = 64  # images generated (at 20 and at 25 steps) to measure the generation throughput
 threads: int = 2  # torch CPU threads
 results_prefix: str = "results/"  # folder of the result files
 figures_prefix: str = "figures/"  # folder of the figures
@@ -86,11 +87,11 @@ print(f"median optimization loop: {summary['median_optimization_seconds']:.2f} s
       f"({len(table.groupby('erased_class'))} classes x {len(seeds)} seeds); set-up (loading, encoding): {summary['median_setup_seconds']:.2f} s")
 
 # %% [markdown]
-# Generation throughput of the built-in model in the same process (64 images, guidance on), for
+# Generation throughput of the built-in model in the same process (`throughput_images`, guidance on), for
 # scale: one erasure costs about as much as generating this many images.
 
 # %%
-throughput = benchmark.generation_throughput(setup.pipeline, n_images=64, steps=(20, 25), guidance_scale=guidance_scale)
+throughput = benchmark.generation_throughput(setup.pipeline, n_images=throughput_images, steps=(20, 25), guidance_scale=guidance_scale)
 results.write_json(throughput | {"erasure_in_images": summary["median_optimization_seconds"] * throughput["images_per_second"]["25"]},
                    results_prefix + "generation_throughput.json")
 throughput
