@@ -261,3 +261,12 @@ def test_time_methods_times_each_variant_on_its_classes(monkeypatch: pytest.Monk
     assert list(runs.method) == ["fewshot", "fewshot", "esd 2 it, lr 1e-05"] and list(runs.erased_class) == ["bag", "coat", "coat"]
     with pytest.raises(ValueError, match="not timed"):
         benchmark.time_methods("m", variants, ["bag"], lambda c: None, classes_of={"esd": ["bag"]})
+
+
+def test_time_bars_label_every_ratio_readably() -> None:
+    summary = pd.DataFrame({"method": ["esd", "fewshot", "uce"], "seconds_median": [510.0, 0.25, 0.0086],
+                            "ratio_to_fewshot": [2040.0, 1.0, 0.0344]})
+    fig = plots.time_bars(summary)
+    labels = [t.get_text() for t in fig.axes[0].texts]
+    assert labels == ["2,040x", "1x", "0.034x"]  # UCE's ratio printed as 0.0x once
+    assert fig.axes[0].get_ylim()[1] > 510.0 * 2  # the top label stays inside the axes
