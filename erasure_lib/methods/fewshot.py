@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, StableDiffusionPipeline
 from PIL import Image
 from tqdm.auto import tqdm
-from transformers import CLIPTextModel
+from transformers import CLIPTextModel, PreTrainedModel
 
 from erasure_lib.data import ConceptType, ImageSource, load_concept_images, templates_for
 from erasure_lib.methods import base
@@ -35,9 +35,17 @@ TrainableParams = Literal["all", "mlp-only", "attn-only", "mlp-attn", "mlp-final
 OptimizerName = Literal["adam", "adamw", "sgd"]
 TRAINABLE_OPTIONS: tuple[str, ...] = ("all", "mlp-only", "attn-only", "mlp-attn", "mlp-final-attn")
 
-# Layer index and sub-module of a text-encoder parameter, under transformers 4
-# ("text_model.encoder.layers.N...") and 5 ("encoder.layers.N...") alike.
-_LAYER_PARAM = re.compile(r"(?:^|\.)encoder\.layers\.(\d+)\.(mlp\.fc[12]|self_attn\.(?:q_proj|k_proj|v_proj|out_proj))\.")
+# Layer index and sub-module of a text-encoder parameter. CLIP, under transformers 4
+# ("text_model.encoder.layers.N...") and 5 ("encoder.layers.N..."): feed-forward = mlp.fc1/fc2,
+# attention = self_attn.{q,k,v,out}_proj. BERT (the MiniLM stand-in, "encoder.layer.N..."):
+# feed-forward = intermediate.dense + output.dense, attention = attention.self.{query,key,value} +
+# attention.output.dense. Layer norms and embeddings train only under "all", in both.
+_LAYER_PARAM = re.compile(
+    r"(?:^|\.)encoder\.layers?\.(\d+)\."
+    r"(mlp\.fc[12]|self_attn\.(?:q_proj|k_proj|v_proj|out_proj)"
+    r"|intermediate\.dense|output\.dense|attention\.(?:self\.(?:query|key|value)|output\.dense))\."
+)
+_FEED_FORWARD = ("mlp.", "intermediate.", "output.")
 
 
 @dataclass(frozen=True)
@@ -172,7 +180,7 @@ class FewShotInfo(ErasureInfo):
     probe_trace: list[dict[str, float]]
 
 
-def trainable_parameter_names(text_encoder: CLIPTextModel, trainable: TrainableParams) -> list[str]:
+def trainable_parameter_names(text_encoder: PreTrainedModel, trainable: TrainableParams) -> list[str]:
     """Names of the text-encoder parameters that an option trains (the paper's Table of options).
 
     The last layer for ``mlp-final-attn`` is read from the model's config, not assumed to be 11.
@@ -189,7 +197,7 @@ def trainable_parameter_names(text_encoder: CLIPTextModel, trainable: TrainableP
         if match is None:
             continue
         layer, part = int(match.group(1)), match.group(2)
-        is_mlp, is_attn = part.startswith("mlp"), part.startswith("self_attn")
+        is_mlp, is_attn = part.startswith(_FEED_FORWARD), part.startswith(("self_attn", "attention"))
         if (
             (trainable == "mlp-only" and is_mlp)
             or (trainable == "attn-only" and is_attn)
