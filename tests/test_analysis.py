@@ -163,7 +163,8 @@ def test_claims_rows_for_the_window_and_the_rule_follow_the_numbers(tmp_path):
     """The window row and the stopping-rule row flip their verdicts with their numbers."""
     fixed = pd.DataFrame({"stand_in": "s", "lr": 1e-3, "step": [2, 4], "runs": 10, "clean_share": [0.2, 0.5],
                           "erased_share": [0.6, 0.2], "others_drop": [0.0, 0.1]})
-    bounds = pd.DataFrame({"stand_in": "s", "lr": 1e-3, "concept": ["bag", "bag", "coat"], "seed": [0, 1, 0], "clean": [True, False, False]})
+    bounds = pd.DataFrame({"stand_in": "s", "lr": [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-4], "concept": ["bag", "bag", "coat"] * 2,
+                           "seed": [0, 1, 0] * 2, "clean": [True, False, False, True, False, True]})
     fixed.to_csv(tmp_path / "erasure_window_fixed_steps.csv", index=False)
     bounds.to_csv(tmp_path / "erasure_window_bounds.csv", index=False)
     summary = pd.DataFrame({"setting": ["fixed 4 steps", "stopping rule"], "runs": 30, "seeds": "3 4 5", "clean_share": [0.5, 0.7],
@@ -172,7 +173,7 @@ def test_claims_rows_for_the_window_and_the_rule_follow_the_numbers(tmp_path):
     summary.to_csv(tmp_path / "stopping_rule_heldout_summary.csv", index=False)
     rows = {r["claim"].split(":")[1][:20].strip(): r for r in report.claims_rows(tmp_path)}
     window, rule = rows["one fixed number of"], rows["a classifier-free s"]
-    assert window["verdict"] == "no shared window on the built-in model" and "1 of 2 concepts" in window["ours"]
+    assert window["verdict"] == "no shared window on the built-in model" and "lr 0.001: 1 of 2 concepts in some seed (1 of 3 runs); lr 0.0001: 2 of 2 concepts in some seed (2 of 3 runs)" in window["ours"]
     assert rule["verdict"] == "bar met; beats the fixed count" and "seeds 3 4 5" in rule["ours"]
     fixed.assign(clean_share=[0.2, 0.9]).to_csv(tmp_path / "erasure_window_fixed_steps.csv", index=False)
     summary.assign(concepts_clean=[5, 7], clean_share=[0.7, 0.6]).to_csv(tmp_path / "stopping_rule_heldout_summary.csv", index=False)

@@ -4,9 +4,9 @@
   papermill's ``parameters`` tag, in order); outputs, execution counts, ids and a papermill-injected
   parameters cell are ignored. A notebook known to lag its source is listed in ``KNOWN_STALE`` with
   the reason, and the test fails once it is re-run (so the list only shrinks).
-- Every ``notebooks/params/smoke/*.yaml`` sets only parameters its notebook declares, and every paper
-  (and ``00-``) notebook has a smoke file. ``tests/test_sd14.py`` checks the ``sd14`` and ``sd14-tiny``
-  files' keys; the value types of all three profiles are checked here.
+- Every parameter file of every profile (``notebooks/params/<profile>/*.yaml``: smoke, sd14,
+  sd14-tiny, the stand-ins) sets only parameters its notebook declares, with values of the declared
+  types, and every paper (and ``00-``) notebook has a smoke file.
 """
 
 from __future__ import annotations
@@ -118,8 +118,8 @@ def test_every_notebook_has_a_smoke_file_and_every_smoke_file_a_notebook(declare
     assert sorted(smoke - set(declared)) == [], "smoke files without a notebook"
 
 
-@pytest.mark.parametrize("path", sorted((PARAMS_DIR / "smoke").glob("*.yaml")), ids=lambda p: p.stem)
-def test_smoke_keys_are_notebook_parameters(path: Path, declared: dict[str, dict]) -> None:
+@pytest.mark.parametrize("path", sorted(PARAMS_DIR.glob("*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_profile_keys_are_notebook_parameters(path: Path, declared: dict[str, dict]) -> None:
     """papermill only warns on a parameter the notebook does not declare: a typo would run the defaults."""
     assert _profile_notebook(path.stem).is_file(), f"{path.name}: no notebook {path.stem}.ipynb"
     values = yaml.safe_load(path.read_text()) or {}
@@ -139,7 +139,7 @@ _FITS = {
 
 @pytest.mark.parametrize(
     "path",
-    sorted(p for profile in ("smoke", "sd14", "sd14-tiny") for p in (PARAMS_DIR / profile).glob("*.yaml")),
+    sorted(PARAMS_DIR.glob("*/*.yaml")),
     ids=lambda p: f"{p.parent.name}/{p.stem}",
 )
 def test_parameter_values_have_the_declared_types(path: Path, declared: dict[str, dict]) -> None:
