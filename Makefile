@@ -133,7 +133,7 @@ results: setup $(foreach nb,$(RESULT_NOTEBOOKS),$(TARGETS_$(nb)))
 test: setup lint unit nbval sd14-smoke
 
 unit:
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=10 tests
 
 # Paper notebooks: smoke parameters injected (papermill --prepare-only), then executed by nbval-lax;
 # their key numbers (build/smoke/results/) compared with tests/expectations/smoke_numbers.json
@@ -143,7 +143,7 @@ nbval:
 	rm -rf build/nbval build/smoke && mkdir -p build/nbval build/smoke && cp README.md build/smoke/README.md
 	set -e; for nb in notebooks/00-train-base-model.ipynb notebooks/00-train-clip-evaluator.ipynb notebooks/00-train-stand-in.ipynb $(PAPER_NOTEBOOKS); do \
 	  $(VENV)/bin/papermill --prepare-only -f notebooks/params/smoke/$$(basename $$nb .ipynb).yaml $$nb build/nbval/$$(basename $$nb) > /dev/null 2>&1; done
-	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax build/nbval
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10 --nbval-lax build/nbval
 	$(PY) tools/check_smoke_numbers.py build/smoke/results
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/tutorials/sanitize.cfg $(TUTORIALS)
 
