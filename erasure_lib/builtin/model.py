@@ -13,7 +13,7 @@ import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -375,7 +375,7 @@ def frozen_sentence_encoder(model_dir: Path | str, max_length: int) -> tuple[Pre
 
 
 StandInRecipe = Literal["frozen-clip", "frozen-minilm"]
-STAND_IN_RECIPES: tuple[str, ...] = ("frozen-clip", "frozen-minilm")
+STAND_IN_RECIPES: tuple[str, ...] = get_args(StandInRecipe)
 
 
 def stand_in_text_encoder(
