@@ -191,6 +191,17 @@ def image_digest(image: str | Path | Image.Image) -> str:
     return f"{Path(image).name}:{hashlib.sha256(Path(image).read_bytes()).hexdigest()[:16]}"
 
 
+def model_digest(pipeline: StableDiffusionPipeline) -> str:
+    """A hash of the weights a window run starts from (text encoder and U-Net), so that a cached run
+    of one model is never read back for another one that shares its cache folder."""
+    digest = hashlib.sha256()
+    for name, module in (("text_encoder", pipeline.text_encoder), ("unet", pipeline.unet)):
+        for key, tensor in sorted(module.state_dict().items()):
+            digest.update(f"{name}.{key}".encode())
+            digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 def run_window(
     pipeline: StableDiffusionPipeline,
     judge: GarmentStyleClassifier,
@@ -201,13 +212,15 @@ def run_window(
     prompts: pd.DataFrame,
     generation: GenerationConfig,
     cache: str | Path,
+    model: str,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One erasure run to ``max(judged_steps)`` optimizer steps, judged after each of ``judged_steps``
     (not step 0: judge the base model once with :func:`judge_base`), with the classifier-free probes
     of every step. Returns (judged rows, probe trace); both are cached in ``cache`` (a folder, written
-    atomically) and read back when the run's settings are unchanged, so a sweep resumes."""
+    atomically) and read back when the run's settings and ``model`` (its :func:`model_digest`) are
+    unchanged, so a sweep resumes."""
     cache = Path(cache)
-    key = json.dumps({"concept": concept, "config": asdict(config), "steps": sorted(set(judged_steps)),
+    key = json.dumps({"model": model, "concept": concept, "config": asdict(config), "steps": sorted(set(judged_steps)),
                       "prompts": prompts.to_dict(orient="list"), "generation": asdict(generation),
                       "images": [image_digest(p) for p in images]}, sort_keys=True, default=str)  # fmt: skip
     if (cache / "key.json").is_file() and (cache / "key.json").read_text() == key:
@@ -262,12 +275,13 @@ def sweep(
     measures, step 0 = the base model) and the per-step probe traces; runs are cached under
     ``cache_dir`` so an interrupted sweep resumes."""
     base = judge_base(pipeline, judge, prompts_for, concepts, generation)
+    model = model_digest(pipeline)
     runs = [(lr, c, s) for lr in judged_steps for c in concepts for s in seeds]
     rows, traces = [], []
     for lr, concept, seed in tqdm(runs, desc="erasure windows", disable=not progress_bar):
         run_config = replace(config, lr=lr, seed=seed)
         judged, trace = run_window(pipeline, judge, concept, concept_images(concept, seed), run_config, judged_steps[lr],
-                                   prompts_for(concept), generation, Path(cache_dir) / f"lr{lr:g}-{concept.replace(' ', '_')}-seed{seed}")  # fmt: skip
+                                   prompts_for(concept), generation, Path(cache_dir) / f"lr{lr:g}-{concept.replace(' ', '_')}-seed{seed}", model)  # fmt: skip
         tag = {"lr": lr, "concept": concept, "seed": seed}
         rows.append(pd.concat([base[base.concept == concept].drop(columns="concept"), judged]).assign(**tag))
         traces.append(trace.assign(**tag))

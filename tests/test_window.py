@@ -202,3 +202,19 @@ def test_a_cached_run_is_keyed_by_image_content_not_location(tmp_path: Path) -> 
     Image.new("RGB", (4, 4), (10, 20, 31)).save(tmp_path / "b" / "x.png")
     assert image_digest(tmp_path / "a" / "x.png") != image_digest(tmp_path / "b" / "x.png")
     assert image_digest(Image.new("RGB", (4, 4))) != image_digest(Image.new("RGB", (4, 4), (1, 1, 1)))
+
+
+def test_a_cached_run_is_keyed_by_the_model(tiny_pipeline: StableDiffusionPipeline) -> None:
+    import copy
+
+    def copy_of(pipeline: StableDiffusionPipeline) -> StableDiffusionPipeline:
+        parts = {**pipeline.components, "unet": copy.deepcopy(pipeline.unet), "text_encoder": copy.deepcopy(pipeline.text_encoder)}
+        return StableDiffusionPipeline(**parts)
+
+    digest = window.model_digest(tiny_pipeline)
+    assert window.model_digest(copy_of(tiny_pipeline)) == digest
+    for part in ("unet", "text_encoder"):
+        other = copy_of(tiny_pipeline)
+        with torch.no_grad():
+            next(getattr(other, part).parameters()).view(-1)[0] += 1e-3
+        assert window.model_digest(other) != digest, part
