@@ -763,9 +763,11 @@ def compare_methods(
     class of ``universe``), then for the base model and each erased model: the images of the prompt
     table (the same prompts and seeds for all), the judge's verdict on them, the CLIP score of each
     image against its prompt, and the Inception features for FID and KID. Without quality prompts
-    (``quality.prompts is None``) FID and KID are of the whole generated evaluation set (the erased
-    class's images and the others') and ``clip_score`` is over the other classes' prompts; with them
-    (the paper's COCO-30k) the model generates their images, and FID, KID and ``clip_score`` are of those.
+    (``quality.prompts is None``) FID, KID and ``clip_score`` are of the other classes' images only
+    (FID and KID against the real images of the other classes: ``quality.real_classes`` must name
+    them), so that they measure what an erasure does to what it should keep, not the erasure itself;
+    with quality prompts (the paper's COCO-30k) the model generates their images, and FID, KID and
+    ``clip_score`` are of those.
 
     Parameters
     ----------
@@ -809,8 +811,11 @@ def compare_methods(
     if n_erased < 1 or n_others < 0:
         raise ValueError(f"n_erased must be at least 1 and n_others at least 0, got {n_erased} and {n_others}")
     if quality.prompts is None and (n_others < 1 or len(universe) < 2):
-        raise ValueError("without quality prompts the CLIP score is over the other classes' images: give n_others >= 1 "
-                         "and a universe of at least two classes, or quality prompts")  # fmt: skip
+        raise ValueError("without quality prompts FID, KID and CLIP score are over the other classes' images: give "
+                         "n_others >= 1 and a universe of at least two classes, or quality prompts")  # fmt: skip
+    if quality.prompts is None and quality.real_classes is None:
+        raise ValueError("without quality prompts FID and KID compare the other classes' images with the other classes' "
+                         "real images: give the scorer real_classes (experiment.reference_images returns them)")  # fmt: skip
     rows: list[dict[str, object]] = []
     for concept in tqdm(classes, desc="compare methods", disable=not progress_bar):
         erased_by = dict(erasures(concept))
@@ -823,14 +828,15 @@ def compare_methods(
             generated = generate(model, list(table.prompt), list(table.evaluation_seed), generation, progress_bar=False)
             classified = classify_images(judge, table, generated)
             clip = quality.clip_scores(generated, table.prompt)
-            if quality.prompts is None:
-                features, clip_quality = quality.features(generated), clip[~erased]
+            if quality.prompts is None:  # the other classes' images, against the other classes' real images
+                others = [image for image, of_concept in zip(generated, erased) if not of_concept]
+                features, clip_quality, leave_out = quality.features(others), clip[~erased], concept
             else:  # the paper's COCO-30k: quality of the images of other prompts
                 coco = quality.prompts
                 scored = generate(model, list(coco.prompt), list(coco.evaluation_seed), generation, progress_bar=False)
-                features, clip_quality = quality.features(scored), quality.clip_scores(scored, coco.prompt)
+                features, clip_quality, leave_out = quality.features(scored), quality.clip_scores(scored, coco.prompt), None
             rows.append({"method": method, "erased_class": concept, **summarize(classified, [concept]),
-                         "fid": quality.fid(features), "kid": quality.kid(features),
+                         "fid": quality.fid(features, leave_out), "kid": quality.kid(features, leave_out),
                          "clip_score": reported_clip_score(clip_quality), "clip_score_erased": reported_clip_score(clip[erased]),
                          "optimization_seconds": 0.0 if result is None else result.optimization_seconds,
                          "total_seconds": 0.0 if result is None else result.total_seconds})  # fmt: skip

@@ -106,12 +106,14 @@ def real_images(images_dir: str, concept: str, n: int, seed: int = 0) -> list[Im
     return data.load_concept_images(sd14.concept_image_paths(concept, max(min(n, count), 1), seed, root=folder.parent))
 
 
-def reference_images(fid_reference: str, n: int, seed: int = 0) -> list[Image.Image]:
-    """Real images for FID / KID: the first ``n`` Fashion-MNIST test renders (``"builtin"``), or ``n``
-    image files anywhere under the folder ``fid_reference`` (e.g. ``data/coco/val2014``), drawn by ``seed``."""
+def reference_images(fid_reference: str, n: int, seed: int = 0) -> tuple[list[Image.Image], list[str]]:
+    """Real images for FID / KID and the class of each: the first ``n`` Fashion-MNIST test renders
+    (``"builtin"``), or ``n`` image files anywhere under the folder ``fid_reference`` (e.g.
+    ``data/coco/val2014``), drawn by ``seed``, each of the class its first sub-folder names
+    (``<fid_reference>/<class>/...``; ``""`` for a file directly in the folder)."""
     if fid_reference == BUILTIN:
         test = data.load_fashion_mnist("test")
-        return [data.to_pil(data.render(test.images[i], "plain")) for i in range(n)]
+        return [data.to_pil(data.render(test.images[i], "plain")) for i in range(n)], [data.CLASSES[int(c)] for c in test.labels[:n]]
     folder = _from_repo(fid_reference)
     if not folder.is_dir():
         raise FileNotFoundError(f"fid_reference {folder} does not exist: give a folder of real images (README, 'Stable Diffusion v1.4')")
@@ -119,7 +121,9 @@ def reference_images(fid_reference: str, n: int, seed: int = 0) -> list[Image.Im
     if not files:
         raise ValueError(f"fid_reference {folder} holds no images ({', '.join(data.IMAGE_SUFFIXES)})")
     order = np.random.default_rng(seed).permutation(len(files))[: min(n, len(files))]
-    return data.load_concept_images([files[int(i)] for i in sorted(order)])
+    chosen = [files[int(i)] for i in sorted(order)]
+    classes = [f.relative_to(folder).parts[0] if len(f.relative_to(folder).parts) > 1 else "" for f in chosen]
+    return data.load_concept_images(chosen), classes
 
 
 def quality_prompts(path: str, n: int) -> pd.DataFrame | None:

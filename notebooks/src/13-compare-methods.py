@@ -8,9 +8,10 @@
 # TF-Inception features), CLIP score of each image against its prompt (the built-in small CLIP of
 # `notebooks/00-train-clip-evaluator.ipynb`; CLIP ViT-L/14 for SD), and erasure time (optimization
 # loop and total). Each erasure is saved under `erasure_cache`, where notebook 08 reads the same ESD
-# and UCE results back for its attacks. FID and KID are of the whole generated evaluation set (the
-# erased class's images and the other classes'), the CLIP score of the other classes' prompts; with
-# `quality_prompts` (the paper's COCO-30k) all three are of those prompts' images instead.
+# and UCE results back for its attacks. FID, KID and CLIP score measure what an erasure should keep:
+# they are of the other classes' generated images only, FID and KID against the real images of those
+# classes (the erased class's real images left out too); with `quality_prompts` (the paper's
+# COCO-30k) all three are of those prompts' images instead.
 #
 # ESD's published defaults are 1000 iterations at lr 1e-5 for SD's U-Net; `esd_iterations` and
 # `esd_lr` record what this run used on the built-in model. With the sd14 parameters the same cells
@@ -56,16 +57,18 @@ erasure_cache: str = "build/erasures"  # where each erasure is saved (and read b
 # %% [markdown]
 # ## Set-up: the model, the judge, one configuration per method, and the FID / KID / CLIP scorer
 #
-# The scorer holds the TF Inception-v3, the real images' features (`n_real` of `fid_reference`),
-# the CLIP model, and the `quality_prompts` table when given.
+# The scorer holds the TF Inception-v3, the real images' features (`n_real` of `fid_reference`) and
+# classes (so that each erased class can be left out), the CLIP model, and the `quality_prompts`
+# table when given.
 
 # %%
 t_start = time.perf_counter()
 setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads)
 every_method = experiment.method_configs(fewshot_settings, seed, esd_train_method, esd_iterations, esd_lr)
 configs = {method: every_method[method] for method in methods}
-scorer = quality.load_scorer(clip_model, experiment.reference_images(fid_reference, n_real, seed),
-                             experiment.quality_prompts(quality_prompts, n_quality), device)  # fmt: skip
+real, real_classes = experiment.reference_images(fid_reference, n_real, seed)
+scorer = quality.load_scorer(clip_model, real, experiment.quality_prompts(quality_prompts, n_quality), device,
+                             real_classes=real_classes)  # fmt: skip
 print(*configs.values(), setup, scorer, sep="\n")
 
 # %% [markdown]
