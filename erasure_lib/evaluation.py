@@ -13,7 +13,7 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 from tqdm.auto import tqdm
 
-from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, object_prompt
+from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, STYLES, object_prompt
 from erasure_lib.generate import GenerationConfig, generate
 from erasure_lib.metrics.classifier import GarmentStyleClassifier, classify
 from erasure_lib.metrics.imagenet import ImageNetEvaluator
@@ -65,6 +65,26 @@ def classify_generated(
     """Generate one image per row of ``prompts`` and add the classifier's ``predicted`` class and style."""
     images = generate(pipeline, list(prompts["prompt"]), list(prompts["evaluation_seed"]), generation, progress_bar)
     return classify_images(classifier, prompts, images)
+
+
+def style_quality(
+    pipeline: StableDiffusionPipeline,
+    classifier: GarmentStyleClassifier,
+    styles: Sequence[str],
+    n_per_class: int,
+    seed_offset: int,
+    generation: GenerationConfig,
+) -> pd.DataFrame:
+    """Does "a photo of a {class} in the style of {style}" draw that style, and still the right class?
+    For each style, ``n_per_class`` images of every garment class (seeds ``seed_offset + k``): one row
+    per style with ``style_share`` (the classifier's style is that style) and ``class_accuracy``."""
+    rows = []
+    for style in styles:
+        styled = ClassPromptSet(n_per_class=n_per_class, seed_offset=seed_offset, style=style, templates=("a photo of a {}",))
+        out = classify_generated(pipeline, classifier, styled.table(), generation)
+        rows.append({"style": style, "style_share": float((out.predicted_style == STYLES.index(style)).mean()),
+                     "class_accuracy": float((out.predicted == out.class_index).mean())})  # fmt: skip
+    return pd.DataFrame(rows, columns=["style", "style_share", "class_accuracy"])
 
 
 def classify_images(
@@ -625,8 +645,6 @@ def style_verdict(
     judge that names styles only (:class:`~erasure_lib.metrics.style_judge.StyleJudge`).
     """
     if isinstance(judge, GarmentStyleClassifier):
-        from erasure_lib.data import STYLES
-
         if prompt_style not in STYLES:
             raise ValueError(f"the built-in classifier judges the styles {STYLES}, not {prompt_style!r}")
         out = classify_generated(pipeline, judge, prompts, generation)

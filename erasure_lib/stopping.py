@@ -103,6 +103,26 @@ def spread(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: fl
     return (float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, 1 - (1 - level) / 2)))
 
 
+def chosen_settings(
+    rule: pd.Series, fixed: pd.Series, max_steps: Mapping[float, int], retain: Sequence[str]
+) -> dict[str, FewShotConfig]:
+    """The two calibrated settings, as a user runs them (built-in defaults otherwise):
+
+    - ``"stopping rule"``: ``rule`` (a row of :func:`summarize_settings` by ``lr, ratio, drift``) at its
+      learning rate, checked after every step against the ``retain`` concepts, and capped at the
+      longest calibration run of that learning rate (``max_steps[lr]`` steps, rounded up to whole
+      epochs of 2 steps); a threshold of 1e9 or more is off;
+    - ``"fixed <n> steps"``: ``fixed`` (a row by ``lr, step``), ``n / 2`` epochs at its learning rate.
+    """
+    ratio, drift = float(rule.ratio), float(rule.drift)
+    stopped = FewShotConfig.builtin(
+        lr=float(rule.lr), epochs=-(-int(max_steps[rule.lr]) // 2), stop_check="step", stop_retain=tuple(retain),
+        stop_loss_ratio=ratio if ratio < 1e9 else None, stop_retain_drift=drift if drift < 1e9 else None,
+    )  # fmt: skip
+    n = int(fixed.step)
+    return {"stopping rule": stopped, f"fixed {n} steps": FewShotConfig.builtin(lr=float(fixed.lr), epochs=n // 2)}
+
+
 def evaluate_settings(
     pipeline: StableDiffusionPipeline,
     judge: GarmentStyleClassifier,

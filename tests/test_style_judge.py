@@ -252,3 +252,19 @@ def test_style_images_from_a_folder_are_drawn_by_seed(tmp_path: Path) -> None:
     assert a != experiment.style_images(str(tmp_path / "styles"), "Van Gogh", 4, 1, tmp_path / "work")
     with pytest.raises(FileNotFoundError, match="images_dir"):
         experiment.style_images(str(tmp_path / "nowhere"), "Van Gogh", 4, 0, tmp_path / "work")
+
+
+def test_base_style_quality_gives_notebook_01s_old_rows(
+    tiny_pipeline: StableDiffusionPipeline, classifier: clf.GarmentStyleClassifier
+) -> None:
+    """Notebook 01's style loop before it moved into evaluation.style_quality, at a small size."""
+    styles, n, offset = ["sketch", "sepia"], 1, 500
+    rows = []
+    for style in styles:
+        styled = evaluation.ClassPromptSet(n_per_class=n, seed_offset=offset, style=style, templates=("a photo of a {}",))
+        out = evaluation.classify_generated(tiny_pipeline, classifier, styled.table(), FAST)
+        rows.append({"style": style, "style_share": float((out.predicted_style == data.STYLES.index(style)).mean()),
+                     "class_accuracy": float((out.predicted == out.class_index).mean())})  # fmt: skip
+    quality = evaluation.style_quality(tiny_pipeline, classifier, styles, n, offset, FAST)
+    pd.testing.assert_frame_equal(quality, pd.DataFrame(rows), check_exact=True)
+    assert list(evaluation.style_quality(tiny_pipeline, classifier, [], n, offset, FAST).columns) == list(quality.columns)

@@ -175,6 +175,19 @@ def test_rule_grid_reads_each_stop_from_the_trace() -> None:
     assert best.iloc[0].ratio == 1.5 and best.iloc[0].clean_share == pytest.approx(1 / 3)
 
 
+def test_the_chosen_settings_run_the_calibrated_rule_and_fixed_count() -> None:
+    rule = pd.Series({"lr": 1e-4, "ratio": 1.4, "drift": 1e9})
+    fixed = pd.Series({"lr": 1e-3, "step": 6})
+    settings = stopping.chosen_settings(rule, fixed, {1e-4: 121, 1e-3: 24}, retain=RETAIN)
+    assert list(settings) == ["stopping rule", "fixed 6 steps"]
+    stopped, fixed_config = settings.values()
+    assert (stopped.lr, stopped.epochs, stopped.stop_check, stopped.stop_retain) == (1e-4, 61, "step", RETAIN)
+    assert (stopped.stop_loss_ratio, stopped.stop_retain_drift) == (1.4, None)  # 1e9 switches the drift probe off
+    assert fixed_config == FewShotConfig.builtin(lr=1e-3, epochs=3) and fixed_config.stop_loss_ratio is None
+    both = stopping.chosen_settings(rule.replace(1e9, 2.0), fixed, {1e-4: 120}, retain=RETAIN)["stopping rule"]
+    assert (both.epochs, both.stop_loss_ratio, both.stop_retain_drift) == (60, 1.4, 2.0)
+
+
 def test_heldout_summary_and_bootstrap() -> None:
     heldout = pd.DataFrame({"setting": "rule", "concept": ["bag", "bag", "coat", "coat"], "seed": [3, 4, 3, 4],
                             "steps_run": [4, 6, 2, 2], "erased_share": [0.0, 0.2, 0.0, 0.0], "others_drop": [0.0, 0.0, 0.3, 0.05],

@@ -69,19 +69,9 @@ quality.round(3)
 # ## Styles: does "... in the style of sketch" draw a sketch, and still the right garment?
 
 # %%
-style_rows = []
-for style in data.STYLES[1:] if experiment.has_styles(classifier) else []:
-    styled = evaluation.ClassPromptSet(n_per_class=n_per_class // 4, seed_offset=seed_offset, style=style, templates=("a photo of a {}",))
-    out = evaluation.classify_generated(pipeline, classifier, styled.table(), generation)
-    style_rows.append(
-        {
-            "style": style,
-            "style_share": float((out.predicted_style == data.STYLES.index(style)).mean()),
-            "class_accuracy": float((out.predicted == out.class_index).mean()),
-        }
-    )
-style_quality = pd.DataFrame(style_rows)
-if style_rows:
+styles = data.STYLES[1:] if experiment.has_styles(classifier) else []  # only the built-in classifier names styles
+style_quality = evaluation.style_quality(pipeline, classifier, styles, n_per_class // 4, seed_offset, generation)
+if styles:
     results.write_csv(style_quality, results_prefix + "base_model_style_quality.csv")
 else:
     print(f"skipped: the evaluator {evaluator!r} names no styles")
@@ -97,7 +87,7 @@ fig = plots.image_grid(grid, classes, [f"seed {seed_offset + k}" for k in range(
 results.save_figure(fig, figures_prefix + "base_model_samples.png")
 
 # %%
-if style_rows:
+if styles:
     styled_prompts = [data.object_prompt(c, s) for s in data.STYLES for c in ("sneaker", "dress", "bag")]
     grid = generate_grid(pipeline, styled_prompts, [seed_offset + k for k in range(grid_seeds)], generation)
     fig = plots.image_grid(grid, styled_prompts, None)
@@ -108,7 +98,7 @@ results.record_run(
     "notebooks/paper/01-evaluate-base-model.ipynb",
     experiment.notebook_parameters("notebooks/paper/01-evaluate-base-model.ipynb", globals()),
     [results_prefix + "base_model_quality.csv", figures_prefix + "base_model_samples.png"]
-    + ([results_prefix + "base_model_style_quality.csv", figures_prefix + "base_model_style_samples.png"] if style_rows else []),
+    + ([results_prefix + "base_model_style_quality.csv", figures_prefix + "base_model_style_samples.png"] if styles else []),
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",
 )

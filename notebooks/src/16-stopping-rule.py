@@ -16,15 +16,11 @@
 
 # %%
 import time
+from dataclasses import replace
 
 import pandas as pd
-import torch
 
 from erasure_lib import data, experiment, plots, results, stopping, window
-from erasure_lib.generate import GenerationConfig
-from erasure_lib.methods import fewshot
-from erasure_lib.metrics.classifier import load_classifier
-from erasure_lib.models import load_pipeline
 
 # %% tags=parameters
 model: str = "builtin"  # the stand-in notebook 15 measured
@@ -69,22 +65,13 @@ pd.concat([grid.groupby("lr").head(3).assign(setting="rule"), fixed.groupby("lr"
 # ## Evaluation: both chosen settings, run as a user would, on seeds never used to choose
 
 # %%
-torch.set_num_threads(threads)
-pipeline = load_pipeline(experiment.model_source(model))
-pipeline.set_progress_bar_config(disable=True)
-judge = load_classifier(results.resolve("models/classifier/classifier.safetensors"))
-settings = {
-    "stopping rule": fewshot.FewShotConfig.builtin(lr=float(rule.lr), epochs=-(-int(max_steps[rule.lr]) // 2), stop_check="step",
-                                                   stop_retain=tuple(data.CLASSES),
-                                                   stop_loss_ratio=float(rule.ratio) if rule.ratio < 1e9 else None,
-                                                   stop_retain_drift=float(rule.drift) if rule.drift < 1e9 else None),
-    f"fixed {int(fixed_choice.step)} steps": fewshot.FewShotConfig.builtin(lr=float(fixed_choice.lr), epochs=int(fixed_choice.step) // 2),
-}
+setup = experiment.setup(model, "builtin", num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, threads=threads)
+settings = stopping.chosen_settings(rule, fixed_choice, max_steps, retain=data.CLASSES)
 print(*(f"{name}: {config}" for name, config in settings.items()), sep="\n")
-images = lambda concept, seed: experiment.concept_images("builtin", concept, n_images, seed, results.resolve(work_dir))  # noqa: E731
+images = experiment.image_source("builtin", n_images, work_dir)
 prompts_for = lambda concept: window.heldout_prompts(concept, data.CLASSES, n_erased, n_per_class, evaluation_seed_offset)  # noqa: E731
-generation = GenerationConfig(num_inference_steps, guidance_scale, batch_size=128)
-heldout = stopping.evaluate_settings(pipeline, judge, images, evaluation_classes, evaluation_seeds, settings, prompts_for, generation)
+generation = replace(setup.generation, batch_size=128)
+heldout = stopping.evaluate_settings(setup.pipeline, setup.judge, images, evaluation_classes, evaluation_seeds, settings, prompts_for, generation)
 heldout["calibration_class"] = heldout.concept.isin(calibration_classes)
 results.write_csv(heldout, results_prefix + "stopping_rule_heldout.csv", sort_by=["setting", "concept", "seed"])
 
