@@ -132,8 +132,9 @@ results: setup $(foreach nb,$(RESULT_NOTEBOOKS),$(TARGETS_$(nb)))
 
 test: setup lint unit nbval sd14-smoke
 
+# Two pytest-xdist workers on the two cores, one torch thread each (tests/conftest.py).
 unit:
-	$(PY) -m pytest -q --durations=10 tests
+	$(PY) -m pytest -q -n 2 --durations=10 tests
 
 # Paper notebooks: smoke parameters injected (papermill --prepare-only), then executed by nbval-lax;
 # their key numbers (build/smoke/results/) compared with tests/expectations/smoke_numbers.json

@@ -93,7 +93,8 @@ def classify_images(
     """Add the classifier's ``predicted`` class, ``predicted_style`` and ``confidence`` to ``prompts``, one image per row.
 
     With an ImageNet judge (the paper's EVA02, Sec. 4.1) ``predicted`` is the evaluated class that is
-    the 1000-way top-1, or -1 when the top-1 is none of them; ``predicted_style`` is -1.
+    the 1000-way top-1, or -1 when the top-1 is none of them; ``predicted_style`` is -1; and ``top1``
+    is the 1000-way top-1 itself (where an erased class goes, :func:`imagenet_destinations`).
     """
     if len(images) != len(prompts):
         raise ValueError(f"{len(images)} images for {len(prompts)} prompts")
@@ -103,6 +104,7 @@ def classify_images(
         out["predicted"] = np.where(verdict.in_classes, verdict.predicted, -1)
         out["predicted_style"] = -1
         out["confidence"] = verdict.probabilities.max(1) if len(images) else np.zeros(0)
+        out["top1"] = verdict.top1
         return out
     class_probs, style_probs = classify(classifier, images)
     out["predicted"] = class_probs.argmax(1)
@@ -195,6 +197,18 @@ def destinations(
         {"erased_class": concept, "when": when, "seed": seed, "predicted_class": names[k], "share": float(share)}
         for k, share in enumerate(shares)
     ]
+
+
+def imagenet_destinations(classified: pd.DataFrame, concept: str, when: str, seed: int) -> list[dict[str, object]]:
+    """Where the images of ``concept``'s prompts land among all 1000 ImageNet classes (the ``top1`` of
+    an ImageNet judge, :func:`classify_images`): one row per top-1 class seen, with its ``share``."""
+    own = classified[classified["class"] == concept]
+    if own.empty:
+        raise ValueError(f"no images of {concept!r} in the classified table")
+    if "top1" not in own:
+        raise ValueError("the classified table has no 'top1' column: only an ImageNet judge names all 1000 classes")
+    shares = own["top1"].value_counts(normalize=True).sort_index()
+    return [{"erased_class": concept, "when": when, "seed": seed, "imagenet_index": int(k), "share": float(v)} for k, v in shares.items()]
 
 
 def judge(
@@ -356,6 +370,9 @@ class Sweep:
         ``erased_class``, the variant column, ``when``, ``seed``, ``epochs``, ``predicted_class``,
         ``share``; ``when == "after"`` for every judged erased model, and once per class
         ``when == "before"`` for the base model (``seed == -1``, ``epochs == 0``, no variant).
+    imagenet_destinations
+        With an ImageNet judge, the same over all 1000 classes (:func:`imagenet_destinations`):
+        ``predicted_class`` replaced by ``imagenet_index``; empty for the built-in classifier.
     runs
         One row per erasure: ``erased_class``, the variant column, ``seed``, ``steps`` (optimizer
         steps run), ``retained`` (the concepts a preservation term anchored, joined by ", "),
@@ -374,6 +391,7 @@ class Sweep:
 
     rows: pd.DataFrame
     destinations: pd.DataFrame
+    imagenet_destinations: pd.DataFrame
     runs: pd.DataFrame
     losses: pd.DataFrame
     probes: pd.DataFrame
@@ -470,6 +488,7 @@ def sweep(
     image_sets: dict[tuple[int, str, int], Sequence[Path | Image.Image] | None] = {}
     rows: list[dict[str, object]] = []
     seen: list[dict[str, object]] = []
+    landed: list[dict[str, object]] = []  # over the 1000 ImageNet classes (an ImageNet judge only)
     run_rows: list[dict[str, object]] = []
     loss_rows: list[dict[str, object]] = []
     probe_rows: list[dict[str, object]] = []
@@ -480,6 +499,8 @@ def sweep(
             classified = classify_generated(pipeline, judge, tables[concept], generation)
             base[concept] = measures(classified, concept)
             seen += [d | {"epochs": 0} for d in destinations(classified, concept, "before", -1, universe)]
+            if "top1" in classified:
+                landed += [d | {"epochs": 0} for d in imagenet_destinations(classified, concept, "before", -1)]
         source = (id(sources[name]), concept, seed)
         if source not in image_sets:
             image_sets[source] = sources[name](concept, seed)
@@ -499,6 +520,8 @@ def sweep(
                                "trainable_parameters": result.info.trainable_parameters,
                                "optimization_seconds": seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
             seen += [d | tags[name] | {"epochs": rows[-1]["epochs"]} for d in destinations(classified, concept, "after", seed, universe)]
+            if "top1" in classified:
+                landed += [d | tags[name] | {"epochs": rows[-1]["epochs"]} for d in imagenet_destinations(classified, concept, "after", seed)]
         if keep_models and concept not in models:
             models[concept] = erased if judged[name] is None else result.apply(pipeline)
     keys = ["erased_class", *([variant] if named else []), "seed"]
@@ -508,6 +531,7 @@ def sweep(
     return Sweep(
         rows=pd.DataFrame(rows, columns=columns),
         destinations=pd.DataFrame(seen, columns=where),
+        imagenet_destinations=pd.DataFrame(landed, columns=[*where[:-2], "imagenet_index", "share"]),
         runs=pd.DataFrame(run_rows, columns=[*keys, "steps", "retained", "optimization_seconds", "setup_seconds"]),
         losses=pd.DataFrame(loss_rows, columns=[*keys, "step", "loss"]),
         probes=pd.DataFrame(probe_rows, columns=[*keys, "epochs", "probe_ratio"]),

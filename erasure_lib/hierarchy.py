@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES
 
@@ -346,6 +347,46 @@ def group_table(
     ]
 
 
+def related_share_table(
+    destinations: pd.DataFrame,
+    classes: Mapping[str, int] = IMAGENETTE_CLASSES,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    hierarchy: ImageNetHierarchy | None = None,
+) -> pd.DataFrame:
+    """Claim 2 on Stable Diffusion: per erased class, of its images that left it (by the ImageNet
+    judge's 1000-way top-1), the share that landed in a related class, one within ``max_distance``
+    WordNet links (tench -> other fishes), before and after erasure; against chance (the related
+    classes out of the other 999) and the base model's own leavers.
+
+    ``destinations`` has the columns ``erased_class, when, seed, imagenet_index, share`` (``when`` is
+    ``before`` or ``after``; one judged model per seed), as :func:`erasure_lib.evaluation.imagenet_destinations`
+    writes them; the shares of a (class, when) are averaged over its seeds. The columns are those of
+    :func:`erasure_lib.metrics.transitions.related_share_table` (the built-in model's), with
+    ``related`` the size of the group and ``top_destination_*`` a class name.
+    """
+    hierarchy = _or_default(hierarchy)
+    rows = []
+    for concept, part in destinations.groupby("erased_class", sort=False):
+        if concept not in classes:
+            raise ValueError(f"erased class {concept!r} has no ImageNet index in {list(classes)}")
+        index = int(classes[concept])
+        related = set(hierarchy.related(index, max_distance))
+        runs = part.groupby("when")["seed"].nunique()
+        share = part.groupby(["when", "imagenet_index"])["share"].sum().div(runs, level="when")  # mean over seeds
+        row: dict[str, object] = {"erased_class": concept, "related": f"{len(related)} classes within {max_distance} WordNet links"}
+        for when in ("before", "after"):
+            shares = share[when] if when in share.index.get_level_values(0) else pd.Series(dtype=float)
+            left = 1.0 - float(shares.get(index, 0.0))
+            leavers = shares.drop(index, errors="ignore")
+            row[f"self_share_{when}"] = float(shares.get(index, 0.0))
+            to_related = float(leavers[leavers.index.isin(list(related))].sum())
+            row[f"related_share_of_leavers_{when}"] = to_related / left if left > 1e-12 else float("nan")
+            row[f"top_destination_{when}"] = hierarchy.names[int(leavers.idxmax())] if len(leavers) and leavers.max() > 0 else ""
+        row["chance"] = len(related) / (len(hierarchy) - 1)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 __all__ = [
     "DEFAULT_MAX_DISTANCE",
     "DESTINATION_GROUPS",
@@ -357,5 +398,6 @@ __all__ = [
     "imagenette_related_groups",
     "load_imagenet_hierarchy",
     "related_imagenet_classes",
+    "related_share_table",
     "wordnet_distance",
 ]

@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from erasure_lib.hierarchy import (
@@ -22,6 +23,7 @@ from erasure_lib.hierarchy import (
     imagenette_related_groups,
     load_imagenet_hierarchy,
     related_imagenet_classes,
+    related_share_table,
     wordnet_distance,
 )
 from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES
@@ -263,3 +265,24 @@ def test_builder_clear_errors(tmp_path: Path, builder: ModuleType) -> None:
         builder.parse_data_noun("01440764 05 n 02 tench 0\n")
     with pytest.raises(SystemExit):
         builder.main(["--wnids", str(tmp_path / "w.txt"), "--wordnet-dir", str(tmp_path / "none")])
+
+
+def test_related_share_table_over_imagenet_destinations(hierarchy: ImageNetHierarchy) -> None:
+    """Claim 2 on SD: of the images leaving tench, the share landing within 7 WordNet links (other fishes)."""
+    tench = IMAGENETTE_CLASSES["tench"]
+    fish, unrelated = hierarchy.related(tench)[0], IMAGENETTE_CLASSES["church"]
+    rows = [("before", -1, tench, 0.75), ("before", -1, unrelated, 0.25),
+            ("after", 0, fish, 0.5), ("after", 0, unrelated, 0.5), ("after", 1, fish, 0.25), ("after", 1, tench, 0.75)]  # fmt: skip
+    destinations = pd.DataFrame([{"erased_class": "tench", "when": w, "seed": s, "imagenet_index": i, "share": v}
+                                 for w, s, i, v in rows])  # fmt: skip
+    row = related_share_table(destinations, hierarchy=hierarchy).iloc[0]
+    assert row.self_share_before == 0.75 and row.related_share_of_leavers_before == 0.0
+    assert row.top_destination_before == hierarchy.names[unrelated]
+    # after: mean over the two seeds: tench 0.375, fish 0.375, church 0.25 -> of the 0.625 leaving, 0.6 to a fish
+    assert row.self_share_after == pytest.approx(0.375)
+    assert row.related_share_of_leavers_after == pytest.approx(0.375 / 0.625)
+    assert row.top_destination_after == hierarchy.names[fish]
+    assert row.chance == pytest.approx(len(hierarchy.related(tench)) / 999)
+    assert row.related == f"{len(hierarchy.related(tench))} classes within {DEFAULT_MAX_DISTANCE} WordNet links"
+    with pytest.raises(ValueError, match="no ImageNet index"):
+        related_share_table(destinations.assign(erased_class="sneaker"), hierarchy=hierarchy)

@@ -13,6 +13,7 @@ import torch
 
 from erasure_lib import data, evaluation, experiment
 from erasure_lib.methods.fewshot import FewShotConfig
+from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES, ImageNetEvaluator
 from erasure_lib.paths import BUILTIN_MODEL_DIR, CLASSIFIER_PATH
 
 CLASS = "sneaker"
@@ -237,3 +238,27 @@ def test_notebook_parameters_are_the_declared_ones() -> None:
     assert recorded == {k: v for k, v in namespace.items() if k != "unrelated"}
     with pytest.raises(KeyError, match="seed"):
         experiment.notebook_parameters(notebook, {k: v for k, v in namespace.items() if k != "seed"})
+
+
+def test_with_an_imagenet_judge_destinations_cover_all_1000_classes(setup: experiment.Setup, images, final) -> None:
+    """The sd14 path's judge (an ImageNet classifier, here a random linear one): besides the 10 classes
+    and "none of them", the sweep keeps where the erased class's images land among all 1000 classes."""
+    torch.manual_seed(0)
+    judge = ImageNetEvaluator(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 1000)).eval(), image_size=8)
+    universe = list(IMAGENETTE_CLASSES)
+    swept = evaluation.sweep(setup.pipeline, judge, ["tench"], CONFIG, [0], lambda concept, seed: images(CLASS, seed),
+                             setup.generation, N_ERASED, N_OTHERS, universe, progress_bar=False)  # fmt: skip
+    landed, seen = swept.imagenet_destinations, swept.destinations
+    assert list(landed.columns) == ["erased_class", "when", "seed", "epochs", "imagenet_index", "share"]
+    assert list(landed.when.unique()) == ["before", "after"]
+    for when, part in landed.groupby("when"):
+        assert part.share.sum() == pytest.approx(1.0)
+        by_index = part.set_index("imagenet_index").share
+        named = seen[seen.when == when].set_index("predicted_class").share
+        for name, index in IMAGENETTE_CLASSES.items():  # the 10 classes' shares are the same numbers
+            assert named.get(name, 0.0) == pytest.approx(by_index.get(index, 0.0))
+        outside = by_index[~by_index.index.isin(list(IMAGENETTE_CLASSES.values()))].sum()
+        assert named.get(evaluation.NONE_OF_THEM, 0.0) == pytest.approx(outside)
+    assert final.imagenet_destinations.empty  # the built-in classifier names 10 garments, not ImageNet
+    with pytest.raises(ValueError, match="no 'top1' column"):
+        evaluation.imagenet_destinations(pd.DataFrame({"class": ["tench"], "predicted": [0]}), "tench", "after", 0)

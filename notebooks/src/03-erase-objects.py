@@ -70,6 +70,9 @@ table = evaluation.before_after(sweep.rows).drop(columns=["epochs", "trainable_p
 results.write_csv(table, results_prefix + "fewshot_object_erasure.csv", sort_by=["erased_class", "seed"])
 transitions = sweep.destinations.drop(columns="epochs")
 results.write_csv(transitions, results_prefix + "fewshot_object_transitions.csv", sort_by=["erased_class", "when", "seed", "predicted_class"])
+landed = sweep.imagenet_destinations.drop(columns="epochs")  # an ImageNet judge (sd14): where they land among all 1000 classes
+if len(landed):
+    results.write_csv(landed, results_prefix + "fewshot_object_imagenet_destinations.csv", sort_by=["erased_class", "when", "seed", "imagenet_index"])
 
 # %%
 summary = evaluation.before_after_summary(table, max_erased_share=0.10, max_others_drop=0.10) | {"config": config}
@@ -159,6 +162,7 @@ results.record_run(
     notebook, experiment.notebook_parameters(notebook, globals()) | {"config": str(config)},
     [results_prefix + "fewshot_object_erasure.csv", results_prefix + "fewshot_object_erasure_summary.json",
      results_prefix + "fewshot_object_transitions.csv", results_prefix + "generation_throughput.json", figures_prefix + "fewshot_object_transitions.png",
-     figures_prefix + "fewshot_object_erasure.png", figures_prefix + "fewshot_object_erasure_samples.png"],
+     figures_prefix + "fewshot_object_erasure.png", figures_prefix + "fewshot_object_erasure_samples.png"]
+    + ([results_prefix + "fewshot_object_imagenet_destinations.csv"] if len(landed) else []),
     time.perf_counter() - t_start, manifest=results_prefix + "manifest.json",
 )
