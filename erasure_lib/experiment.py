@@ -35,7 +35,7 @@ from PIL import Image
 
 from erasure_lib import data, sd14
 from erasure_lib.generate import GenerationConfig, read_prompt_csv
-from erasure_lib.methods import esd, uce
+from erasure_lib.methods import esd, spm, uce
 from erasure_lib.methods.fewshot import FewShotConfig
 from erasure_lib.metrics import classifier as clf
 from erasure_lib.metrics import style_judge as style_judge_lib
@@ -195,19 +195,25 @@ def fewshot_config(settings: FewShotSettings, **overrides: object) -> FewShotCon
     raise ValueError(f"fewshot settings must be 'builtin' or 'paper', got {settings!r}")
 
 
+MethodConfig: TypeAlias = "FewShotConfig | esd.ESDConfig | uce.UCEConfig | spm.SPMConfig"
+
+
 def method_configs(
     fewshot_settings: FewShotSettings,
     seed: int,
     esd_train_method: esd.TrainMethod = "noxattn",
     esd_iterations: int = 1000,
     esd_lr: float = 1e-5,
-) -> dict[str, FewShotConfig | esd.ESDConfig | uce.UCEConfig]:
+    spm_iterations: int = 3000,
+) -> dict[str, MethodConfig]:
     """One config per method compared (Sec. 4.3): few-shot unlearning, ESD (published defaults: 1000
-    iterations at lr 1e-5; ESD-u for objects) and UCE, all seeded alike."""
+    iterations at lr 1e-5; ESD-u for objects), UCE and SPM (its published defaults, 3000 iterations),
+    all seeded alike."""
     return {
         "fewshot": fewshot_config(fewshot_settings, seed=seed),
         "esd": esd.ESDConfig(train_method=esd_train_method, iterations=esd_iterations, lr=esd_lr, seed=seed),
         "uce": uce.UCEConfig(seed=seed),
+        "spm": spm.SPMConfig(iterations=spm_iterations, seed=seed),
     }
 
 
@@ -217,20 +223,21 @@ def timed_methods(
     methods: Sequence[str],
     esd_train_method: esd.TrainMethod = "noxattn",
     esd_settings: Sequence[Sequence[float]] = ((1000, 1e-5),),
-) -> dict[str, tuple[str, FewShotConfig | esd.ESDConfig | uce.UCEConfig]]:
+    spm_iterations: int = 3000,
+) -> dict[str, tuple[str, MethodConfig]]:
     """Label -> (method name, config) for :func:`erasure_lib.benchmark.time_methods`: every method of
     ``methods`` with :func:`method_configs`' settings, and ESD once per ``(iterations, lr)`` of
     ``esd_settings``, labelled ``"esd <iterations> it, lr <lr>"``, so that a time ratio can compare the
     ESD whose quality another notebook reports (notebook 13's setting) as well as the published one."""
-    unknown = sorted(set(methods) - {"fewshot", "esd", "uce"})
+    unknown = sorted(set(methods) - {"fewshot", "esd", "uce", "spm"})
     if unknown:
-        raise ValueError(f"unknown methods {unknown}; expected 'fewshot', 'esd' or 'uce'")
+        raise ValueError(f"unknown methods {unknown}; expected 'fewshot', 'esd', 'uce' or 'spm'")
     if "esd" in methods and not esd_settings:
         raise ValueError("ESD is timed but esd_settings is empty: give at least one (iterations, lr)")
-    variants: dict[str, tuple[str, FewShotConfig | esd.ESDConfig | uce.UCEConfig]] = {}
+    variants: dict[str, tuple[str, MethodConfig]] = {}
     for method in methods:
         if method != "esd":
-            variants[method] = (method, method_configs(fewshot_settings, seed)[method])
+            variants[method] = (method, method_configs(fewshot_settings, seed, spm_iterations=spm_iterations)[method])
             continue
         for iterations, lr in esd_settings:
             config = esd.ESDConfig(train_method=esd_train_method, iterations=int(iterations), lr=float(lr), seed=seed)

@@ -13,6 +13,7 @@ from PIL import Image
 
 from erasure_lib import data, evaluation, experiment, plots
 from erasure_lib.methods.fewshot import FewShotConfig
+from erasure_lib.methods.spm import SPMConfig
 from erasure_lib.metrics.classifier import GarmentStyleClassifier
 from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES, ImageNetEvaluator
 from erasure_lib.paths import REPO_ROOT
@@ -244,6 +245,9 @@ def test_timed_methods_label_one_esd_per_setting() -> None:
         experiment.timed_methods("builtin", 0, ["esd"], "noxattn", [])
     with pytest.raises(ValueError, match="unknown methods"):
         experiment.timed_methods("builtin", 0, ["fewshot", "ESD"], "noxattn", [[1, 1e-5]])
+    method, config = experiment.timed_methods("builtin", 4, ["spm"], spm_iterations=7)["spm"]
+    assert method == "spm" and config == SPMConfig(iterations=7, seed=4)  # the paper's third baseline, published defaults
+    assert experiment.method_configs("builtin", 4)["spm"] == SPMConfig(seed=4)
 
 
 def test_time_summary_compares_each_method_with_fewshot_on_the_same_classes() -> None:

@@ -25,9 +25,10 @@ fewshot_settings: str = "builtin"  # 'builtin' (notebook 02's lr and epochs) or 
 device: str = "cpu"  # 'cpu' or 'cuda'
 dtype: str = "float32"  # the model's floating-point type
 classes: list = ["sneaker", "trouser", "bag"]  # classes erased (one process per method and class)
-methods: list = ["fewshot", "esd", "uce"]  # methods timed
+methods: list = ["fewshot", "esd", "uce"]  # methods timed ("spm" too; the sd14 profile adds it)
 esd_train_method: str = "noxattn"  # ESD-u
 esd_settings: list = [[1000, 1e-5], [200, 1e-4]]  # ESD's (iterations, lr) timed: the published setting, and notebook 13's
+spm_iterations: int = 3000  # SPM iterations, when methods holds spm (published default 3000)
 esd_classes: list = ["sneaker"]  # classes ESD is timed on (1000 iterations take about 8.5 min each on 2 cores)
 seed: int = 0  # picks the images and seeds every method
 threads: int = 2  # torch CPU threads in each process
@@ -37,7 +38,7 @@ work_dir: str = "build/erasure-time"  # where the few-shot image sets are writte
 
 # %%
 t_start = time.perf_counter()
-variants = experiment.timed_methods(fewshot_settings, seed, methods, esd_train_method, esd_settings)
+variants = experiment.timed_methods(fewshot_settings, seed, methods, esd_train_method, esd_settings, spm_iterations)
 print(platform.processor() or platform.machine(), *(f"{label}: {config}" for label, (_, config) in variants.items()), sep="\n")
 
 # %%
