@@ -131,6 +131,10 @@ HELDOUT_OBJECT_TEMPLATES: tuple[str, ...] = (
     "a {} on display",
 )
 
+# The evaluation wordings by name (notebook 03's ``wordings``): the paper's templates, which are also
+# the built-in model's training captions and the erasure's own prompts, and the held-out ones.
+WORDINGS: dict[str, tuple[str, ...]] = {"paper": OBJECT_TEMPLATES, "held-out": HELDOUT_OBJECT_TEMPLATES}
+
 ConceptType = Literal["object", "style"]
 # The image files a concept folder may hold (compared with the lower-cased suffix), for every loader.
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".webp")

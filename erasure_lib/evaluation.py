@@ -139,16 +139,19 @@ def erasure_prompt_table(
     seed_offset: int = 10_000,
     classes: Sequence[str] = CLASSES,
     style: str = "plain",
+    templates: Sequence[str] = OBJECT_TEMPLATES,
 ) -> pd.DataFrame:
     """Prompts for judging one erasure: ``n_erased`` per erased class and ``n_others`` per other class,
-    cycling through the object templates, seeds ``seed_offset + k``."""
+    cycling through ``templates`` (the paper's object templates by default), seeds ``seed_offset + k``."""
     unknown = [e for e in erased if e not in classes]
     if unknown:
         raise ValueError(f"unknown class(es) {unknown}; expected names from {list(classes)}")
+    if not templates:
+        raise ValueError("give at least one template")
     kept = tuple(c for c in classes if c not in erased)
     parts = [
-        ClassPromptSet(tuple(erased), n_erased, seed_offset, style, universe=tuple(classes)).table(),
-        ClassPromptSet(kept, n_others, seed_offset, style, universe=tuple(classes)).table(),
+        ClassPromptSet(tuple(erased), n_erased, seed_offset, style, tuple(templates), universe=tuple(classes)).table(),
+        ClassPromptSet(kept, n_others, seed_offset, style, tuple(templates), universe=tuple(classes)).table(),
     ]
     table = pd.concat(parts, ignore_index=True)
     table["case_number"] = range(len(table))
@@ -414,6 +417,7 @@ def sweep(
     measures: Measures = erased_and_others,
     keep_models: bool = False,
     progress_bar: bool = True,
+    wordings: Mapping[str, Sequence[str]] | None = None,
 ) -> Sweep:
     """Erase each class, one at a time, under each variant and seed, and judge the erased model and
     the base model on the same prompts and evaluation seeds (paper, Sec. 4.1).
@@ -460,6 +464,11 @@ def sweep(
         Keep each class's erased model of the first variant and seed (see :class:`Sweep`).
     progress_bar
         Whether to show a progress bar over the runs.
+    wordings
+        Named template sets (e.g. :data:`erasure_lib.data.WORDINGS`): each judged model is judged on
+        ``n_erased`` and ``n_others`` prompts in each wording (generated in one batch), and every row
+        and destination gains a ``wording`` column; ``None`` judges on the paper's templates alone,
+        without the column.
 
     Returns
     -------
@@ -474,17 +483,19 @@ def sweep(
     if not classes or not seeds or not configs:
         raise ValueError("give at least one class, one seed and one variant")
     sources = _per_variant(images, configs, "images", callable)
-    judged = {
+    checkpoints = {
         name: None if e is None else [int(x) for x in e]
         for name, e in _per_variant(epochs, configs, "epochs", lambda e: e is None or _is_sequence(e)).items()
     }
     for name, config in configs.items():
-        if judged[name] is not None and not all(1 <= e <= config.epochs for e in judged[name]):
-            raise ValueError(f"epochs {judged[name]} must lie in 1..{config.epochs}, the epochs variant {name!r} trains")
+        if checkpoints[name] is not None and not all(1 <= e <= config.epochs for e in checkpoints[name]):
+            raise ValueError(f"epochs {checkpoints[name]} must lie in 1..{config.epochs}, the epochs variant {name!r} trains")
+    if wordings is not None and not wordings:
+        raise ValueError("give at least one wording, or None for the paper's templates")
     tags = {name: {variant: name} if named else {} for name in configs}
     runs = [(concept, seed, name) for concept in classes for seed in seeds for name in configs]
     tables: dict[str, pd.DataFrame] = {}
-    base: dict[str, Mapping[str, float]] = {}
+    base: dict[str, list[tuple[dict[str, str], Mapping[str, float]]]] = {}
     image_sets: dict[tuple[int, str, int], Sequence[Path | Image.Image] | None] = {}
     rows: list[dict[str, object]] = []
     seen: list[dict[str, object]] = []
@@ -493,41 +504,52 @@ def sweep(
     loss_rows: list[dict[str, object]] = []
     probe_rows: list[dict[str, object]] = []
     models: dict[str, StableDiffusionPipeline] = {}
+
+    def judged(model: StableDiffusionPipeline, concept: str) -> list[tuple[dict[str, str], pd.DataFrame]]:
+        """The judge's verdicts on ``model``'s images of the concept's prompt table, per wording."""
+        classified = classify_generated(model, judge, tables[concept], generation)
+        if wordings is None:
+            return [({}, classified)]
+        return [({"wording": w}, classified[classified.wording == w]) for w in wordings]
+
     for concept, seed, name in tqdm(runs, desc="erase, then judge", disable=not progress_bar):
         if concept not in tables:
-            tables[concept] = erasure_prompt_table([concept], n_erased, n_others, classes=universe)
-            classified = classify_generated(pipeline, judge, tables[concept], generation)
-            base[concept] = measures(classified, concept)
-            seen += [d | {"epochs": 0} for d in destinations(classified, concept, "before", -1, universe)]
-            if "top1" in classified:
-                landed += [d | {"epochs": 0} for d in imagenet_destinations(classified, concept, "before", -1)]
+            tables[concept] = _prompt_table(concept, n_erased, n_others, universe, wordings)
+            base[concept] = []
+            for wording, classified in judged(pipeline, concept):
+                base[concept].append((wording, measures(classified, concept)))
+                seen += [d | wording | {"epochs": 0} for d in destinations(classified, concept, "before", -1, universe)]
+                if "top1" in classified:
+                    landed += [d | wording | {"epochs": 0} for d in imagenet_destinations(classified, concept, "before", -1)]
         source = (id(sources[name]), concept, seed)
         if source not in image_sets:
             image_sets[source] = sources[name](concept, seed)
-        config = replace(configs[name], seed=seed, keep_checkpoints=configs[name].keep_checkpoints or judged[name] is not None)
+        config = replace(configs[name], seed=seed, keep_checkpoints=configs[name].keep_checkpoints or checkpoints[name] is not None)
         result = fewshot.erase(pipeline, concept, image_sets[source], config, progress_bar=False)
         run = {"erased_class": concept, **tags[name], "seed": seed}
         run_rows.append(run | {"steps": len(result.losses), "retained": ", ".join(result.info.retained),
                                "optimization_seconds": result.optimization_seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
         loss_rows += [run | {"step": i + 1, "loss": loss} for i, loss in enumerate(result.losses)]
         probe_rows += [run | {"epochs": e + 1, "probe_ratio": r} for e, r in enumerate(result.info.probe_ratios)]
-        rows.append(run | {"epochs": 0, **base[concept], "trainable_parameters": 0, "optimization_seconds": 0.0, "setup_seconds": 0.0})
-        for epoch in judged[name] or [None]:
+        for wording, measured in base[concept]:
+            rows.append(run | wording | {"epochs": 0, **measured, "trainable_parameters": 0, "optimization_seconds": 0.0, "setup_seconds": 0.0})
+        for epoch in checkpoints[name] or [None]:
             erased = result.apply(pipeline, epoch=epoch)
-            classified = classify_generated(erased, judge, tables[concept], generation)
             seconds = result.optimization_seconds if epoch is None else result.optimization_seconds * epoch / config.epochs
-            rows.append(run | {"epochs": epoch or result.info.epochs_run, **measures(classified, concept),
-                               "trainable_parameters": result.info.trainable_parameters,
-                               "optimization_seconds": seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
-            seen += [d | tags[name] | {"epochs": rows[-1]["epochs"]} for d in destinations(classified, concept, "after", seed, universe)]
-            if "top1" in classified:
-                landed += [d | tags[name] | {"epochs": rows[-1]["epochs"]} for d in imagenet_destinations(classified, concept, "after", seed)]
+            after = {"epochs": epoch or result.info.epochs_run}
+            for wording, classified in judged(erased, concept):
+                rows.append(run | wording | after | {**measures(classified, concept), "trainable_parameters": result.info.trainable_parameters,
+                                                     "optimization_seconds": seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
+                seen += [d | tags[name] | wording | after for d in destinations(classified, concept, "after", seed, universe)]
+                if "top1" in classified:
+                    landed += [d | tags[name] | wording | after for d in imagenet_destinations(classified, concept, "after", seed)]
         if keep_models and concept not in models:
-            models[concept] = erased if judged[name] is None else result.apply(pipeline)
+            models[concept] = erased if checkpoints[name] is None else result.apply(pipeline)
+    worded = ["wording"] if wordings is not None else []
     keys = ["erased_class", *([variant] if named else []), "seed"]
-    measured = list(next(iter(base.values())))
-    columns = [*keys, "epochs", *measured, "trainable_parameters", "optimization_seconds", "setup_seconds"]
-    where = ["erased_class", *([variant] if named else []), "when", "seed", "epochs", "predicted_class", "share"]
+    measured = list(next(iter(base.values()))[0][1])
+    columns = [*keys, *worded, "epochs", *measured, "trainable_parameters", "optimization_seconds", "setup_seconds"]
+    where = ["erased_class", *([variant] if named else []), *worded, "when", "seed", "epochs", "predicted_class", "share"]
     return Sweep(
         rows=pd.DataFrame(rows, columns=columns),
         destinations=pd.DataFrame(seen, columns=where),
@@ -537,6 +559,17 @@ def sweep(
         probes=pd.DataFrame(probe_rows, columns=[*keys, "epochs", "probe_ratio"]),
         models=models,
     )
+
+
+def _prompt_table(
+    concept: str, n_erased: int, n_others: int, universe: Sequence[str], wordings: Mapping[str, Sequence[str]] | None
+) -> pd.DataFrame:
+    """:func:`erasure_prompt_table` of one concept, or one per wording stacked with a ``wording`` column."""
+    if wordings is None:
+        return erasure_prompt_table([concept], n_erased, n_others, classes=universe)
+    parts = [erasure_prompt_table([concept], n_erased, n_others, classes=universe, templates=t).assign(wording=w) for w, t in wordings.items()]
+    table = pd.concat(parts, ignore_index=True)
+    return table.assign(case_number=range(len(table)))
 
 
 def _is_sequence(value: object) -> bool:
@@ -565,6 +598,17 @@ def base_as_variant(rows: pd.DataFrame, variant: str, label: str = BASE_MODEL) -
     return both.drop(columns="epochs").reset_index(drop=True)
 
 
+def one_variant(table: pd.DataFrame, name: str, variant: str = "trainable") -> pd.DataFrame:
+    """The rows of one variant of a :class:`Sweep` table (e.g. notebook 03's ``trainable`` option),
+    with the rows that belong to no variant (the base model's destinations, ``when == "before"``);
+    a table without the ``variant`` column (one config) is returned as it is."""
+    if variant not in table:
+        return table
+    if name not in set(table[variant].dropna()):
+        raise ValueError(f"no rows of {variant} {name!r}; the table has {sorted(set(table[variant].dropna()))}")
+    return table[table[variant].isna() | (table[variant] == name)].reset_index(drop=True)
+
+
 def before_after(rows: pd.DataFrame) -> pd.DataFrame:
     """:attr:`Sweep.rows` as one row per judged erased model, with the base model's measures beside
     its own: ``erased_share_before``, ``erased_share_after``, ``others_accuracy_before``,
@@ -578,9 +622,55 @@ def before_after(rows: pd.DataFrame) -> pd.DataFrame:
     for measure in ("erased_share", "others_accuracy"):
         out[f"{measure}_before"] = joined[f"{measure}_before"].to_numpy()
         out[f"{measure}_after"] = after[measure].to_numpy()
+    # UnlearnCanvas's names (Zhang et al. 2024): UA, the share of the erased concept's images *not*
+    # judged as it (higher = more erased); IRA, the accuracy on the other concepts of the same kind.
+    out["UA"] = 1.0 - out["erased_share_after"]
+    out["IRA"] = out["others_accuracy_after"]
     for column in ("trainable_parameters", "optimization_seconds", "setup_seconds"):
         out[column] = after[column].to_numpy()
     return out
+
+
+def spread(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+    """A percentile bootstrap interval of the mean of ``values`` (seeded, so repeatable)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return (np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(n_boot, len(values)), replace=True).mean(1)
+    return (float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, 1 - (1 - level) / 2)))
+
+
+def unlearning_summary(
+    table: pd.DataFrame, by: Sequence[str], min_ua: float = 0.9, max_others_drop: float = 0.10
+) -> pd.DataFrame:
+    """One row per group of a :func:`before_after` table (e.g. per ``trainable`` option and wording):
+    the means of UA, IRA and the others' accuracy drop, each with a 95% bootstrap interval over the
+    runs (one run = one class and seed), ``success_share`` (runs with UA >= ``min_ua``: erasure is
+    all-or-nothing per run, so the share of runs that succeed says more than the mean),
+    ``clean_share`` (succeeded and the others within ``max_others_drop``), ``classes_erased`` (the
+    classes whose UA averaged over their seeds reaches ``min_ua``), and the runs, classes and seeds
+    behind the row."""
+    if table.empty:
+        raise ValueError("the table has no rows")
+    missing = [c for c in (*by, "erased_class", "seed", "UA", "IRA", "others_accuracy_before") if c not in table]
+    if missing:
+        raise ValueError(f"the table lacks the column(s) {missing}; pass the output of before_after")
+    rows = []
+    for key, part in table.groupby(list(by), sort=False) if by else [((), table)]:
+        drop = part.others_accuracy_before - part.IRA
+        success = (part.UA >= min_ua).astype(float)
+        per_class = part.groupby("erased_class").UA.mean()
+        row = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+        row |= {"runs": len(part), "classes": part.erased_class.nunique(),
+                "seeds": " ".join(map(str, sorted(part.seed.unique()))), "UA_before": float(1 - part.erased_share_before.mean())}  # fmt: skip
+        for name, values in (("UA", part.UA), ("success_share", success), ("IRA", part.IRA), ("others_drop", drop),
+                             ("clean_share", success * (drop <= max_others_drop))):  # fmt: skip
+            low, high = spread(values)
+            row |= {name: float(values.mean()), f"{name}_low": low, f"{name}_high": high}
+        rows.append(row | {"IRA_before": float(part.others_accuracy_before.mean()),
+                           "classes_erased": int((per_class >= min_ua).sum())})  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def before_after_summary(table: pd.DataFrame, max_erased_share: float = 0.10, max_others_drop: float = 0.10) -> dict[str, float | bool]:

@@ -107,3 +107,14 @@ def record_run(
         key = str(resolve(f).relative_to(REPO_ROOT)) if resolve(f).is_relative_to(REPO_ROOT) else str(f)
         entries[key] = entry
     return write_json(entries, manifest)
+
+
+def recorded_parameters(file: Path | str, manifest: Path | str = RESULTS_DIR / "manifest.json") -> dict[str, Any]:
+    """The parameters of the run that wrote ``file``, as :func:`record_run` recorded them (e.g. the
+    seeds a calibration used, so that an evaluation can keep its own seeds apart from them)."""
+    manifest = resolve(manifest)
+    entries = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    key = str(resolve(file).relative_to(REPO_ROOT)) if resolve(file).is_relative_to(REPO_ROOT) else str(file)
+    if key not in entries:
+        raise FileNotFoundError(f"{manifest} records no run that wrote {key}; run the notebook that writes it first")
+    return dict(entries[key]["parameters"])

@@ -14,12 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
-import numpy as np
 import pandas as pd
 from diffusers import StableDiffusionPipeline
 from tqdm.auto import tqdm
 
-from erasure_lib.evaluation import classify_images
+from erasure_lib.evaluation import classify_images, spread
 from erasure_lib.generate import GenerationConfig
 from erasure_lib.methods import fewshot
 from erasure_lib.methods.fewshot import FewShotConfig
@@ -91,16 +90,6 @@ def fixed_step_table(trajectories: pd.DataFrame, thresholds: WindowThresholds = 
             rows.append({**dict(zip(RUN_KEYS, key)), "step": int(out.step), "erased_share": float(out.erased_share), "others_drop": drop,
                          "clean": bool(out.erased_share <= thresholds.max_erased_share and drop <= thresholds.max_others_drop)})  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def spread(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """A percentile bootstrap interval of the mean of ``values`` (seeded, so repeatable)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) == 0:
-        return (np.nan, np.nan)
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(n_boot, len(values)), replace=True).mean(1)
-    return (float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, 1 - (1 - level) / 2)))
 
 
 def chosen_settings(

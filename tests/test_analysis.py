@@ -68,7 +68,18 @@ def test_claims_table_is_built_from_result_files(tmp_path):
     table = report.update_readme(readme, tmp_path)
     text = readme.read_text()
     assert "old" not in text and text.startswith("intro") and text.rstrip().endswith("rest")
-    assert "0.900 -> 0.050" in table and "1.50 s" in table and "met" in table
+    assert "0.900 -> 0.050" in table and "1.50 s on an unrecorded device" in table and "met" in table
+    # notebook 03's summary per option and wording, with intervals, seeds and sampling steps; the device from the manifest
+    by_option = pd.DataFrame([{"trainable": "mlp-final-attn", "wording": "held-out", "runs": 50, "seeds": "3 4 5 6 7", "sampling_steps": 50,
+                               "erased_images_per_run": 12, "UA_before": 0.04, "UA": 0.61, "UA_low": 0.5, "UA_high": 0.7,
+                               "success_share": 0.4, "success_share_low": 0.3, "success_share_high": 0.5, "IRA_before": 0.95,
+                               "IRA": 0.9, "others_drop": 0.05, "others_drop_low": 0.03, "others_drop_high": 0.07}])  # fmt: skip
+    by_option.to_csv(tmp_path / "fewshot_object_erasure_by_option.csv", index=False)
+    manifest = {str(tmp_path / "fewshot_object_erasure_summary.json"): {"parameters": {"device": "cpu", "threads": 1}}}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    table = report.claims_markdown(tmp_path)
+    assert "seeds 3 4 5 6 7, 50 sampling steps" in table and "UA 0.04 -> 0.61 [0.50, 0.70]" in table
+    assert "succeeded (UA >= 0.9) in 0.40 [0.30, 0.50] of 50 runs" in table and "1.50 s on 1 CPU thread (" in table
     with pytest.raises(ValueError, match="markers"):
         report.update_readme(tmp_path / "base_model_quality.csv", tmp_path)
 

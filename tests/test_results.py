@@ -11,9 +11,10 @@ matplotlib.use("agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 from erasure_lib.paths import REPO_ROOT  # noqa: E402
-from erasure_lib.results import record_run, resolve, save_figure, write_csv, write_json  # noqa: E402
+from erasure_lib.results import record_run, recorded_parameters, resolve, save_figure, write_csv, write_json  # noqa: E402
 
 
 def _frame() -> pd.DataFrame:
@@ -103,6 +104,11 @@ def test_record_run(tmp_path: Path) -> None:
     record_run("02.ipynb", {}, [REPO_ROOT / "results" / "x.csv"], seconds=1.0, manifest=manifest)
     entries = json.loads(manifest.read_text())
     assert set(entries) == {str(out), "results/x.csv"}
+    # what a later notebook reads back (e.g. the seeds a calibration used)
+    assert recorded_parameters(out, manifest) == {"concept": "sneaker", "seed": 0}
+    assert recorded_parameters(REPO_ROOT / "results" / "x.csv", manifest) == {}
+    with pytest.raises(FileNotFoundError, match="records no run that wrote"):
+        recorded_parameters(tmp_path / "other.csv", manifest)
 
 
 def test_write_csv_keeps_small_values_such_as_learning_rates(tmp_path: Path) -> None:

@@ -186,8 +186,9 @@ def test_a_measure_replaces_the_default_columns(setup: experiment.Setup, images)
 def test_before_after_and_base_as_variant(final: evaluation.Sweep) -> None:
     wide = evaluation.before_after(final.rows)
     assert list(wide.columns) == ["erased_class", "seed", "epochs", "erased_share_before", "erased_share_after",
-                                  "others_accuracy_before", "others_accuracy_after", "trainable_parameters",
+                                  "others_accuracy_before", "others_accuracy_after", "UA", "IRA", "trainable_parameters",
                                   "optimization_seconds", "setup_seconds"]  # fmt: skip
+    assert (wide.UA == 1 - wide.erased_share_after).all() and (wide.IRA == wide.others_accuracy_after).all()
     base, erased = final.rows.iloc[0], final.rows.iloc[1]
     assert wide.iloc[0].erased_share_before == base.erased_share and wide.iloc[0].erased_share_after == erased.erased_share
     rows = final.rows.assign(option="x")[["erased_class", "option", *ROW_COLUMNS[1:]]]
@@ -262,3 +263,57 @@ def test_with_an_imagenet_judge_destinations_cover_all_1000_classes(setup: exper
     assert final.imagenet_destinations.empty  # the built-in classifier names 10 garments, not ImageNet
     with pytest.raises(ValueError, match="no 'top1' column"):
         evaluation.imagenet_destinations(pd.DataFrame({"class": ["tench"], "predicted": [0]}), "tench", "after", 0)
+
+
+# --- wordings, UnlearnCanvas's measures with intervals, one variant's rows ------------------------------
+
+
+def test_each_wording_is_judged_on_its_own_prompts(setup: experiment.Setup, images, final: evaluation.Sweep) -> None:
+    """Two wordings: one generation per judged model, rows and destinations per wording; the paper's
+    wording alone gives the rows of a sweep without wordings, to the bit (same prompts, same seeds)."""
+    variants = {"mlp-final-attn": CONFIG, "all": replace(CONFIG, trainable="all")}
+    out = run(setup, images, variants, variant="trainable", wordings=data.WORDINGS)
+    assert list(out.rows.columns[:5]) == ["erased_class", "trainable", "seed", "wording", "epochs"]
+    assert len(out.rows) == 2 * 2 * 2  # variants x (base, erased) x wordings
+    assert set(out.destinations.wording) == {"paper", "held-out"}
+    paper = run(setup, images, wordings={"paper": data.OBJECT_TEMPLATES})
+    assert paper.rows.drop(columns=["wording", *SECONDS]).equals(final.rows.drop(columns=SECONDS))
+    wide = evaluation.before_after(out.rows)
+    assert len(wide) == 4 and set(wide.columns) >= {"trainable", "wording", "UA", "IRA"}
+    with pytest.raises(ValueError, match="at least one wording"):
+        run(setup, images, wordings={})
+
+
+def test_prompt_tables_use_the_given_templates() -> None:
+    table = evaluation.erasure_prompt_table(["bag"], 4, 1, templates=data.HELDOUT_OBJECT_TEMPLATES)
+    assert table[table["class"] == "bag"].prompt.tolist() == [t.format("bag") for t in data.HELDOUT_OBJECT_TEMPLATES]
+    assert not set(table.prompt) & set(evaluation.erasure_prompt_table(["bag"], 27, 27).prompt)
+    with pytest.raises(ValueError, match="at least one template"):
+        evaluation.erasure_prompt_table(["bag"], 1, 1, templates=())
+
+
+def test_unlearning_summary_by_hand() -> None:
+    """Two options x two classes x two seeds; UA, success, IRA drop and clean shares counted by hand."""
+    rows = []
+    for option, ua in (("a", [1.0, 0.95, 0.5, 0.0]), ("b", [0.9, 0.89, 1.0, 1.0])):
+        for (c, s), u, ira in zip([("bag", 1), ("bag", 2), ("coat", 1), ("coat", 2)], ua, [0.9, 0.7, 0.9, 0.9]):
+            rows.append({"trainable": option, "erased_class": c, "seed": s, "erased_share_before": 1.0,
+                         "erased_share_after": 1 - u, "UA": u, "IRA": ira, "others_accuracy_before": 0.9})  # fmt: skip
+    out = evaluation.unlearning_summary(pd.DataFrame(rows), by=["trainable"], min_ua=0.9).set_index("trainable")
+    a, b = out.loc["a"], out.loc["b"]
+    assert a.runs == 4 and a.classes == 2 and a.seeds == "1 2" and a.UA_before == 0.0
+    assert a.UA == pytest.approx(0.6125) and a.success_share == 0.5 and b.success_share == 0.75
+    assert a.others_drop == pytest.approx(0.05) and a.clean_share == 0.25 and b.clean_share == 0.75  # bag seed 2 lost 0.2
+    assert a.classes_erased == 1 and b.classes_erased == 1  # a: bag 0.975, coat 0.25; b: bag 0.895, coat 1.0
+    assert a.UA_low <= a.UA <= a.UA_high and a.UA_low < a.UA_high
+    assert out.equals(evaluation.unlearning_summary(pd.DataFrame(rows), by=["trainable"], min_ua=0.9).set_index("trainable"))
+    with pytest.raises(ValueError, match="lacks the column"):
+        evaluation.unlearning_summary(pd.DataFrame(rows).drop(columns="UA"), by=["trainable"])
+
+
+def test_one_variant_keeps_its_rows_and_the_base_rows() -> None:
+    table = pd.DataFrame({"trainable": [None, "all", "mlp-final-attn"], "when": ["before", "after", "after"]})
+    assert evaluation.one_variant(table, "all").when.tolist() == ["before", "after"]
+    assert evaluation.one_variant(table.drop(columns="trainable"), "all").equals(table.drop(columns="trainable"))
+    with pytest.raises(ValueError, match="no rows of trainable 'attn-only'"):
+        evaluation.one_variant(table, "attn-only")
