@@ -24,11 +24,12 @@ import numpy as np
 import pandas as pd
 import torch
 from diffusers import DDPMScheduler, StableDiffusionPipeline
+from PIL import Image
 from tqdm.auto import tqdm
 
 from erasure_lib import evaluation
 from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, PARAPHRASES, ImageSource, load_concept_images
-from erasure_lib.generate import GenerationConfig
+from erasure_lib.generate import GenerationConfig, generate_from_embeddings
 from erasure_lib.methods.base import tokenize
 from erasure_lib.methods.fewshot import denoising_loss, preprocess
 from erasure_lib.metrics.classifier import GarmentStyleClassifier
@@ -38,6 +39,7 @@ from erasure_lib.models import model_resolution
 BASE = "base"  # the target name of the unerased model in the attack tables
 COLUMNS = ["erased_class", "attack", "target", "share"]  # the attack tables' columns, in this order
 INVERSION = "concept inversion"  # the attack name of :func:`inversion_attacks`' rows
+CONDITIONING = "conditioning attack (U-Net side)"  # the attack name of :func:`conditioning_attacks`' rows
 
 
 def prompt_variants(concept: str, paraphrase: str | None = None) -> dict[str, str]:
@@ -73,6 +75,17 @@ class InversionConfig:
     templates: tuple[str, ...] = OBJECT_TEMPLATES
 
 
+@torch.no_grad()
+def _latents(
+    pipeline: StableDiffusionPipeline, images: Sequence[Image.Image], rng: np.random.Generator, generator: torch.Generator
+) -> torch.Tensor:
+    """The images as scaled VAE latents, one posterior draw each (random flips from ``rng``)."""
+    x = preprocess(list(images), model_resolution(pipeline), 0.5, rng).to(pipeline.device, pipeline.vae.dtype)
+    posterior = pipeline.vae.encode(x).latent_dist
+    draw = torch.randn(posterior.mean.shape, generator=generator).to(pipeline.device)
+    return (posterior.mean + posterior.std * draw) * pipeline.vae.config.scaling_factor
+
+
 def invert_concept(
     pipeline: StableDiffusionPipeline,
     images: str | Path | Sequence[ImageSource],
@@ -105,14 +118,8 @@ def invert_concept(
     device = pipeline.device
     rng = np.random.default_rng(config.seed)
     generator = torch.Generator("cpu").manual_seed(config.seed)
-    resolution = model_resolution(pipeline)
     noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
-    with torch.no_grad():
-        x = preprocess(loaded, resolution, 0.5, rng).to(device, pipeline.vae.dtype)
-        posterior = pipeline.vae.encode(x).latent_dist
-        z0_all = (
-            posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=generator).to(device)
-        ) * pipeline.vae.config.scaling_factor
+    z0_all = _latents(pipeline, loaded, rng, generator)
     optimizer = torch.optim.AdamW([embeddings.weight], lr=config.lr, weight_decay=0.0)
     flags = [p.requires_grad for p in pipeline.unet.parameters()]
     pipeline.unet.requires_grad_(False)
@@ -142,6 +149,64 @@ def invert_concept(
     attacked = type(pipeline)(**components, requires_safety_checker=False)
     attacked.set_progress_bar_config(disable=True)
     return attacked
+
+
+@dataclass(frozen=True)
+class ConditioningAttackConfig:
+    """A conditioning learned directly against the U-Net, around the text encoder (the attack the
+    paper's limit section implies: few-shot unlearning leaves the U-Net as it was)."""
+
+    steps: int = 200
+    lr: float = 1e-2
+    batch_size: int = 4
+    seed: int = 0
+    start: str = "a photo of a {}"  # the conditioning starts as the target's own encoding of this prompt
+
+
+def learn_conditioning(
+    pipeline: StableDiffusionPipeline,
+    concept: str,
+    images: str | Path | Sequence[ImageSource],
+    config: ConditioningAttackConfig,
+    progress_bar: bool = False,
+) -> torch.Tensor:
+    """The U-Net conditioning (``1 x tokens x width``, what the text encoder would output) that
+    best denoises ``images``: it starts as the pipeline's encoding of ``config.start`` naming
+    ``concept`` and descends the ordinary denoising loss, every weight of the pipeline frozen.
+
+    Against few-shot unlearning the text encoder is out of the loop, so the attack meets the base
+    model's U-Net; against ESD or UCE it meets their edited U-Nets.
+    """
+    loaded = load_concept_images(images)
+    rng = np.random.default_rng(config.seed)
+    generator = torch.Generator("cpu").manual_seed(config.seed)
+    noise_scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
+    z0_all = _latents(pipeline, loaded, rng, generator)
+    with torch.no_grad():
+        ids = tokenize(pipeline.tokenizer, [config.start.format(concept)], pipeline.device)
+        start = pipeline.text_encoder(ids)[0].to(pipeline.unet.dtype)
+    conditioning = start.clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([conditioning], lr=config.lr)
+    flags = [p.requires_grad for p in pipeline.unet.parameters()]
+    pipeline.unet.requires_grad_(False)
+    try:
+        for step in tqdm(range(config.steps), desc="conditioning attack", disable=not progress_bar):
+            batch = torch.randint(0, len(z0_all), (config.batch_size,), generator=generator)
+            t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), generator=generator).to(pipeline.device)
+            noise = torch.randn(z0_all[batch].shape, generator=generator).to(pipeline.device)
+            zt = noise_scheduler.add_noise(z0_all[batch], noise, t)
+            pred = pipeline.unet(zt, t, conditioning.expand(len(batch), -1, -1)).sample
+            target = noise_scheduler.get_velocity(z0_all[batch], noise, t) if noise_scheduler.config.prediction_type == "v_prediction" else noise
+            loss = torch.nn.functional.mse_loss(pred.float(), target.float())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"the conditioning attack's loss is {loss.item()} at its step {step + 1}; lower its lr ({config.lr})")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    finally:
+        for p, flag in zip(pipeline.unet.parameters(), flags):
+            p.requires_grad_(flag)
+    return conditioning.detach()
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,6 +352,38 @@ def inversion_attacks(
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def conditioning_attacks(
+    targets: Mapping[str, StableDiffusionPipeline],
+    concept: str,
+    images: str | Path | Sequence[ImageSource],
+    attack: ConditioningAttackConfig,
+    judge: GarmentStyleClassifier | ImageNetEvaluator,
+    generation: GenerationConfig,
+    n_eval: int,
+    universe: Sequence[str] = CLASSES,
+) -> pd.DataFrame:
+    """The conditioning attack (:func:`learn_conditioning`) against every target: a conditioning
+    learned from ``images`` against the target's U-Net, fed to it with the target's own
+    unconditional embedding for guidance, ``n_eval`` images (seeds from 10 000) judged.
+
+    Returns one row per target, in the order of ``targets``: ``erased_class``, ``attack``
+    (:data:`CONDITIONING`), ``target`` and ``share``, the share of images judged as ``concept``.
+    """
+    _check_attack(targets, concept, n_eval, universe)
+    prompts = evaluation.wording_table(concept, "<learned conditioning>", n_eval, classes=universe)
+    seeds = [int(s) for s in prompts["evaluation_seed"]]
+    rows = []
+    for name, target in targets.items():
+        conditioning = learn_conditioning(target, concept, images, attack)
+        with torch.no_grad():
+            unconditional = target.text_encoder(tokenize(target.tokenizer, [""], target.device))[0].to(target.unet.dtype)
+        generated = generate_from_embeddings(target, conditioning.expand(n_eval, -1, -1), unconditional.expand(n_eval, -1, -1),
+                                             seeds, generation, progress_bar=False)  # fmt: skip
+        share = evaluation.summarize(evaluation.classify_images(judge, prompts, generated), [concept])["erased_share"]
+        rows.append({"erased_class": concept, "attack": CONDITIONING, "target": name, "share": share})
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
 def robustness(
     pipeline: StableDiffusionPipeline,
     judge: GarmentStyleClassifier | ImageNetEvaluator,
@@ -302,6 +399,8 @@ def robustness(
     universe: Sequence[str] = CLASSES,
     paraphrases: Mapping[str, str] = PARAPHRASES,
     progress_bar: bool = True,
+    attack_images: Callable[[str, Sequence[Path]], Sequence[ImageSource]] | None = None,
+    conditioning: ConditioningAttackConfig | None = None,
 ) -> pd.DataFrame:
     """Can an erased class be brought back? For each class, one at a time: erase it with every method
     of ``configs``, then attack the base model and every erasure with other wordings
@@ -343,13 +442,18 @@ def robustness(
         Class -> another name for it, tried as one more wording where a class has one.
     progress_bar
         Whether to show a progress bar over the classes.
+    attack_images
+        ``(class, the erasure's images) -> images`` the attacks learn from, other than the erasure's
+        (e.g. :func:`erasure_lib.experiment.other_images`); ``None``: the erasure's own images.
+    conditioning
+        The conditioning attack's settings (:func:`conditioning_attacks`), or ``None`` to skip it.
 
     Returns
     -------
     pandas.DataFrame
         ``erased_class``, ``attack``, ``target`` (``"base"`` or a method's name) and ``share``, in
         the order run: per class, the wording rows of :func:`wording_attacks`, then the
-        ``"concept inversion"`` rows.
+        ``"concept inversion"`` rows, then the conditioning attack's rows.
 
     Raises
     ------
@@ -372,8 +476,11 @@ def robustness(
         erasures = erase_with_methods(pipeline, concept, shots, configs, erasure_cache, base_model)
         targets = {BASE: pipeline} | {method: result.apply(pipeline) for method, result in erasures.items()}
         paraphrase = paraphrases.get(concept)
+        learn_from = shots if attack_images is None else attack_images(concept, shots)
         parts.append(wording_attacks(targets, concept, judge, generation, n_eval, universe, paraphrase))
-        parts.append(inversion_attacks(targets, concept, shots, inversion, judge, generation, n_eval, universe))
+        parts.append(inversion_attacks(targets, concept, learn_from, inversion, judge, generation, n_eval, universe))
+        if conditioning is not None:
+            parts.append(conditioning_attacks(targets, concept, learn_from, conditioning, judge, generation, n_eval, universe))
     return pd.concat(parts, ignore_index=True)
 
 

@@ -106,6 +106,42 @@ def real_images(images_dir: str, concept: str, n: int, seed: int = 0) -> list[Im
     return data.load_concept_images(sd14.concept_image_paths(concept, max(min(n, count), 1), seed, root=folder.parent))
 
 
+def other_images(images_dir: str, concept: str, n: int, exclude: Sequence[str | Path], seed: int = 0) -> list[Image.Image]:
+    """``n`` real images of ``concept`` that are none of ``exclude`` (an erasure's own images), for an
+    attacker who has other pictures of the concept than the eraser had.
+
+    ``images_dir == "builtin"``: Fashion-MNIST *test* renders (the erasures draw from the training
+    split), the first ``n``. Otherwise ``n`` files of ``<images_dir>/<concept>/`` not in ``exclude``
+    (compared by file name), drawn by ``seed``; too few left fails with the counts.
+    """
+    if images_dir == BUILTIN:
+        return real_images(images_dir, concept, n)
+    folder = _from_repo(images_dir) / concept
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no image folder {folder} for concept {concept!r}")
+    taken = {Path(p).name for p in exclude}
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in data.IMAGE_SUFFIXES and p.name not in taken)
+    if len(files) < n:
+        raise ValueError(f"{folder} holds {len(files)} images besides the {len(taken)} excluded; {n} are needed")
+    order = np.random.default_rng(seed).permutation(len(files))[:n]
+    return data.load_concept_images([files[int(i)] for i in sorted(order)])
+
+
+def attack_image_source(
+    images_dir: str, n: int, seed: int, which: Literal["other", "erasure"] = "other"
+) -> Callable[[str, Sequence[Path]], list[Image.Image]] | None:
+    """What the attacks of notebook 08 learn from (:func:`erasure_lib.attacks.robustness`'s
+    ``attack_images``): ``"other"``, ``n`` real images the erasure never saw (:func:`other_images`);
+    ``"erasure"``, the erasure's own images (``None``)."""
+    if which == "erasure":
+        return None
+    if which != "other":
+        raise ValueError(f"attack images must be 'other' or 'erasure', got {which!r}")
+    if n < 1:
+        raise ValueError(f"the attacks need at least 1 image, got {n}")
+    return lambda concept, shots: other_images(images_dir, concept, n, shots, seed)
+
+
 def reference_images(fid_reference: str, n: int, seed: int = 0) -> tuple[list[Image.Image], list[str]]:
     """Real images for FID / KID and the class of each: the first ``n`` Fashion-MNIST test renders
     (``"builtin"``), or ``n`` image files anywhere under the folder ``fid_reference`` (e.g.

@@ -81,6 +81,34 @@ def generate(
     return images
 
 
+@torch.no_grad()
+def generate_from_embeddings(
+    pipeline: StableDiffusionPipeline,
+    prompt_embeds: torch.Tensor,
+    negative_prompt_embeds: torch.Tensor,
+    seeds: Sequence[int],
+    config: GenerationConfig = GenerationConfig(),
+    progress_bar: bool = True,
+) -> list[Image.Image]:
+    """One image per row of ``prompt_embeds`` (the U-Net's conditioning, bypassing the text encoder)
+    with the unconditional ``negative_prompt_embeds`` row beside it and its seed, in order, in batches
+    of ``config.batch_size``: as :func:`generate` for the prompts these embeddings encode."""
+    if not len(prompt_embeds) == len(negative_prompt_embeds) == len(seeds):
+        raise ValueError(f"{len(prompt_embeds)} embeddings, {len(negative_prompt_embeds)} negative embeddings and {len(seeds)} seeds; give one of each per image")
+    images: list[Image.Image] = []
+    starts = range(0, len(seeds), config.batch_size)
+    for start in tqdm(starts, desc="generating", disable=not progress_bar):
+        stop = start + config.batch_size
+        out = pipeline(
+            prompt_embeds=prompt_embeds[start:stop], negative_prompt_embeds=negative_prompt_embeds[start:stop],
+            num_inference_steps=config.num_inference_steps, guidance_scale=config.guidance_scale,
+            generator=[torch.Generator("cpu").manual_seed(int(s)) for s in seeds[start:stop]],
+            height=config.height, width=config.width, output_type="pil",
+        )  # fmt: skip
+        images.extend(out.images)
+    return images
+
+
 def generate_grid(
     pipeline: StableDiffusionPipeline,
     prompts: Sequence[str],

@@ -26,7 +26,7 @@ from transformers import PreTrainedModel
 
 from erasure_lib.data import CLASS_GROUPS, CLASSES, HELDOUT_OBJECT_TEMPLATES
 from erasure_lib.evaluation import ClassPromptSet, classify_images, per_class_accuracy
-from erasure_lib.generate import GenerationConfig
+from erasure_lib.generate import GenerationConfig, generate_from_embeddings
 from erasure_lib.io import atomic_directory
 from erasure_lib.methods import fewshot
 from erasure_lib.methods.base import ErasureResult, tokenize
@@ -88,18 +88,7 @@ def generate_with_encoders(
     for k in keys:
         p, u = prompt_embeddings(pipeline, encoders[k], list(prompts["prompt"]))
         pos.append(p), neg.append(u), seeds.extend(int(s) for s in prompts["evaluation_seed"])
-    pos_all, neg_all = torch.cat(pos), torch.cat(neg)
-    images: list = []
-    starts = range(0, len(seeds), generation.batch_size)
-    for start in tqdm(starts, desc="generating", disable=not progress_bar):
-        stop = start + generation.batch_size
-        out = pipeline(
-            prompt_embeds=pos_all[start:stop], negative_prompt_embeds=neg_all[start:stop],
-            num_inference_steps=generation.num_inference_steps, guidance_scale=generation.guidance_scale,
-            generator=[torch.Generator("cpu").manual_seed(s) for s in seeds[start:stop]],
-            height=generation.height, width=generation.width, output_type="pil",
-        )  # fmt: skip
-        images.extend(out.images)
+    images = generate_from_embeddings(pipeline, torch.cat(pos), torch.cat(neg), seeds, generation, progress_bar)
     n = len(prompts)
     return {k: images[i * n : (i + 1) * n] for i, k in enumerate(keys)}
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from erasure_lib import attacks, evaluation
-from erasure_lib.generate import GenerationConfig
+from erasure_lib.generate import GenerationConfig, generate_from_embeddings
 from erasure_lib.methods import uce
 from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES, ImageNetEvaluator
 
@@ -21,6 +21,7 @@ CONCEPT = "church"
 N_EVAL = 4
 GENERATION = GenerationConfig(num_inference_steps=2, batch_size=8)
 INVERSION = attacks.InversionConfig(steps=2, lr=1e-1, batch_size=2)
+CONDITIONING = attacks.ConditioningAttackConfig(steps=2, lr=1e-1, batch_size=2)
 COLUMNS = ["erased_class", "attack", "target", "share"]
 
 
@@ -149,6 +150,62 @@ def test_robustness_is_erase_then_both_attacks(tiny_pipeline, judge, universe, s
     ], ignore_index=True)  # fmt: skip
     pd.testing.assert_frame_equal(table, expected)
     pd.testing.assert_frame_equal(run(), table)  # read back from the cache: the same numbers
+
+
+def test_robustness_learns_from_other_images_and_adds_the_conditioning_attack(tiny_pipeline, judge, universe, shots, tmp_path: Path) -> None:
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for k, image in enumerate(shots):
+        image.save(folder / f"{k}.png")
+    paths = sorted(folder.iterdir())
+    others = [image.transpose(Image.Transpose.FLIP_TOP_BOTTOM) for image in shots]
+    given = []
+
+    def attack_images(concept: str, erasure_shots) -> list[Image.Image]:
+        given.append((concept, list(erasure_shots)))
+        return others
+
+    table = attacks.robustness(tiny_pipeline, judge, [CONCEPT], lambda concept, seed: paths, 3, {"uce": uce.UCEConfig()}, tmp_path / "cache",
+                               "tiny", INVERSION, GENERATION, N_EVAL, universe, progress_bar=False, attack_images=attack_images,
+                               conditioning=CONDITIONING)  # fmt: skip
+    assert given == [(CONCEPT, paths)]  # the attacks are told which images the erasure used
+    targets = {attacks.BASE: tiny_pipeline, "uce": uce.erase(tiny_pipeline, CONCEPT, None, uce.UCEConfig(), progress_bar=False).apply(tiny_pipeline)}
+    inverted = attacks.inversion_attacks(targets, CONCEPT, others, INVERSION, judge, GENERATION, N_EVAL, universe)
+    conditioned = attacks.conditioning_attacks(targets, CONCEPT, others, CONDITIONING, judge, GENERATION, N_EVAL, universe)
+    pd.testing.assert_frame_equal(table[table.attack == attacks.INVERSION].reset_index(drop=True), inverted)
+    pd.testing.assert_frame_equal(table[table.attack == attacks.CONDITIONING].reset_index(drop=True), conditioned)
+    assert table.attack.tolist()[-2:] == [attacks.CONDITIONING] * 2
+
+
+# --- the conditioning attack (U-Net side) ----------------------------------------------------------
+
+
+def test_learn_conditioning_moves_only_the_conditioning(tiny_pipeline, shots) -> None:
+    before = {k: v.clone() for k, v in tiny_pipeline.unet.state_dict().items()}
+    flags = [p.requires_grad for p in tiny_pipeline.unet.parameters()]
+    encoded = tiny_pipeline.text_encoder(tiny_pipeline.tokenizer(["a photo of a church"], padding="max_length",
+                                         max_length=tiny_pipeline.tokenizer.model_max_length, return_tensors="pt").input_ids)[0]  # fmt: skip
+    start = attacks.learn_conditioning(tiny_pipeline, CONCEPT, shots, attacks.ConditioningAttackConfig(steps=0))
+    torch.testing.assert_close(start, encoded.detach())  # zero steps: the target's own encoding of the start prompt
+    learned = attacks.learn_conditioning(tiny_pipeline, CONCEPT, shots, CONDITIONING)
+    assert learned.shape == start.shape and not learned.requires_grad and not torch.equal(learned, start)
+    assert torch.equal(learned, attacks.learn_conditioning(tiny_pipeline, CONCEPT, shots, CONDITIONING))  # seeded
+    assert all(torch.equal(before[k], v) for k, v in tiny_pipeline.unet.state_dict().items())
+    assert [p.requires_grad for p in tiny_pipeline.unet.parameters()] == flags  # restored
+    with pytest.raises(FloatingPointError, match="lower its lr"):
+        attacks.learn_conditioning(tiny_pipeline, CONCEPT, shots, attacks.ConditioningAttackConfig(steps=3, lr=float("inf")))
+
+
+def test_conditioning_attack_judges_images_of_the_learned_conditioning(tiny_pipeline, judge, universe, shots) -> None:
+    table = attacks.conditioning_attacks({"base": tiny_pipeline}, CONCEPT, shots, CONDITIONING, judge, GENERATION, N_EVAL, universe)
+    assert table.to_dict("records") == [{"erased_class": CONCEPT, "attack": attacks.CONDITIONING, "target": "base", "share": table.share.item()}]
+    learned = attacks.learn_conditioning(tiny_pipeline, CONCEPT, shots, CONDITIONING)
+    prompts = evaluation.wording_table(CONCEPT, "<learned conditioning>", N_EVAL, classes=universe)
+    empty = tiny_pipeline.text_encoder(tiny_pipeline.tokenizer([""], padding="max_length",
+                                       max_length=tiny_pipeline.tokenizer.model_max_length, return_tensors="pt").input_ids)[0]  # fmt: skip
+    images = generate_from_embeddings(tiny_pipeline, learned.expand(N_EVAL, -1, -1), empty.detach().expand(N_EVAL, -1, -1),
+                                      list(prompts.evaluation_seed), GENERATION, progress_bar=False)  # fmt: skip
+    assert table.share.item() == evaluation.summarize(evaluation.classify_images(judge, prompts, images), [CONCEPT])["erased_share"]
 
 
 # --- attack_summary --------------------------------------------------------------------------------

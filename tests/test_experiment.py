@@ -71,6 +71,27 @@ def test_concept_images_fail_clearly(tmp_path: Path) -> None:
         experiment.concept_images(str(tmp_path / "imgs"), "tench", 4, 0, tmp_path)
 
 
+def test_attack_images_are_none_of_the_erasures(tmp_path: Path) -> None:
+    _write_images(tmp_path / "imgs" / "tench", 6)
+    shots = experiment.concept_images(str(tmp_path / "imgs"), "tench", 4, seed=0, work_dir=tmp_path / "work")
+    source = experiment.attack_image_source(str(tmp_path / "imgs"), 2, seed=0)
+    others = source("tench", shots)
+    left = sorted(p for p in (tmp_path / "imgs" / "tench").iterdir() if p not in shots)
+    assert [np.asarray(im).tobytes() for im in others] == [np.asarray(Image.open(p).convert("RGB")).tobytes() for p in left]
+    with pytest.raises(ValueError, match="holds 2 images besides the 4 excluded; 3 are needed"):
+        experiment.other_images(str(tmp_path / "imgs"), "tench", 3, shots)
+    assert experiment.attack_image_source(str(tmp_path / "imgs"), 2, 0, "erasure") is None  # the erasure's own
+    with pytest.raises(ValueError, match="'other' or 'erasure'"):
+        experiment.attack_image_source(str(tmp_path / "imgs"), 2, 0, "mine")  # type: ignore[arg-type]
+
+
+def test_builtin_attack_images_are_test_renders(tmp_path: Path) -> None:
+    shots = experiment.concept_images("builtin", "sneaker", 4, seed=3, work_dir=tmp_path)
+    others = experiment.other_images("builtin", "sneaker", 4, shots)
+    assert [np.asarray(im).tobytes() for im in others] == [np.asarray(im).tobytes() for im in experiment.real_images("builtin", "sneaker", 4)]
+    assert not {np.asarray(im).tobytes() for im in others} & {np.asarray(Image.open(p).convert("RGB")).tobytes() for p in shots}
+
+
 def test_relative_folders_are_relative_to_the_repository(tmp_path: Path) -> None:
     assert experiment.model_source("builtin") == "builtin"
     assert experiment.model_source("models/builtin") == str(REPO_ROOT / "models" / "builtin")

@@ -14,6 +14,7 @@ from PIL import Image
 from erasure_lib.generate import (
     GenerationConfig,
     generate,
+    generate_from_embeddings,
     generate_grid,
     generate_to_folder,
     read_prompt_csv,
@@ -207,3 +208,17 @@ def test_to_tensor() -> None:
     assert x.shape == (2, 3, 4, 5) and x.dtype == torch.float32
     torch.testing.assert_close(x[0, :, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
     torch.testing.assert_close(x[1, :, 0, 0], torch.full((3,), 0.2))
+
+
+def test_generate_from_embeddings_is_generate_of_the_encoded_prompts(tiny_pipeline: StableDiffusionPipeline) -> None:
+    prompts, seeds = ["a photo of a church", "a photo of a tench", "a photo of a church"], [3, 4, 5]
+    config = GenerationConfig(num_inference_steps=2, batch_size=2)
+    with torch.no_grad():
+        ids = tiny_pipeline.tokenizer(prompts + [""], padding="max_length", max_length=tiny_pipeline.tokenizer.model_max_length,
+                                      return_tensors="pt").input_ids  # fmt: skip
+        encoded = tiny_pipeline.text_encoder(ids)[0]
+    images = generate_from_embeddings(tiny_pipeline, encoded[:3], encoded[3:].expand(3, -1, -1), seeds, config, progress_bar=False)
+    expected = generate(tiny_pipeline, prompts, seeds, config, progress_bar=False)
+    assert [np.asarray(a).tolist() for a in images] == [np.asarray(b).tolist() for b in expected]
+    with pytest.raises(ValueError, match="one of each per image"):
+        generate_from_embeddings(tiny_pipeline, encoded[:3], encoded[3:].expand(3, -1, -1), seeds[:2], config)

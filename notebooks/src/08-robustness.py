@@ -7,7 +7,14 @@
 # (a) **other wordings** of the concept in the prompt (plural, a misspelling, an adjective, a
 #     paraphrase from `data.PARAPHRASES`, ...);
 # (b) **concept inversion** (Pham et al., ICLR 2024): Textual Inversion run against the *erased*
-#     model, learning a new token's embedding from the same few images with a fixed step budget.
+#     model, learning a new token's embedding from a few real images with a fixed step budget;
+# (c) **the conditioning attack** (U-Net side), the one the paper's limit section implies: the
+#     U-Net is untouched by few-shot unlearning, so learn the U-Net's conditioning itself (the text
+#     encoder's output, starting from the target's own encoding of "a photo of a <class>") by
+#     descending the denoising loss on a few real images, around the erased text encoder.
+#
+# Both learning attacks use real images the erasure never saw (`attack_images: other`; on the
+# built-in model Fashion-MNIST test renders, the erasures draw from the training split).
 #
 # For each class: the share of images the classifier assigns to the class, on the base model, after
 # erasure, and under each attack, for few-shot unlearning and for the U-Net methods ESD-u and UCE
@@ -33,10 +40,15 @@ esd_train_method: str = "noxattn"  # ESD-u, as in notebook 13
 esd_iterations: int = 200  # ESD iterations, as in notebook 13
 esd_lr: float = 1e-4  # ESD learning rate, as in notebook 13
 seed: int = 0  # picks the images and seeds erasure and attack
-n_images: int = 4  # real training images (erasure and inversion use the same ones)
+n_images: int = 4  # real training images per erasure
+attack_images: str = "other"  # what the attacks learn from: 'other' (images the erasure never saw) or 'erasure' (its own)
+n_attack_images: int = 8  # real images the attacks learn from ('other')
 n_eval: int = 16  # generated images per prompt set
 inversion_steps: int = 200  # the attack's step budget
 inversion_lr: float = 5e-3  # the attack's learning rate
+conditioning_steps: int = 100  # the conditioning attack's step budget
+conditioning_lr: float = 1e-3  # the conditioning attack's learning rate (Adam)
+conditioning_batch: int = 8  # images per step of the conditioning attack
 num_inference_steps: int = 20  # sampling steps
 guidance_scale: float = 7.5  # classifier-free guidance
 threads: int = 2  # torch CPU threads
@@ -53,7 +65,9 @@ setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference
 all_configs = experiment.method_configs(fewshot_settings, seed, esd_train_method, esd_iterations, esd_lr)
 configs = {method: all_configs[method] for method in methods}
 inversion = attacks.InversionConfig(steps=inversion_steps, lr=inversion_lr, seed=seed)
-print(*configs.values(), inversion, setup, sep="\n")
+conditioning = attacks.ConditioningAttackConfig(steps=conditioning_steps, lr=conditioning_lr, batch_size=conditioning_batch, seed=seed)
+attack_from = experiment.attack_image_source(images_dir, n_attack_images, seed, attack_images)
+print(*configs.values(), inversion, conditioning, setup, sep="\n")
 
 # %% [markdown]
 # ## Erase each class with each method, then attack the base model and every erasure
@@ -64,8 +78,8 @@ print(*configs.values(), inversion, setup, sep="\n")
 
 # %%
 images = experiment.image_source(images_dir, n_images, work_dir)
-table = attacks.robustness(setup.pipeline, setup.judge, setup.classes, images, seed, configs, erasure_cache, model,
-                           inversion, setup.generation, n_eval, setup.universe)  # fmt: skip
+table = attacks.robustness(setup.pipeline, setup.judge, setup.classes, images, seed, configs, erasure_cache, model, inversion,
+                           setup.generation, n_eval, setup.universe, attack_images=attack_from, conditioning=conditioning)  # fmt: skip
 results.write_csv(table, results_prefix + "robustness.csv", sort_by=["erased_class", "attack", "target"])
 
 # %% [markdown]
@@ -100,7 +114,7 @@ summary.round(3)
 # ## Per class: the erasure itself and concept inversion
 
 # %%
-shown = table[table.attack.isin(["wording: as erased", attacks.INVERSION])]
+shown = table[table.attack.isin(["wording: as erased", attacks.INVERSION, attacks.CONDITIONING])]
 shown.pivot_table(index=["attack", "target"], columns="erased_class", values="share").round(2)
 
 # %% [markdown]
