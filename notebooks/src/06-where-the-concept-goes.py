@@ -7,7 +7,7 @@
 # pullover, coat, shirt; trouser, dress and bag stand alone), and the question is: of the images
 # that left the erased class, what share landed in a related class, against chance (related classes
 # out of the other nine) and against the base model's own confusions? Reads only `results/`
-# (the transitions written by notebook 03).
+# (the transitions written by notebook 03: its `trainable` option, both wordings, all seeds).
 #
 # With the sd14 parameters (`relatedness: wordnet`) the same question is asked of Stable Diffusion
 # v1.4 over all 1000 ImageNet classes, as the EVA02 judge of notebook 03 saw them
@@ -20,12 +20,13 @@ import time
 
 import pandas as pd
 
-from erasure_lib import data, experiment, hierarchy, plots, results
+from erasure_lib import data, evaluation, experiment, hierarchy, plots, results
 from erasure_lib.metrics.transitions import related_share_table
 
 # %% tags=parameters
 relatedness: str = "garment groups"  # 'garment groups' (data.CLASS_GROUPS, the built-in model) or 'wordnet' (ImageNet, sd14)
 max_distance: int = 7  # with WordNet relatedness, classes within this many links are related (hierarchy.DEFAULT_MAX_DISTANCE)
+trainable: str = "mlp-final-attn"  # notebook 03's parameter option analysed (its file holds each option's erasures)
 results_prefix: str = "results/"  # folder of the result files (read and written)
 figures_prefix: str = "figures/"  # folder of the figures
 
@@ -33,10 +34,10 @@ figures_prefix: str = "figures/"  # folder of the figures
 t_start = time.perf_counter()
 if relatedness == "garment groups":
     reads = results_prefix + "fewshot_object_transitions.csv"
-    table = related_share_table(pd.read_csv(results.resolve(reads)), data.CLASS_GROUPS, data.CLASSES)
+    table = related_share_table(evaluation.one_variant(pd.read_csv(results.resolve(reads)), trainable), data.CLASS_GROUPS, data.CLASSES)
 elif relatedness == "wordnet":
     reads = results_prefix + "fewshot_object_imagenet_destinations.csv"
-    table = hierarchy.related_share_table(pd.read_csv(results.resolve(reads)), max_distance=max_distance)
+    table = hierarchy.related_share_table(evaluation.one_variant(pd.read_csv(results.resolve(reads)), trainable), max_distance=max_distance)
 else:
     raise ValueError(f"relatedness must be 'garment groups' or 'wordnet', got {relatedness!r}")
 results.write_csv(table, results_prefix + "fewshot_related_share.csv", sort_by=["erased_class"])
@@ -55,6 +56,19 @@ print(f"classes with related classes: {len(grouped)}; related share of leavers a
 # %%
 fig = plots.related_share_bars(pd.read_csv(results.resolve(results_prefix + "fewshot_related_share.csv")))
 results.save_figure(fig, figures_prefix + "fewshot_related_share.png")
+
+# %% [markdown]
+# **What this shows.** Notebook 03's `mlp-final-attn` erasures (10 classes x seeds 3-7, both
+# wordings). Of the images that leave an erased class that has related classes, 0.52 land in a
+# related class on average over those 7 classes, against 0.29 by chance: shirt 0.84 (to t-shirt),
+# ankle boot 0.74 (to sneaker), pullover 0.60, sandal 0.58 (to ankle boot), sneaker 0.50 (to ankle
+# boot), coat 0.38 (its first destination is dress, unrelated) and t-shirt 0.00 (all to dress, bag
+# and sneaker). The base model confuses only shirt (with t-shirt, its only leavers). Of the classes
+# with no related class, bag goes to t-shirt and coat, dress to t-shirt, trouser to dress and pullover.
+#
+# **Against the paper.** Claim 2 (the erased prompt moves to a related concept) holds on average and
+# for the footwear and shirt, not for every class: coat and t-shirt mostly leave for a dress. The
+# former run (seeds 0-2, 25 sampling steps) gave 0.66.
 
 # %%
 results.record_run(

@@ -297,7 +297,8 @@ print(f"stopped after {stopped.info['steps_run']} of at most {len(long_result.lo
 #   more steps also move other concepts. On this small model the damage is broad: the calibration in
 #   `notebooks/paper/02-calibrate-fewshot.ipynb` finds no learning rate and epoch count that erases
 #   every class while keeping the others, and single erasures are all-or-nothing, class by class and
-#   seed by seed (`results/fewshot_object_erasure.csv` has all ten classes over three seeds).
+#   seed by seed (`results/fewshot_object_erasure.csv` has all ten classes over five seeds, two
+#   parameter options and two wordings).
 # * `FewShotConfig(preserve_weight=..., preserve_neighbours=...)` adds an optional term (not in the
 #   paper) that anchors the text embeddings of neighbouring concepts; notebook 12 measures it.
 # * `result.save("erased/sneaker", base_model="builtin")` writes the erased encoder in the usual
