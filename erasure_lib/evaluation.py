@@ -362,8 +362,9 @@ class Sweep:
     Attributes
     ----------
     rows
-        Tidy rows, one per (erased class, variant, seed, epochs), in the order run: ``erased_class``,
-        the variant column (absent for a single config), ``seed``, ``epochs``, the measures
+        Tidy rows, one per (erased class, variant, seed, wording, epochs), in the order run: ``erased_class``,
+        the variant column (absent for a single config), ``seed``, ``wording`` (with ``wordings``
+        only), ``epochs``, the measures
         (``erased_share`` and ``others_accuracy`` by default), ``trainable_parameters``,
         ``optimization_seconds``, ``setup_seconds``. ``epochs == 0`` is the base model, judged once
         per class and repeated as step 0 of each of its runs (trainable parameters and seconds 0).

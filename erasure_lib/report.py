@@ -142,14 +142,19 @@ def _analysis_rows(results_dir: Path) -> list[dict[str, str]]:
         b = pd.read_csv(robustness).set_index("attack")
         if "concept inversion" in b.index:
             after = b.get("fewshot", b.get("erased"))  # "erased" in results written before ESD/UCE were attacked
-            baselines = "; ".join(f"{m}: erased {b[m]['wording: as erased']:.2f}, inverted {b[m]['concept inversion']:.2f}"
-                                  for m in ("esd", "uce") if m in b)
+            conditioning = "conditioning attack (U-Net side)"  # attacks.CONDITIONING, in results since 2026-12-05
+            attacked = ["concept inversion", *([conditioning] if conditioning in b.index else [])]
+            named = {"concept inversion": "inverted", conditioning: "conditioning attack"}
+            baselines = "; ".join(f"{m}: erased {b[m]['wording: as erased']:.2f}, " + ", ".join(f"{named[a]} {b[m][a]:.2f}" for a in attacked)
+                                  for m in ("esd", "uce") if m in b)  # fmt: skip
+            ours = (f"few-shot: after erasure {after['wording: as erased']:.2f}, concept inversion against the erased model "
+                    f"{after['concept inversion']:.2f} (against the base model {b.base['concept inversion']:.2f})")
+            if conditioning in b.index:
+                ours += f", the U-Net-side conditioning attack {after[conditioning]:.2f} (base {b.base[conditioning]:.2f})"
             rows.append({
-                "claim": "Limit: the U-Net still holds the concept (concept inversion brings it back)",
-                "ours": f"few-shot: after erasure {after['wording: as erased']:.2f}, concept inversion against the erased model "
-                        f"{after['concept inversion']:.2f} (against the base model {b.base['concept inversion']:.2f})"
-                        + (f"; {baselines}" if baselines else ""),
-                "verdict": "confirmed" if after["concept inversion"] > 2 * after["wording: as erased"] else "not confirmed",
+                "claim": "Limit: the U-Net still holds the concept (concept inversion or a learned conditioning brings it back)",
+                "ours": ours + (f"; {baselines}" if baselines else ""),
+                "verdict": "confirmed" if max(after[a] for a in attacked) > 2 * after["wording: as erased"] else "not confirmed",
                 "file": "results/robustness_summary.csv",
                 "command": "make results (notebooks/paper/08-robustness.ipynb)",
             })  # fmt: skip
