@@ -117,7 +117,7 @@ STRUCTURE: dict[str, dict] = {
                                         "columns": {"erased_share": N, "related_accuracy": N, "unrelated_accuracy": N,
                                                     "related_drop": N, "unrelated_drop": N, "meets_aim": N}},
     "keep_the_neighbours_transitions.csv": {"notebook": "12-keep-the-neighbours",
-                                            "keys": ["erased_class", "trainable", "wording", "when", "seed", "predicted_class"],
+                                            "keys": ["erased_class", "when", "seed", "predicted_class"],
                                             "columns": {"share": N}},
     "keep_the_neighbours_attacks.csv": {"notebook": "12-keep-the-neighbours", "keys": ["erased_class", "attack", "target"],
                                         "columns": {"share": N}},
