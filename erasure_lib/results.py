@@ -85,6 +85,11 @@ def save_figure(fig: Any, path: Path | str, svg: bool = False) -> Path:
     return path
 
 
+def _manifest_key(file: Path | str) -> str:
+    """How the manifest names a file: relative to the repository, or the path as given outside it."""
+    return str(resolve(file).relative_to(REPO_ROOT)) if resolve(file).is_relative_to(REPO_ROOT) else str(file)
+
+
 def record_run(
     notebook: str,
     parameters: dict[str, Any],
@@ -104,8 +109,7 @@ def record_run(
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     for f in files:
-        key = str(resolve(f).relative_to(REPO_ROOT)) if resolve(f).is_relative_to(REPO_ROOT) else str(f)
-        entries[key] = entry
+        entries[_manifest_key(f)] = entry
     return write_json(entries, manifest)
 
 
@@ -114,7 +118,7 @@ def recorded_parameters(file: Path | str, manifest: Path | str = RESULTS_DIR / "
     seeds a calibration used, so that an evaluation can keep its own seeds apart from them)."""
     manifest = resolve(manifest)
     entries = json.loads(manifest.read_text()) if manifest.is_file() else {}
-    key = str(resolve(file).relative_to(REPO_ROOT)) if resolve(file).is_relative_to(REPO_ROOT) else str(file)
+    key = _manifest_key(file)
     if key not in entries:
         raise FileNotFoundError(f"{manifest} records no run that wrote {key}; run the notebook that writes it first")
     return dict(entries[key]["parameters"])
