@@ -31,7 +31,7 @@ from erasure_lib import evaluation
 from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, PARAPHRASES, ImageSource, load_concept_images
 from erasure_lib.generate import GenerationConfig, generate_from_embeddings
 from erasure_lib.methods.base import tokenize
-from erasure_lib.methods.fewshot import denoising_loss, preprocess
+from erasure_lib.methods.fewshot import conditioned_denoising_loss, denoising_loss, preprocess
 from erasure_lib.metrics.classifier import GarmentStyleClassifier
 from erasure_lib.metrics.imagenet import ImageNetEvaluator
 from erasure_lib.models import model_resolution
@@ -194,10 +194,7 @@ def learn_conditioning(
             batch = torch.randint(0, len(z0_all), (config.batch_size,), generator=generator)
             t = torch.randint(0, noise_scheduler.config.num_train_timesteps, (len(batch),), generator=generator).to(pipeline.device)
             noise = torch.randn(z0_all[batch].shape, generator=generator).to(pipeline.device)
-            zt = noise_scheduler.add_noise(z0_all[batch], noise, t)
-            pred = pipeline.unet(zt, t, conditioning.expand(len(batch), -1, -1)).sample
-            target = noise_scheduler.get_velocity(z0_all[batch], noise, t) if noise_scheduler.config.prediction_type == "v_prediction" else noise
-            loss = torch.nn.functional.mse_loss(pred.float(), target.float())
+            loss = conditioned_denoising_loss(pipeline, noise_scheduler, conditioning.expand(len(batch), -1, -1), z0_all[batch], t, noise)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"the conditioning attack's loss is {loss.item()} at its step {step + 1}; lower its lr ({config.lr})")
             optimizer.zero_grad(set_to_none=True)

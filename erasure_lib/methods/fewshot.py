@@ -320,8 +320,19 @@ def denoising_loss(
     noise: torch.Tensor,
 ) -> torch.Tensor:
     """The ordinary latent-diffusion loss  || eps_theta(z_t, t, E(prompt)) - target ||^2  (mean)."""
+    return conditioned_denoising_loss(pipeline, noise_scheduler, text_encoder(input_ids)[0], z0, timesteps, noise)
+
+
+def conditioned_denoising_loss(
+    pipeline: StableDiffusionPipeline,
+    noise_scheduler: DDPMScheduler,
+    hidden: torch.Tensor,
+    z0: torch.Tensor,
+    timesteps: torch.Tensor,
+    noise: torch.Tensor,
+) -> torch.Tensor:
+    """The same loss for a given U-Net conditioning ``hidden`` (the text encoder's output)."""
     zt = noise_scheduler.add_noise(z0, noise, timesteps)
-    hidden = text_encoder(input_ids)[0]
     pred = pipeline.unet(zt, timesteps, hidden).sample
     if noise_scheduler.config.prediction_type == "v_prediction":
         target = noise_scheduler.get_velocity(z0, noise, timesteps)
