@@ -55,10 +55,10 @@ reproduce: setup
 OUT_01-evaluate-base-model := base_model_quality.csv
 OUT_02-calibrate-fewshot := fewshot_calibration.csv fewshot_calibration_summary.csv
 OUT_03-erase-objects := fewshot_object_erasure.csv fewshot_object_erasure_summary.json fewshot_object_erasure_by_option.csv fewshot_object_transitions.csv generation_throughput.json
-OUT_04-which-parameters := parameter_options.csv parameter_options_summary.csv
-OUT_05-images-and-epochs := fewshot_epochs.csv fewshot_image_counts.csv fewshot_losses.csv
+OUT_04-which-parameters := parameter_options.csv parameter_options_summary.csv parameter_options_matched.csv
+OUT_05-images-and-epochs := fewshot_epochs.csv fewshot_image_counts.csv fewshot_losses.csv fewshot_image_counts_summary.csv fewshot_epochs_summary.csv
 OUT_06-where-the-concept-goes := fewshot_related_share.csv
-OUT_07-erase-styles := style_erasure.csv
+OUT_07-erase-styles := style_erasure.csv style_erasure_summary.csv
 OUT_08-robustness := robustness.csv robustness_summary.csv
 OUT_10-several-concepts := several_concepts.csv
 OUT_11-when-to-stop := stopping_rule.csv stopping_rule_summary.csv
@@ -97,8 +97,9 @@ DEPS_$(1) := $$(addprefix $$(PREFIX_$(1)),$$(READS_$(1))) \
   $$(if $$(filter-out $(READERS_ONLY),$(1)),$$(if $$(filter builtin,$$(call param,model,$$(PARAMS_$(1)),builtin)),$$(BUILTIN_MODEL)))
 endef
 $(foreach nb,$(RESULT_NOTEBOOKS),$(eval $(call notebook_vars,$(nb))))
-# 03 reads notebook 02's summary from results/ itself (not its results_prefix) with the built-in settings.
-DEPS_03-erase-objects += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_03-erase-objects),builtin)),results/fewshot_calibration_summary.csv)
+# 03, 04 and 07 read notebook 02's summary (the calibration seed, kept out of their seeds) from results/
+# itself (not their results_prefix) with the built-in settings.
+$(foreach nb,03-erase-objects 04-which-parameters 07-erase-styles,$(eval DEPS_$(nb) += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_$(nb)),builtin)),results/fewshot_calibration_summary.csv)))
 # 13 scores with the built-in CLIP (models/clip, from 00-train-clip-evaluator) unless told otherwise.
 DEPS_13-compare-methods += $(if $(filter models/clip,$(call param,clip_model,$(PARAMS_13-compare-methods),models/clip)),models/clip/model.safetensors)
 # 99 reads every result file in its results_dir: it runs last, after all the others.

@@ -246,15 +246,18 @@ def wording_table(
 
 
 def stopping_rule_table(epochs: pd.DataFrame, ratios: Sequence[float], max_others_drop: float) -> pd.DataFrame:
-    """For each class and threshold: the epoch the probe-loss rule stops at against the classifier's best.
+    """For each run (class, and seed where the table has one) and threshold: the epoch the probe-loss
+    rule stops at against the classifier's best.
 
-    ``epochs`` has columns ``erased_class, epochs, probe_ratio, erased_share, others_accuracy`` with
-    ``epochs == 0`` the base model. The best epoch minimises
-    ``erased_share + max(0, others_drop - max_others_drop)``; the rule's epoch is the first whose
-    probe ratio reaches the threshold (the last epoch if none does: ``stopped`` is False).
+    ``epochs`` has columns ``erased_class, epochs, probe_ratio, erased_share, others_accuracy`` (and
+    optionally ``seed``) with ``epochs == 0`` the base model. The best judged epoch minimises
+    ``erased_share + max(0, others_drop - max_others_drop)``; the rule's epoch is the first judged
+    epoch whose probe ratio reaches the threshold (the last if none does: ``stopped`` is False).
     """
+    one_run = ["erased_class", *(["seed"] if "seed" in epochs else [])]
     rows = []
-    for concept, part in epochs.groupby("erased_class"):
+    for key, part in epochs.groupby(one_run):
+        run = dict(zip(one_run, key if isinstance(key, tuple) else (key,)))
         part = part.sort_values("epochs")
         base = part[part.epochs == 0].iloc[0]
         trained = part[part.epochs > 0].copy()
@@ -264,8 +267,8 @@ def stopping_rule_table(epochs: pd.DataFrame, ratios: Sequence[float], max_other
         for r in ratios:
             reached = trained[trained.probe_ratio >= r]
             rule = reached.iloc[0] if len(reached) else trained.iloc[-1]
-            rows.append({
-                "erased_class": concept, "ratio": r, "epoch_rule": int(rule.epochs), "epoch_best": int(best.epochs),
+            rows.append(run | {
+                "ratio": r, "epoch_rule": int(rule.epochs), "epoch_best": int(best.epochs),
                 "epoch_gap": abs(int(rule.epochs) - int(best.epochs)), "stopped": bool(len(reached)),
                 "erased_share_rule": float(rule.erased_share), "erased_share_best": float(best.erased_share),
                 "others_drop_rule": float(rule.others_drop), "others_drop_best": float(best.others_drop),
@@ -669,9 +672,84 @@ def unlearning_summary(
                              ("clean_share", success * (drop <= max_others_drop))):  # fmt: skip
             low, high = spread(values)
             row |= {name: float(values.mean()), f"{name}_low": low, f"{name}_high": high}
-        rows.append(row | {"IRA_before": float(part.others_accuracy_before.mean()),
-                           "classes_erased": int((per_class >= min_ua).sum())})  # fmt: skip
+        row |= {"IRA_before": float(part.others_accuracy_before.mean()), "classes_erased": int((per_class >= min_ua).sum())}
+        rows.append(row | ({"trainable_parameters": int(part.trainable_parameters.max())} if "trainable_parameters" in part else {}))
     return pd.DataFrame(rows)
+
+
+def style_unlearning_summary(table: pd.DataFrame, min_ua: float = 0.9) -> pd.DataFrame:
+    """UnlearnCanvas's measures for styles (Sec. 4.4), one row per erased style of a
+    :func:`style_erasure_table`: **UA** (1 - the share of its own prompts' images still judged in
+    the style), **IRA** (the share of the *other* styles' prompts still judged in their style),
+    **CRA** (the garment accuracy on the other styles' prompts: the other kind of concept, kept) and
+    the garment accuracy on the erased style's own prompts (``subject_accuracy``: the garment should
+    survive its style's erasure); one row per erased style and judged ``epochs`` (NaN for a table
+    without the column). Each after erasure as the mean over seeds with a 95% bootstrap
+    interval, beside the base model's value (``*_before``); ``success_share`` = seeds with UA >=
+    ``min_ua``. IRA and CRA are NaN when only one style is judged."""
+    missing = [c for c in ("erased_style", "seed", "prompt_style", "when", "style_share", "class_accuracy") if c not in table]
+    if missing:
+        raise ValueError(f"the table lacks the column(s) {missing}; pass the output of style_erasure_table")
+    before = table[table.when == "before"].groupby("prompt_style")[["style_share", "class_accuracy"]].mean()
+    after = table[table.when == "after"]
+    after = after if "epochs" in after else after.assign(epochs=np.nan)  # tables written before checkpoints were judged
+    rows = []
+    for (style, epoch), part in after.groupby(["erased_style", "epochs"], sort=False, dropna=False):
+        own, other = part[part.prompt_style == style], part[part.prompt_style != style]
+        per_seed = {"UA": 1.0 - own.groupby("seed").style_share.mean(), "IRA": other.groupby("seed").style_share.mean(),
+                    "CRA": other.groupby("seed").class_accuracy.mean(), "subject_accuracy": own.groupby("seed").class_accuracy.mean()}  # fmt: skip
+        others = [s for s in before.index if s != style]
+        row = {"erased_style": style, "epochs": epoch, "seeds": " ".join(map(str, sorted(part.seed.unique()))), "runs": part.seed.nunique(),
+               "UA_before": float(1.0 - before.style_share.get(style, np.nan)),
+               "IRA_before": float(before.style_share[others].mean()) if others else np.nan,
+               "CRA_before": float(before.class_accuracy[others].mean()) if others else np.nan,
+               "subject_accuracy_before": float(before.class_accuracy.get(style, np.nan))}  # fmt: skip
+        for name, values in per_seed.items():
+            low, high = spread(values)
+            row |= {name: float(values.mean()) if len(values) else np.nan, f"{name}_low": low, f"{name}_high": high}
+        rows.append(row | {"success_share": float((per_seed["UA"] >= min_ua).mean())})
+    return pd.DataFrame(rows)
+
+
+def matched_front(table: pd.DataFrame, by: str, at: Sequence[float], n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Compare variants at matched erasure, not at one shared setting (Sec. 4.5: the parameter options
+    differ in size, so the same steps erase unlike amounts).
+
+    Each variant's front is the path of (mean UA, mean IRA) over its runs (one run = one class and
+    seed of a :func:`before_after` table), through the base model (epochs 0) and then its judged
+    checkpoints in order of ``epochs``. The IRA at each UA level of ``at`` is read off where the path
+    first crosses that level (linear between checkpoints), with a 95% bootstrap interval that
+    resamples the runs (the same resample at every checkpoint, so the front stays one curve). NaN
+    where the front never reaches the level; ``reach`` is the front's largest mean UA."""
+    missing = [c for c in (by, "erased_class", "seed", "epochs", "UA", "IRA", "erased_share_before", "others_accuracy_before") if c not in table]
+    if missing:
+        raise ValueError(f"the table lacks the column(s) {missing}; pass before_after of a sweep with per-epoch checkpoints")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, part in table.groupby(by, sort=False):
+        ua = part.pivot_table(index=["erased_class", "seed"], columns="epochs", values="UA")
+        ira = part.pivot_table(index=["erased_class", "seed"], columns="epochs", values="IRA")
+        base = part.groupby(["erased_class", "seed"])[["erased_share_before", "others_accuracy_before"]].first().loc[ua.index]
+        if ua.isna().any().any():
+            raise ValueError(f"{by} {name!r}: every run needs every checkpoint; some runs lack one")
+        x = np.column_stack([1.0 - base.erased_share_before.to_numpy(), ua.to_numpy()])  # runs x (base, checkpoints)
+        y = np.column_stack([base.others_accuracy_before.to_numpy(), ira.to_numpy()])
+        resamples = rng.integers(0, len(x), size=(n_boot, len(x)))
+        for level in at:
+            boot = [_crossing(x[i].mean(0), y[i].mean(0), level) for i in resamples]
+            low, high = np.nanquantile(boot, (0.025, 0.975)) if np.isfinite(boot).mean() >= 0.95 else (np.nan, np.nan)
+            rows.append({by: name, "UA_level": level, "IRA": _crossing(x.mean(0), y.mean(0), level),
+                         "IRA_low": float(low), "IRA_high": float(high), "reach": float(x.mean(0).max()), "runs": len(x),
+                         "trainable_parameters": int(part.trainable_parameters.max())})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
+    """y where the path through the points (x, y), in order, first reaches x = level (linear between points); NaN if never."""
+    for (x0, x1), (y0, y1) in zip(zip(x[:-1], x[1:]), zip(y[:-1], y[1:])):
+        if min(x0, x1) <= level <= max(x0, x1):
+            return float(y0) if x1 == x0 else float(y0 + (level - x0) * (y1 - y0) / (x1 - x0))
+    return float("nan")
 
 
 def before_after_summary(table: pd.DataFrame, max_erased_share: float = 0.10, max_others_drop: float = 0.10) -> dict[str, float | bool]:
@@ -780,6 +858,7 @@ def style_erasure_table(
     config_for: Callable[[int], FewShotConfig],
     prompt_tables: Mapping[str, pd.DataFrame],
     generation: GenerationConfig,
+    epochs: Sequence[int] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, StableDiffusionPipeline]]:
     """Erase each style with each seed by few-shot unlearning and judge the prompts of every style.
 
@@ -808,14 +887,17 @@ def style_erasure_table(
         built-in classifier), e.g. from :class:`ClassPromptSet` with ``style``.
     generation
         Sampling settings.
+    epochs
+        The epochs whose checkpoints are judged (each in ``1..config.epochs``), or ``None`` for the
+        final weights only.
 
     Returns
     -------
     tuple[pandas.DataFrame, dict[str, StableDiffusionPipeline]]
-        One row per (erased style, seed, prompt style, when) with columns ``erased_style, seed,
-        prompt_style, when, style_share, class_accuracy`` (``when`` is ``"before"`` or ``"after"``;
-        before-rows carry the first seed), in the order computed; and the erased model of the first
-        seed for each style (for sample grids).
+        One row per (erased style, seed, prompt style, when, epochs) with columns ``erased_style,
+        seed, prompt_style, when, epochs, style_share, class_accuracy`` (``when`` is ``"before"``
+        (epochs 0, carrying the first seed) or ``"after"``), in the order computed; and the final
+        erased model of the first seed for each style (for sample grids).
     """
     from erasure_lib.methods import fewshot
 
@@ -825,9 +907,15 @@ def style_erasure_table(
     for erased_style in erased_styles:
         for seed in seeds:
             images = image_source(erased_style, seed)
-            erased = fewshot.erase(pipeline, erased_style, images, config_for(seed), progress_bar=False).apply(pipeline)
+            config = config_for(seed)
+            if epochs is not None and not all(1 <= e <= config.epochs for e in epochs):
+                raise ValueError(f"epochs {list(epochs)} must lie in 1..{config.epochs}, the epochs the config trains")
+            result = fewshot.erase(pipeline, erased_style, images, replace(config, keep_checkpoints=epochs is not None), progress_bar=False)
+            judged = [(0, "before", pipeline)] + [(e, "after", result.apply(pipeline, epoch=e)) for e in epochs or []]
+            if epochs is None:
+                judged.append((result.info.epochs_run, "after", result.apply(pipeline)))
             for prompt_style, table in prompt_tables.items():
-                for when, p in (("before", pipeline), ("after", erased)):
+                for epoch, when, p in judged:
                     if when == "before" and seed != seeds[0]:
                         continue
                     if when == "before" and prompt_style in before:
@@ -836,10 +924,12 @@ def style_erasure_table(
                         verdict = style_verdict(judge, p, table, prompt_style, generation)
                     if when == "before":
                         before[prompt_style] = verdict
-                    rows.append({"erased_style": erased_style, "seed": seed, "prompt_style": prompt_style, "when": when, **verdict})
+                    rows.append({"erased_style": erased_style, "seed": seed, "prompt_style": prompt_style, "when": when,
+                                 "epochs": epoch, **verdict})  # fmt: skip
             if seed == seeds[0]:
-                erased_models[erased_style] = erased
-    return pd.DataFrame(rows, columns=["erased_style", "seed", "prompt_style", "when", "style_share", "class_accuracy"]), erased_models
+                erased_models[erased_style] = result.apply(pipeline)
+    columns = ["erased_style", "seed", "prompt_style", "when", "epochs", "style_share", "class_accuracy"]
+    return pd.DataFrame(rows, columns=columns), erased_models
 
 
 def before_after_grid(

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from erasure_lib import data, sd14
+from erasure_lib import data, results, sd14
 from erasure_lib.generate import GenerationConfig, read_prompt_csv
 from erasure_lib.methods import esd, spm, uce
 from erasure_lib.methods.fewshot import FewShotConfig
@@ -229,6 +229,21 @@ def fewshot_config(settings: FewShotSettings, **overrides: object) -> FewShotCon
     if settings == BUILTIN:
         return FewShotConfig.builtin(**overrides)
     raise ValueError(f"fewshot settings must be 'builtin' or 'paper', got {settings!r}")
+
+
+def evaluation_seeds(
+    seeds: Sequence[int],
+    settings: FewShotSettings,
+    calibration_file: str = "results/fewshot_calibration_summary.csv",
+    manifest: str | Path = "results/manifest.json",
+) -> list[int]:
+    """``seeds`` after checking that none was used to choose the settings: the ``"builtin"`` settings
+    were calibrated by notebook 02 on the seed its manifest entry records (the paper's settings were
+    chosen on none of ours). Raises if the sets meet: a setting is never reported on its own seeds."""
+    calibration = [int(results.recorded_parameters(calibration_file, manifest)["seed"])] if settings == BUILTIN else []
+    if set(map(int, seeds)) & set(calibration):
+        raise ValueError(f"evaluation seeds {list(seeds)} include the calibration seed(s) {calibration} of {calibration_file}")
+    return [int(s) for s in seeds]
 
 
 MethodConfig: TypeAlias = "FewShotConfig | esd.ESDConfig | uce.UCEConfig | spm.SPMConfig"

@@ -151,6 +151,56 @@ def option_bars(summary) -> plt.Figure:
     return fig
 
 
+def option_fronts(summary, levels: Sequence[float] = ()) -> plt.Figure:
+    """Each parameter option's front: mean UA against mean IRA over the runs after each judged epoch
+    (from the base model, epochs 0), with 95% bootstrap intervals on both axes (an
+    :func:`erasure_lib.evaluation.unlearning_summary` by option and epochs); dashed lines at the
+    matched UA ``levels``."""
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for option, part in summary.groupby("option", sort=False):
+        part = part.sort_values("epochs")
+        first = part.iloc[0]
+        x = np.r_[first.UA_before, part.UA]
+        y = np.r_[first.IRA_before, part.IRA]
+        line = ax.plot(x, y, marker="o", ms=3, label=f"{option} ({int(first.trainable_parameters) / 1e6:.2f}M weights)")[0]
+        ax.errorbar(part.UA, part.IRA, xerr=[part.UA - part.UA_low, part.UA_high - part.UA],
+                    yerr=[part.IRA - part.IRA_low, part.IRA_high - part.IRA], fmt="none", color=line.get_color(), alpha=0.5, lw=0.8)  # fmt: skip
+        last = part.iloc[-1]
+        ax.annotate(f"{last.epochs:g} ep.", (last.UA, last.IRA), fontsize=6)
+    for level in levels:
+        ax.axvline(level, ls="--", color="0.5", lw=0.8)
+    ax.set_xlabel("UA: share of the erased class's images not judged as it (higher is better)")
+    ax.set_ylabel("IRA: other classes' accuracy (higher is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def style_measures(summary) -> plt.Figure:
+    """One panel per erased style: UA, IRA and CRA against epochs (an
+    :func:`erasure_lib.evaluation.style_unlearning_summary` with ``epochs``), the base model at epoch
+    0, the 95% interval over seeds as a band."""
+    styles = list(dict.fromkeys(summary["erased_style"]))
+    fig, axes = plt.subplots(1, len(styles), figsize=(4.2 * len(styles), 3.4), sharey=True, squeeze=False)
+    names = {"UA": "UA: own style gone (higher is better)", "IRA": "IRA: other styles kept (higher is better)",
+             "CRA": "CRA: garments kept (higher is better)"}  # fmt: skip
+    for ax, style in zip(axes[0], styles):
+        part = summary[summary["erased_style"] == style].sort_values("epochs")
+        for measure, label in names.items():
+            x = np.r_[0, part["epochs"]]
+            line = ax.plot(x, np.r_[part[f"{measure}_before"].iloc[0], part[measure]], marker="o", ms=3, label=label)[0]
+            ax.fill_between(part["epochs"], part[f"{measure}_low"], part[f"{measure}_high"], color=line.get_color(), alpha=0.15)
+        ax.set_title(f"erasing {style}", fontsize=10)
+        ax.set_xlabel("epochs (0 = base model)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("share of generated images")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def epoch_curves(epochs_table) -> plt.Figure:
     """Erased share and other classes' accuracy against epochs: one point per class, the mean over classes as a line."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
@@ -169,12 +219,13 @@ def epoch_curves(epochs_table) -> plt.Figure:
 
 
 def loss_by_step(losses) -> plt.Figure:
-    """The per-step ascent loss of every run, one faint line per class, the mean in bold."""
+    """The per-step ascent loss of every run, one faint line per class (and seed), the mean in bold."""
     runs = sorted(losses["run"].unique())
+    one_run = ["erased_class", *(["seed"] if "seed" in losses else [])]
     fig, axes = plt.subplots(1, len(runs), figsize=(4.5 * len(runs), 3), squeeze=False)
     for ax, run in zip(axes[0], runs):
         part = losses[losses["run"] == run]
-        for _, curve in part.groupby("erased_class"):
+        for _, curve in part.groupby(one_run):
             ax.plot(curve["step"], curve["loss"], lw=0.7, alpha=0.4)
         mean = part.groupby("step")["loss"].mean()
         ax.plot(mean.index, mean, lw=2, color="k", label="mean")

@@ -121,6 +121,10 @@ def test_stopping_rule_table_on_a_hand_made_sweep():
     assert table.loc[1.05].epoch_rule == 1 and table.loc[1.3].epoch_rule == 2 and table.loc[1.3].epoch_gap == 0
     assert not table.loc[5.0].stopped and table.loc[5.0].epoch_rule == 3
     assert table.loc[1.3].others_drop_rule == pytest.approx(0.05)
+    # with seeds: one rule per (class, seed); a second seed whose probe rises later stops later
+    later = epochs.assign(seed=4, probe_ratio=[1.0, 1.0, 1.1, 1.4])
+    both = evaluation.stopping_rule_table(pd.concat([epochs.assign(seed=3), later]), [1.3], 0.10).set_index("seed")
+    assert list(both.columns[:1]) == ["erased_class"] and both.epoch_rule.to_dict() == {3: 2, 4: 3}
 
 
 def test_summarize_related_splits_related_and_unrelated_classes():
@@ -153,18 +157,22 @@ def test_neighbour_summary_means_and_aim():
 
 def test_claims_rows_for_the_analyses_follow_the_numbers(tmp_path):
     """Each verdict of the analyses' rows flips when its numbers do."""
-    counts = pd.DataFrame({"erased_class": "sneaker", "images": ["1", "4", "16", "zero-shot"], "steps": 4,
-                           "erased_share": [0.30, 0.05, 0.02, 0.90], "others_accuracy": 0.9})
-    counts.to_csv(tmp_path / "fewshot_image_counts.csv", index=False)
-    styles = pd.DataFrame({"erased_style": "sketch", "seed": 0, "prompt_style": "sketch", "when": ["before", "after"],
-                           "style_share": [1.0, 0.8], "class_accuracy": 0.7})
-    styles.to_csv(tmp_path / "style_erasure.csv", index=False)
+    counts = pd.DataFrame({"images": ["1", "4", "16", "zero-shot"], "steps": [1, 4, 16, 4], "seeds": "3 4", "sampling_steps": 50,
+                           "runs": 20, "UA_before": 0.05, "IRA_before": 0.97, "UA": [0.70, 0.95, 0.98, 0.10], "UA_low": 0.0,
+                           "UA_high": 1.0, "IRA": 0.9})  # fmt: skip
+    counts.to_csv(tmp_path / "fewshot_image_counts_summary.csv", index=False)
+    styles = pd.DataFrame({"erased_style": "sketch", "epochs": [2, 4], "seeds": "3 4", "sampling_steps": 50, "UA_before": 0.0,
+                           "UA": [0.2, 0.3], "UA_low": 0.1, "UA_high": 0.4, "IRA_before": 0.95, "IRA": [0.95, 0.7],
+                           "CRA_before": 0.7, "CRA": [0.7, 0.7]})  # fmt: skip
+    styles.to_csv(tmp_path / "style_erasure_summary.csv", index=False)
     rows = {r["claim"][:23]: r for r in report.claims_rows(tmp_path)}
     few, zero, style = rows["Sec. 4.6: a few images "], rows["Sec. 4.6: zero-shot (no"], rows["Sec. 4.4: styles are er"]
-    assert few["verdict"].startswith("reproduced") and "4 images (4 steps): erased 0.05" in few["ours"]
+    assert few["verdict"].startswith("reproduced") and "4 images (4 steps): UA 0.95 [0.00, 1.00], IRA 0.90" in few["ours"]
     assert zero["verdict"] == "not reproduced" and style["verdict"] == "not reproduced"
-    counts.assign(erased_share=[0.30, 0.50, 0.02, 0.10]).to_csv(tmp_path / "fewshot_image_counts.csv", index=False)
-    styles.assign(style_share=[1.0, 0.3]).to_csv(tmp_path / "style_erasure.csv", index=False)
+    counts.assign(UA=[0.70, 0.50, 0.98, 0.90]).to_csv(tmp_path / "fewshot_image_counts_summary.csv", index=False)
+    styles.assign(UA=[0.2, 0.8]).to_csv(tmp_path / "style_erasure_summary.csv", index=False)  # at 4 epochs, but IRA falls
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Sec. 4.4"))["verdict"] == "erased only with damage to the rest"
+    styles.assign(UA=[0.6, 0.8]).to_csv(tmp_path / "style_erasure_summary.csv", index=False)  # at 2 epochs, the rest kept
     rows = {r["claim"][:23]: r["verdict"] for r in report.claims_rows(tmp_path)}
     assert rows["Sec. 4.6: a few images "] == "not reproduced"
     assert rows["Sec. 4.6: zero-shot (no"].startswith("reproduced") and rows["Sec. 4.4: styles are er"].startswith("reproduced")
@@ -208,3 +216,25 @@ def test_claim_one_compares_every_timed_esd_with_fewshot(tmp_path):
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "mixed"
     times[times.method.isin(["fewshot", "uce"])].to_csv(tmp_path / "erasure_time.csv", index=False)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "no ESD timed"
+
+
+def test_claim_three_compares_the_options_at_matched_erasure(tmp_path):
+    """The verdict follows the intervals at the UA levels both fronts reach."""
+    summary = pd.DataFrame({"option": ["attn-only"], "epochs": [1], "seeds": ["3 4"], "sampling_steps": [50], "runs": [20],
+                            "UA_before": [0.05], "IRA_before": [0.97]})  # fmt: skip
+    summary.to_csv(tmp_path / "parameter_options_summary.csv", index=False)
+
+    def verdict(mlp: tuple[float, float, float], attn: tuple[float, float, float]) -> dict[str, str]:
+        rows = [{"option": o, "UA_level": 0.4, "IRA": m, "IRA_low": lo, "IRA_high": hi, "reach": 0.7}
+                for o, (m, lo, hi) in (("mlp-only", mlp), ("attn-only", attn))]  # fmt: skip
+        pd.DataFrame(rows).to_csv(tmp_path / "parameter_options_matched.csv", index=False)
+        return next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 3"))
+
+    row = verdict((0.9, 0.88, 0.92), (0.8, 0.75, 0.85))
+    assert row["verdict"].startswith("supported") and "mlp-only 0.90 [0.88, 0.92]" in row["ours"] and "seeds 3 4" in row["ours"]
+    assert verdict((0.9, 0.8, 0.95), (0.85, 0.8, 0.9))["verdict"].startswith("not distinguishable")
+    assert verdict((0.7, 0.65, 0.75), (0.85, 0.8, 0.9))["verdict"] == "not reproduced"
+    barely = verdict((0.9, 0.88, 0.92), (0.8, float("nan"), float("nan")))  # no interval: counted as undecided
+    assert barely["verdict"].startswith("not distinguishable") and "attn-only 0.80 (no interval: barely reached)" in barely["ours"]
+    never = verdict((0.9, 0.88, 0.92), (float("nan"), float("nan"), float("nan")))
+    assert never["verdict"].startswith("supported") and "attn-only never (reaches UA 0.70)" in never["ours"]

@@ -309,3 +309,16 @@ def test_time_bars_label_every_ratio_readably() -> None:
     labels = [t.get_text() for t in fig.axes[0].texts]
     assert labels == ["2,040x", "1x", "0.034x"]  # UCE's ratio printed as 0.0x once
     assert fig.axes[0].get_ylim()[1] > 510.0 * 2  # the top label stays inside the axes
+
+
+def test_evaluation_seeds_refuse_the_calibration_seed(tmp_path: Path) -> None:
+    """The built-in settings were chosen on the seed the calibration's manifest entry records."""
+    from erasure_lib.results import record_run
+
+    calibration, manifest = tmp_path / "calibration.csv", tmp_path / "manifest.json"
+    calibration.write_text("lr,epochs\n")
+    record_run("02.ipynb", {"seed": 5}, [calibration], 1.0, manifest=manifest)
+    assert experiment.evaluation_seeds([3, 4], "builtin", str(calibration), manifest) == [3, 4]
+    with pytest.raises(ValueError, match=r"calibration seed\(s\) \[5\]"):
+        experiment.evaluation_seeds([4, 5], "builtin", str(calibration), manifest)
+    assert experiment.evaluation_seeds([5], "paper", str(calibration), manifest) == [5]  # chosen on none of ours

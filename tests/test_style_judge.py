@@ -5,6 +5,7 @@ known and on the built-in CLIP with real renders; notebook 07's erase-then-judge
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -195,8 +196,9 @@ def test_style_erasure_table_gives_the_old_loops_rows(
     table, erased = evaluation.style_erasure_table(
         tiny_pipeline, classifier, styles, seeds, lambda style, seed: _style_images(tmp_path, style, seed), _config, tables, FAST
     )
-    pd.testing.assert_frame_equal(table, _old_notebook_loop(tiny_pipeline, classifier, styles, seeds, tables, tmp_path))
+    pd.testing.assert_frame_equal(table.drop(columns="epochs"), _old_notebook_loop(tiny_pipeline, classifier, styles, seeds, tables, tmp_path))
     assert len(table) == len(styles) * len(tables) * (len(seeds) + 1)
+    assert set(table[table["when"] == "before"]["epochs"]) == {0} and set(table[table["when"] == "after"]["epochs"]) == {_config(0).epochs}
     assert set(table[table["when"] == "before"]["seed"]) == {0}
     assert list(erased) == styles and all(isinstance(p, StableDiffusionPipeline) for p in erased.values())
 
@@ -209,11 +211,34 @@ def test_style_erasure_table_with_the_clip_judge(
     table, erased = evaluation.style_erasure_table(
         tiny_pipeline, builtin_clip_judge, ["sepia"], [0], lambda style, seed: _style_images(tmp_path, style, seed), _config, tables, FAST
     )
-    assert list(table.columns) == ["erased_style", "seed", "prompt_style", "when", "style_share", "class_accuracy"]
+    assert list(table.columns) == ["erased_style", "seed", "prompt_style", "when", "epochs", "style_share", "class_accuracy"]
     assert len(table) == 4 and table["class_accuracy"].isna().all()
     assert table["style_share"].between(0, 1).all()
     grid, labels = evaluation.before_after_grid(tiny_pipeline, erased, data.STYLE_TEMPLATES[0], [1, 2, 3], FAST)
     assert labels == ["sepia before", "sepia after"] and [len(row) for row in grid] == [3, 3]
+
+
+def test_style_erasure_table_judges_checkpoints_and_the_summary_names_them(
+    tiny_pipeline: StableDiffusionPipeline, classifier: clf.GarmentStyleClassifier, fashion_mnist_available: None, tmp_path: Path
+) -> None:
+    """Per-epoch checkpoints: the last one is the final weights' verdict; the summary's UA, IRA and
+    CRA are the table's shares, grouped by erased style and epochs."""
+    tables = experiment.style_prompt_tables(classifier, 1, ["sneaker", "bag"])
+    config_for = lambda seed: replace(_config(seed), epochs=2)  # noqa: E731
+    source = lambda style, seed: _style_images(tmp_path, style, seed)  # noqa: E731
+    table, _ = evaluation.style_erasure_table(tiny_pipeline, classifier, ["sepia"], [0], source, config_for, tables, FAST, epochs=[1, 2])
+    final, _ = evaluation.style_erasure_table(tiny_pipeline, classifier, ["sepia"], [0], source, config_for, tables, FAST)
+    assert sorted(set(table.epochs)) == [0, 1, 2] and len(table) == 2 * 3
+    pd.testing.assert_frame_equal(table[table.epochs != 1].reset_index(drop=True), final)
+    with pytest.raises(ValueError, match="must lie in 1..2"):
+        evaluation.style_erasure_table(tiny_pipeline, classifier, ["sepia"], [0], source, config_for, tables, FAST, epochs=[3])
+    summary = evaluation.style_unlearning_summary(table).set_index("epochs")
+    after = table[table.when == "after"].set_index(["epochs", "prompt_style"])
+    for e in (1, 2):
+        assert summary.UA[e] == pytest.approx(1 - after.style_share[(e, "sepia")])
+        assert summary.IRA[e] == pytest.approx(after.style_share[(e, "sketch")])
+        assert summary.CRA[e] == pytest.approx(after.class_accuracy[(e, "sketch")])
+    assert summary.UA_before.iloc[0] == pytest.approx(1 - table[(table.when == "before") & (table.prompt_style == "sepia")].style_share.iloc[0])
 
 
 def test_a_style_the_judge_does_not_name_fails(tiny_pipeline: StableDiffusionPipeline, classifier: clf.GarmentStyleClassifier) -> None:

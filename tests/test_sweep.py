@@ -311,6 +311,28 @@ def test_unlearning_summary_by_hand() -> None:
         evaluation.unlearning_summary(pd.DataFrame(rows).drop(columns="UA"), by=["trainable"])
 
 
+def test_matched_front_reads_each_front_at_the_same_ua() -> None:
+    """Two options, two runs each, checkpoints 1 and 2; the fronts' crossings worked out by hand.
+    Option a: base (0.0, 1.0) -> epoch 1 mean (0.4, 0.9) -> epoch 2 mean (0.8, 0.5); at UA 0.6 the
+    IRA is 0.7. Option b: (0.0, 1.0) -> (0.2, 0.95) -> (0.4, 0.85): never reaches 0.6."""
+    rows = []
+    for option, points in (("a", {1: [(0.4, 0.9), (0.4, 0.9)], 2: [(0.6, 0.6), (1.0, 0.4)]}),
+                           ("b", {1: [(0.1, 1.0), (0.3, 0.9)], 2: [(0.4, 0.8), (0.4, 0.9)]})):  # fmt: skip
+        for epoch, runs in points.items():
+            for (cls, (ua, ira)) in zip(("bag", "coat"), runs):
+                rows.append({"option": option, "erased_class": cls, "seed": 3, "epochs": epoch, "UA": ua, "IRA": ira,
+                             "erased_share_before": 1.0, "others_accuracy_before": 1.0, "trainable_parameters": 7})  # fmt: skip
+    out = evaluation.matched_front(pd.DataFrame(rows), "option", [0.3, 0.6]).set_index(["option", "UA_level"])
+    assert out.IRA[("a", 0.3)] == pytest.approx(0.925) and out.IRA[("a", 0.6)] == pytest.approx(0.7)
+    assert out.IRA[("b", 0.3)] == pytest.approx(0.9) and np.isnan(out.IRA[("b", 0.6)]) and np.isnan(out.IRA_low[("b", 0.6)])
+    assert out.reach[("a", 0.3)] == pytest.approx(0.8) and out.reach[("b", 0.6)] == pytest.approx(0.4)
+    assert out.IRA_low[("a", 0.6)] <= 0.7 <= out.IRA_high[("a", 0.6)] and (out.runs == 2).all()
+    with pytest.raises(ValueError, match="every checkpoint"):
+        evaluation.matched_front(pd.DataFrame(rows[:-1]), "option", [0.3])
+    with pytest.raises(ValueError, match="lacks the column"):
+        evaluation.matched_front(pd.DataFrame(rows).drop(columns="epochs"), "option", [0.3])
+
+
 def test_one_variant_keeps_its_rows_and_the_base_rows() -> None:
     table = pd.DataFrame({"trainable": [None, "all", "mlp-final-attn"], "when": ["before", "after", "after"]})
     assert evaluation.one_variant(table, "all").when.tolist() == ["before", "after"]

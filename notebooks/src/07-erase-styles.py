@@ -3,9 +3,14 @@
 #
 # The built-in world has two styles, `sketch` (an edge map) and `sepia` (a colour tint), named in
 # captions. Each is erased with the paper's 17 style templates ("a painting in the style of {}")
-# from 4 real images of random garments in that style. Judged on the prompts
-# "<template> of a <class> in the style of <style>": the share the style classifier still calls
-# that style, the garment accuracy under it, and the same for the *other* style (should be kept).
+# from 4 real images of random garments in that style, on five erasure seeds (never notebook 02's
+# calibration seed), and judged after 2 epochs (the built-in setting, calibrated on objects) and
+# after longer runs, on the prompts "<template> of a <class> in the style of <style>". Measures, as
+# UnlearnCanvas names them: **UA** = the share of the erased style's images *not* judged in that
+# style (higher = more erased), **IRA** = the share of the *other* style's images still judged in
+# it (kept), **CRA** = the garment accuracy on the other style's prompts (the other kind of concept,
+# kept); each the mean over seeds with a 95% bootstrap interval. With two styles in the built-in
+# world, IRA rests on one other style.
 #
 # With the sd14 parameters (`notebooks/params/sd14/`) the same cells run on Stable Diffusion v1.4:
 # each artist of `styles` is erased from 4 of its real paintings in `style_images_dir/<artist>/`
@@ -15,6 +20,7 @@
 
 # %%
 import time
+from dataclasses import replace
 
 import torch
 
@@ -32,10 +38,12 @@ device: str = "cpu"  # 'cpu' or 'cuda'
 dtype: str = "float32"  # the model's floating-point type
 styles: list = ["sketch", "sepia"]  # styles erased, one at a time (and, for the 'clip' judge, the styles it names)
 subjects: list = list(data.CLASSES)  # what the evaluation prompts show, in every judged style
-seeds: list = [0, 1, 2]  # erasure seeds (images and random draws)
+seeds: list = [3, 4, 5, 6, 7]  # erasure seeds: images and random draws (never a calibration seed)
+epochs: list = [2, 4, 8]  # the checkpoints judged (2: the built-in setting)
+min_ua: float = 0.9  # a run succeeds when its UA reaches this
 n_images: int = 4  # real images in the style per erasure
 n_per_class: int = 4  # generated images per subject and style in each evaluation
-num_inference_steps: int = 20  # sampling steps
+num_inference_steps: int = 50  # sampling steps (notebook 15: shares stop moving between 50 and 100)
 guidance_scale: float = 7.5  # classifier-free guidance
 grid_seeds: int = 6  # samples per row of the before/after figure (seeds 10000, 10001, ...)
 threads: int = 2  # torch CPU threads
@@ -44,8 +52,9 @@ figures_prefix: str = "figures/"  # folder of the figures
 work_dir: str = "build/styles"  # where the few-shot image sets are written
 
 # %%
+seeds = experiment.evaluation_seeds(seeds, fewshot_settings)
 torch.set_num_threads(threads)
-config = experiment.fewshot_config(fewshot_settings, concept_type="style")
+config = experiment.fewshot_config(fewshot_settings, concept_type="style", epochs=max(epochs))
 generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
 print(config, generation, sep="\n")
 t_start = time.perf_counter()
@@ -61,25 +70,39 @@ print("judged styles:", list(tables))
 table, erased_models = evaluation.style_erasure_table(
     pipeline, judge, styles, seeds,
     image_source=lambda style, seed: experiment.style_images(style_images_dir, style, n_images, seed, results.resolve(work_dir)),
-    config_for=lambda seed: experiment.fewshot_config(fewshot_settings, concept_type="style", seed=seed),
-    prompt_tables=tables, generation=generation,
+    config_for=lambda seed: replace(config, seed=seed),
+    prompt_tables=tables, generation=generation, epochs=epochs,
 )  # fmt: skip
-results.write_csv(table, results_prefix + "style_erasure.csv", sort_by=["erased_style", "prompt_style", "when", "seed"])
-table.groupby(["erased_style", "prompt_style", "when"])[["style_share", "class_accuracy"]].mean().round(3)
+results.write_csv(table, results_prefix + "style_erasure.csv", sort_by=["erased_style", "prompt_style", "when", "epochs", "seed"])
 
 # %% [markdown]
-# ## Before and after: "a painting in the style of <style>", the same seeds for both models
+# ## UA, IRA and CRA per erased style and epochs
+
+# %%
+summary = evaluation.style_unlearning_summary(table, min_ua=min_ua).assign(sampling_steps=num_inference_steps)
+results.write_csv(summary, results_prefix + "style_erasure_summary.csv", sort_by=["erased_style", "epochs"])
+fig = plots.style_measures(summary)
+results.save_figure(fig, figures_prefix + "style_erasure_measures.png")
+summary[["erased_style", "epochs", "UA_before", "UA", "UA_low", "UA_high", "IRA", "CRA", "subject_accuracy", "success_share"]].round(3)
+
+# %% [markdown]
+# ## Before and after: "a painting in the style of <style>", the same seeds for both models (the last checkpoint)
 
 # %%
 grid, labels = evaluation.before_after_grid(pipeline, erased_models, data.STYLE_TEMPLATES[0], [10_000 + k for k in range(grid_seeds)], generation)
-fig = plots.image_grid(grid, labels, None, title=f"'{data.STYLE_TEMPLATES[0].format('<style>')}' before and after erasing <style> (seed {seeds[0]})")
+title = f"'{data.STYLE_TEMPLATES[0].format('<style>')}' before and after erasing <style> ({max(epochs)} epochs, seed {seeds[0]})"
+fig = plots.image_grid(grid, labels, None, title=title)
 results.save_figure(fig, figures_prefix + "style_erasure_samples.png")
+
+# %% [markdown]
+# **What this shows.** (Written after the run.)
 
 # %%
 results.record_run(
     "notebooks/paper/07-erase-styles.ipynb",
     experiment.notebook_parameters("notebooks/paper/07-erase-styles.ipynb", globals()) | {"config": str(config)},
-    [results_prefix + "style_erasure.csv", figures_prefix + "style_erasure_samples.png"],
+    [results_prefix + "style_erasure.csv", results_prefix + "style_erasure_summary.csv",
+     figures_prefix + "style_erasure_measures.png", figures_prefix + "style_erasure_samples.png"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",
 )
