@@ -97,9 +97,9 @@ DEPS_$(1) := $$(addprefix $$(PREFIX_$(1)),$$(READS_$(1))) \
   $$(if $$(filter-out $(READERS_ONLY),$(1)),$$(if $$(filter builtin,$$(call param,model,$$(PARAMS_$(1)),builtin)),$$(BUILTIN_MODEL)))
 endef
 $(foreach nb,$(RESULT_NOTEBOOKS),$(eval $(call notebook_vars,$(nb))))
-# 03, 04 and 07 read notebook 02's summary (the calibration seed, kept out of their seeds) from results/
+# 03, 04, 05 and 07 read notebook 02's summary (the calibration seed, kept out of their seeds) from results/
 # itself (not their results_prefix) with the built-in settings.
-$(foreach nb,03-erase-objects 04-which-parameters 07-erase-styles,$(eval DEPS_$(nb) += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_$(nb)),builtin)),results/fewshot_calibration_summary.csv)))
+$(foreach nb,03-erase-objects 04-which-parameters 05-images-and-epochs 07-erase-styles,$(eval DEPS_$(nb) += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_$(nb)),builtin)),results/fewshot_calibration_summary.csv)))
 # 13 scores with the built-in CLIP (models/clip, from 00-train-clip-evaluator) unless told otherwise.
 DEPS_13-compare-methods += $(if $(filter models/clip,$(call param,clip_model,$(PARAMS_13-compare-methods),models/clip)),models/clip/model.safetensors)
 # 99 reads every result file in its results_dir: it runs last, after all the others.
