@@ -232,13 +232,13 @@ def test_several_concepts_joint_and_one_after_another(setup: experiment.Setup, i
 def test_notebook_parameters_are_the_declared_ones() -> None:
     notebook = "notebooks/paper/04-which-parameters.ipynb"
     namespace = {"unrelated": 1, "model": "builtin", "images_dir": "x", "evaluator": "builtin", "fewshot_settings": "builtin",
-                 "device": "cpu", "dtype": "float32", "classes": ["bag"], "options": ["all"], "seed": 0, "n_images": 4,
-                 "n_erased": 1, "n_others": 1, "num_inference_steps": 2, "guidance_scale": 7.5, "threads": 1,
-                 "results_prefix": "r/", "figures_prefix": "f/", "work_dir": "w"}  # fmt: skip
+                 "device": "cpu", "dtype": "float32", "classes": ["bag"], "options": ["all"], "seeds": [3], "epochs": [1],
+                 "matched_ua": [0.5], "min_ua": 0.9, "n_images": 4, "n_erased": 1, "n_others": 1, "num_inference_steps": 2,
+                 "guidance_scale": 7.5, "threads": 1, "results_prefix": "r/", "figures_prefix": "f/", "work_dir": "w"}  # fmt: skip
     recorded = experiment.notebook_parameters(notebook, namespace)
     assert recorded == {k: v for k, v in namespace.items() if k != "unrelated"}
-    with pytest.raises(KeyError, match="seed"):
-        experiment.notebook_parameters(notebook, {k: v for k, v in namespace.items() if k != "seed"})
+    with pytest.raises(KeyError, match="seeds"):
+        experiment.notebook_parameters(notebook, {k: v for k, v in namespace.items() if k != "seeds"})
 
 
 def test_with_an_imagenet_judge_destinations_cover_all_1000_classes(setup: experiment.Setup, images, final) -> None:
