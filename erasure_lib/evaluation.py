@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import pandas as pd
+import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
 from tqdm.auto import tqdm
@@ -19,6 +21,7 @@ from erasure_lib.metrics.classifier import GarmentStyleClassifier, classify
 from erasure_lib.metrics.imagenet import ImageNetEvaluator
 
 if TYPE_CHECKING:  # annotations only: the style loop imports the method where it runs
+    from erasure_lib.methods.base import ErasureResult
     from erasure_lib.methods.fewshot import FewShotConfig
     from erasure_lib.metrics.style_judge import StyleJudge
 
@@ -189,16 +192,28 @@ def destinations(
     classified: pd.DataFrame, concept: str, when: str, seed: int, classes: Sequence[str] = CLASSES
 ) -> list[dict[str, object]]:
     """The classifier's distribution over ``classes`` for the images of ``concept``'s prompts (a transition
-    row); an ImageNet judge's images of none of them are counted as ``NONE_OF_THEM``."""
+    row); an ImageNet judge's images of none of them are counted as ``NONE_OF_THEM``.
+
+    Each row also carries ``confidence``, the judge's mean top-1 probability over the images that
+    landed there (NaN where none did; NaN throughout for a table without a ``confidence`` column):
+    a destination drawn as a convincing garment and a blob the judge barely places look alike in
+    ``share`` alone (claim 2's transitions, Sec. 4.3)."""
     own = classified[classified["class"] == concept]
     if own.empty:
         raise ValueError(f"no images of {concept!r} in the classified table")
     predicted = own["predicted"].to_numpy()
     names = [*classes, NONE_OF_THEM] if (predicted < 0).any() else list(classes)
-    shares = np.bincount(np.where(predicted < 0, len(classes), predicted), minlength=len(names)) / len(own)
+    index = np.where(predicted < 0, len(classes), predicted)
+    counts = np.bincount(index, minlength=len(names))
+    if "confidence" in own:
+        summed = np.bincount(index, weights=own["confidence"].to_numpy(dtype=float), minlength=len(names))
+        confidence = np.divide(summed, counts, out=np.full(len(names), np.nan), where=counts > 0)
+    else:
+        confidence = np.full(len(names), np.nan)
     return [
-        {"erased_class": concept, "when": when, "seed": seed, "predicted_class": names[k], "share": float(share)}
-        for k, share in enumerate(shares)
+        {"erased_class": concept, "when": when, "seed": seed, "predicted_class": names[k], "share": float(counts[k] / len(own)),
+         "confidence": float(confidence[k])}  # fmt: skip
+        for k in range(len(names))
     ]
 
 
@@ -353,6 +368,60 @@ Measures: TypeAlias = "Callable[[pd.DataFrame, str], Mapping[str, float]]"
 """``(classified, erased class) -> {measure: value}``: what a sweep records of each judged model."""
 
 
+def random_direction(result: ErasureResult, pipeline: StableDiffusionPipeline, seed: int) -> ErasureResult:
+    """A control for claim 2 (Sec. 4.3): ``result`` with each changed tensor's update replaced by a
+    random direction of the same size.
+
+    Every parameter tensor that the erasure moved (``erased - base != 0``) becomes ``base + d``, with
+    ``d`` a standard normal draw (seeded by ``seed``, in the order of ``named_parameters``) rescaled to
+    the Frobenius norm of the erasure's own update of that tensor; unmoved tensors stay as they are.
+    Where an erased prompt goes under such an update says how much of the erasure's pull towards
+    related classes any perturbation of that size would give. The final weights only (no checkpoints).
+    """
+    generator = torch.Generator("cpu").manual_seed(int(seed))
+    components: dict[str, torch.nn.Module] = {}
+    for name, erased in result.components.items():
+        base = dict(getattr(pipeline, name).named_parameters())
+        control = copy.deepcopy(erased)
+        with torch.no_grad():
+            for key, p in control.named_parameters():
+                update = p.detach().float() - base[key].detach().float()
+                size = torch.linalg.vector_norm(update)
+                if size == 0:
+                    continue
+                direction = torch.randn(p.shape, generator=generator)
+                p.copy_((base[key].detach().float() + direction * (size / torch.linalg.vector_norm(direction))).to(p.dtype))
+        components[name] = control
+    return replace(result, method=f"{result.method} (random direction)", components=components, checkpoints=[], step_checkpoints={})
+
+
+def style_kept(classified: pd.DataFrame) -> dict[str, float]:
+    """``style_share``: the share of styled prompts' images that the judge sees in the prompted style
+    (the ``style`` column, a name of :data:`~erasure_lib.data.STYLES`); CRA for an object erasure
+    (UnlearnCanvas: the other kind of concept, kept)."""
+    if classified.empty:
+        raise ValueError("no styled images to judge")
+    wanted = classified["style"].map(STYLES.index)
+    return {"style_share": float((classified["predicted_style"] == wanted).mean())}
+
+
+def styled_prompt_table(
+    concept: str, styles: Sequence[str], n_styled: int, universe: Sequence[str] = CLASSES, seed_offset: int = 10_000
+) -> pd.DataFrame:
+    """``n_styled`` prompts of every class of ``universe`` but ``concept`` in each of ``styles``
+    ("a photo of a shirt in the style of sketch"), with a ``style`` column: what an object erasure's
+    CRA is judged on."""
+    unknown = [s for s in styles if s not in STYLES[1:]]
+    if unknown or not styles:
+        raise ValueError(f"styles must be names from {STYLES[1:]}, got {list(styles)}")
+    if n_styled < 1:
+        raise ValueError(f"n_styled must be at least 1, got {n_styled}")
+    kept = tuple(c for c in universe if c != concept)
+    parts = [ClassPromptSet(kept, n_styled, seed_offset, style, universe=tuple(universe)).table().assign(style=style) for style in styles]
+    table = pd.concat(parts, ignore_index=True)
+    return table.assign(case_number=range(len(table)))
+
+
 def erased_and_others(classified: pd.DataFrame, concept: str) -> dict[str, float]:
     """:func:`summarize` for one erased class: ``erased_share`` and ``others_accuracy`` (a sweep's default measures)."""
     return summarize(classified, [concept])
@@ -394,6 +463,10 @@ class Sweep:
     models
         With ``keep_models``: each class's erased model (final weights) of the first variant and
         the first seed, for sample grids (:func:`before_after_grid`).
+
+    With ``styles``, the rows gain ``style_share`` (:func:`style_kept`, CRA); with ``random_control``
+    the destinations gain ``when == "random direction"`` rows (:func:`random_direction`, the final
+    weights' update redrawn at random, judged on the erased class's own prompts).
     """
 
     rows: pd.DataFrame
@@ -422,6 +495,9 @@ def sweep(
     keep_models: bool = False,
     progress_bar: bool = True,
     wordings: Mapping[str, Sequence[str]] | None = None,
+    styles: Sequence[str] = (),
+    n_styled: int = 1,
+    random_control: bool = False,
 ) -> Sweep:
     """Erase each class, one at a time, under each variant and seed, and judge the erased model and
     the base model on the same prompts and evaluation seeds (paper, Sec. 4.1).
@@ -473,6 +549,16 @@ def sweep(
         ``n_erased`` and ``n_others`` prompts in each wording (generated in one batch), and every row
         and destination gains a ``wording`` column; ``None`` judges on the paper's templates alone,
         without the column.
+    styles, n_styled
+        Styles (names of :data:`erasure_lib.data.STYLES`) in which each judged model also draws
+        ``n_styled`` prompts of every other class (:func:`styled_prompt_table`, generated apart from
+        the measured prompts, so that their images do not change): the rows gain ``style_share``, the
+        share drawn in the prompted style (CRA, the other kind of concept kept). Empty: none. Needs a
+        judge that names styles (the built-in classifier).
+    random_control
+        For every run, also judge a control on the erased class's own prompts: the final weights'
+        update replaced by a random direction of the same size per tensor (:func:`random_direction`,
+        seeded by the run's seed); its destinations have ``when == "random direction"``.
 
     Returns
     -------
@@ -496,6 +582,8 @@ def sweep(
             raise ValueError(f"epochs {checkpoints[name]} must lie in 1..{config.epochs}, the epochs variant {name!r} trains")
     if wordings is not None and not wordings:
         raise ValueError("give at least one wording, or None for the paper's templates")
+    if styles and not isinstance(judge, GarmentStyleClassifier):
+        raise ValueError("styles need a judge that names styles (the built-in classifier); pass styles=() with this judge")
     tags = {name: {variant: name} if named else {} for name in configs}
     runs = [(concept, seed, name) for concept in classes for seed in seeds for name in configs]
     tables: dict[str, pd.DataFrame] = {}
@@ -509,19 +597,26 @@ def sweep(
     probe_rows: list[dict[str, object]] = []
     models: dict[str, StableDiffusionPipeline] = {}
 
-    def judged(model: StableDiffusionPipeline, concept: str) -> list[tuple[dict[str, str], pd.DataFrame]]:
-        """The judge's verdicts on ``model``'s images of the concept's prompt table, per wording."""
-        classified = classify_generated(model, judge, tables[concept], generation)
+    def judged(model: StableDiffusionPipeline, concept: str, own_only: bool = False) -> list[tuple[dict[str, str], pd.DataFrame]]:
+        """The judge's verdicts on ``model``'s images of the concept's prompt table (or only of its own
+        prompts), per wording."""
+        table = tables[concept]
+        classified = classify_generated(model, judge, table[table["class"] == concept] if own_only else table, generation)
         if wordings is None:
             return [({}, classified)]
         return [({"wording": w}, classified[classified.wording == w]) for w in wordings]
+
+    def measures_of(model: StableDiffusionPipeline, concept: str) -> list[tuple[dict[str, str], pd.DataFrame, dict[str, float]]]:
+        """Per wording: the verdicts and the measures (with ``styles``, the style share beside them)."""
+        kept = style_kept(classify_generated(model, judge, styled_prompt_table(concept, styles, n_styled, universe), generation)) if styles else {}
+        return [(wording, classified, {**measures(classified, concept), **kept}) for wording, classified in judged(model, concept)]
 
     for concept, seed, name in tqdm(runs, desc="erase, then judge", disable=not progress_bar):
         if concept not in tables:
             tables[concept] = _prompt_table(concept, n_erased, n_others, universe, wordings)
             base[concept] = []
-            for wording, classified in judged(pipeline, concept):
-                base[concept].append((wording, measures(classified, concept)))
+            for wording, classified, values in measures_of(pipeline, concept):
+                base[concept].append((wording, values))
                 seen += [d | wording | {"epochs": 0} for d in destinations(classified, concept, "before", -1, universe)]
                 if "top1" in classified:
                     landed += [d | wording | {"epochs": 0} for d in imagenet_destinations(classified, concept, "before", -1)]
@@ -541,23 +636,27 @@ def sweep(
             erased = result.apply(pipeline, epoch=epoch)
             seconds = result.optimization_seconds if epoch is None else result.optimization_seconds * epoch / config.epochs
             after = {"epochs": epoch or result.info.epochs_run}
-            for wording, classified in judged(erased, concept):
-                rows.append(run | wording | after | {**measures(classified, concept), "trainable_parameters": result.info.trainable_parameters,
+            for wording, classified, values in measures_of(erased, concept):
+                rows.append(run | wording | after | {**values, "trainable_parameters": result.info.trainable_parameters,
                                                      "optimization_seconds": seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
                 seen += [d | tags[name] | wording | after for d in destinations(classified, concept, "after", seed, universe)]
                 if "top1" in classified:
                     landed += [d | tags[name] | wording | after for d in imagenet_destinations(classified, concept, "after", seed)]
+        if random_control:
+            control = random_direction(result, pipeline, seed).apply(pipeline)
+            for wording, classified in judged(control, concept, own_only=True):
+                seen += [d | tags[name] | wording | {"epochs": result.info.epochs_run} for d in destinations(classified, concept, "random direction", seed, universe)]
         if keep_models and concept not in models:
             models[concept] = erased if checkpoints[name] is None else result.apply(pipeline)
     worded = ["wording"] if wordings is not None else []
     keys = ["erased_class", *([variant] if named else []), "seed"]
     measured = list(next(iter(base.values()))[0][1])
     columns = [*keys, *worded, "epochs", *measured, "trainable_parameters", "optimization_seconds", "setup_seconds"]
-    where = ["erased_class", *([variant] if named else []), *worded, "when", "seed", "epochs", "predicted_class", "share"]
+    where = ["erased_class", *([variant] if named else []), *worded, "when", "seed", "epochs", "predicted_class", "share", "confidence"]
     return Sweep(
         rows=pd.DataFrame(rows, columns=columns),
         destinations=pd.DataFrame(seen, columns=where),
-        imagenet_destinations=pd.DataFrame(landed, columns=[*where[:-2], "imagenet_index", "share"]),
+        imagenet_destinations=pd.DataFrame(landed, columns=[*where[:-3], "imagenet_index", "share"]),
         runs=pd.DataFrame(run_rows, columns=[*keys, "steps", "retained", "optimization_seconds", "setup_seconds"]),
         losses=pd.DataFrame(loss_rows, columns=[*keys, "step", "loss"]),
         probes=pd.DataFrame(probe_rows, columns=[*keys, "epochs", "probe_ratio"]),
@@ -616,20 +715,24 @@ def one_variant(table: pd.DataFrame, name: str, variant: str = "trainable") -> p
 def before_after(rows: pd.DataFrame) -> pd.DataFrame:
     """:attr:`Sweep.rows` as one row per judged erased model, with the base model's measures beside
     its own: ``erased_share_before``, ``erased_share_after``, ``others_accuracy_before``,
-    ``others_accuracy_after`` in place of ``erased_share`` and ``others_accuracy``."""
-    keys = [c for c in rows.columns if c not in ("epochs", "erased_share", "others_accuracy", "trainable_parameters",
-                                                  "optimization_seconds", "setup_seconds")]  # fmt: skip
-    before = rows[rows.epochs == 0].drop_duplicates(keys).set_index(keys)[["erased_share", "others_accuracy"]]
+    ``others_accuracy_after`` in place of ``erased_share`` and ``others_accuracy`` (and, for a sweep
+    with ``styles``, ``style_share_before`` and ``style_share_after``)."""
+    measures = [m for m in ("erased_share", "others_accuracy", "style_share") if m in rows]
+    keys = [c for c in rows.columns if c not in ("epochs", *measures, "trainable_parameters", "optimization_seconds", "setup_seconds")]
+    before = rows[rows.epochs == 0].drop_duplicates(keys).set_index(keys)[measures]
     after = rows[rows.epochs > 0].reset_index(drop=True)
     joined = after.join(before.add_suffix("_before"), on=keys)
     out = after[[*keys, "epochs"]].copy()
-    for measure in ("erased_share", "others_accuracy"):
+    for measure in measures:
         out[f"{measure}_before"] = joined[f"{measure}_before"].to_numpy()
         out[f"{measure}_after"] = after[measure].to_numpy()
     # UnlearnCanvas's names (Zhang et al. 2024): UA, the share of the erased concept's images *not*
-    # judged as it (higher = more erased); IRA, the accuracy on the other concepts of the same kind.
+    # judged as it (higher = more erased); IRA, the accuracy on the other concepts of the same kind;
+    # CRA, the other kind of concept kept (for an object erasure: the styles the others are drawn in).
     out["UA"] = 1.0 - out["erased_share_after"]
     out["IRA"] = out["others_accuracy_after"]
+    if "style_share" in measures:
+        out["CRA"] = out["style_share_after"]
     for column in ("trainable_parameters", "optimization_seconds", "setup_seconds"):
         out[column] = after[column].to_numpy()
     return out
@@ -654,7 +757,8 @@ def unlearning_summary(
     all-or-nothing per run, so the share of runs that succeed says more than the mean),
     ``clean_share`` (succeeded and the others within ``max_others_drop``), ``classes_erased`` (the
     classes whose UA averaged over their seeds reaches ``min_ua``), and the runs, classes and seeds
-    behind the row."""
+    behind the row; for a table with ``CRA`` (a sweep judged with styles) its mean, interval and
+    ``CRA_before``."""
     if table.empty:
         raise ValueError("the table has no rows")
     missing = [c for c in (*by, "erased_class", "seed", "UA", "IRA", "others_accuracy_before") if c not in table]
@@ -673,6 +777,9 @@ def unlearning_summary(
             low, high = spread(values)
             row |= {name: float(values.mean()), f"{name}_low": low, f"{name}_high": high}
         row |= {"IRA_before": float(part.others_accuracy_before.mean()), "classes_erased": int((per_class >= min_ua).sum())}
+        if "CRA" in part:  # an object erasure judged with styles: the other kind kept
+            low, high = spread(part.CRA)
+            row |= {"CRA": float(part.CRA.mean()), "CRA_low": low, "CRA_high": high, "CRA_before": float(part.style_share_before.mean())}
         rows.append(row | ({"trainable_parameters": int(part.trainable_parameters.max())} if "trainable_parameters" in part else {}))
     return pd.DataFrame(rows)
 

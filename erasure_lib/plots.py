@@ -238,12 +238,18 @@ def loss_by_step(losses) -> plt.Figure:
 
 
 def related_share_bars(table) -> plt.Figure:
-    """Per erased class: the share of leaving images that land in a related class, after and before, and chance."""
+    """Per erased class: the share of leaving images that land in a related class, after erasure,
+    under a random update of the same size (when the table has it), in the base model's confusions,
+    and by chance."""
     fig, ax = plt.subplots(figsize=(8, 3.2))
     x = np.arange(len(table))
-    ax.bar(x - 0.25, table["related_share_of_leavers_after"], 0.25, label="after erasure", color="tab:red")
-    ax.bar(x, table["related_share_of_leavers_before"], 0.25, label="base model's confusions", color="0.6")
-    ax.bar(x + 0.25, table["chance"], 0.25, label="chance", color="0.85")
+    bars = [("related_share_of_leavers_after", "after erasure", "tab:red"),
+            ("related_share_of_leavers_random", "random update of the same size", "tab:blue"),
+            ("related_share_of_leavers_before", "base model's confusions", "0.6"), ("chance", "chance", "0.85")]  # fmt: skip
+    bars = [b for b in bars if b[0] in table]
+    width = 0.8 / len(bars)
+    for i, (column, label, color) in enumerate(bars):
+        ax.bar(x + (i - (len(bars) - 1) / 2) * width, table[column], width, label=label, color=color)
     ax.set_xticks(x, table["erased_class"], rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("share of leaving images\nthat land in a related class", fontsize=8)
     ax.set_ylim(0, 1.05)

@@ -40,6 +40,35 @@ def test_destinations_and_related_share():
     assert row.chance == pytest.approx(2 / 9)
     assert row.top_destination_after == "sandal"
     assert related_classes("bag", CLASS_GROUPS) == ()
+    assert "self_share_random" not in table  # the random-direction baseline only where the table has its rows
+    assert np.isnan(row.leaver_confidence_after)  # images judged without a confidence
+
+
+def test_destination_confidence_and_the_stronger_baselines_by_hand():
+    k = CLASSES.index
+    classified = pd.DataFrame({"class": ["sneaker"] * 4, "predicted": [k("sandal"), k("sandal"), k("sneaker"), k("bag")],
+                               "confidence": [0.9, 0.5, 0.8, 0.4]})  # fmt: skip
+    after = evaluation.destinations(classified, "sneaker", "after", 0)
+    confidence = {r["predicted_class"]: r["confidence"] for r in after}
+    assert confidence["sandal"] == pytest.approx(0.7) and confidence["sneaker"] == pytest.approx(0.8) and confidence["bag"] == pytest.approx(0.4)
+    assert np.isnan(confidence["coat"])
+    # the base model's own images: sneaker, sandal and bag judged as themselves with these confidences
+    before = []
+    for name, own_confidence in (("sneaker", 0.9), ("sandal", 0.95), ("bag", 0.6)):
+        base = pd.DataFrame({"class": [name] * 2, "predicted": [k(name)] * 2, "confidence": [own_confidence] * 2})
+        before += evaluation.destinations(base, name, "before", -1)
+        if name != "sneaker":  # erased too, and kept whole: nothing leaves
+            before += evaluation.destinations(base, name, "after", 0)
+    shuffled = pd.DataFrame({"class": ["sneaker"] * 4, "predicted": [k("sneaker"), k("sneaker"), k("ankle boot"), k("dress")],
+                             "confidence": [0.9] * 4})  # fmt: skip
+    random = evaluation.destinations(shuffled, "sneaker", "random direction", 0)
+    table = related_share_table(pd.DataFrame(after + before + random), CLASS_GROUPS, CLASSES).set_index("erased_class")
+    row = table.loc["sneaker"]
+    assert row.self_share_random == pytest.approx(0.5) and row.related_share_of_leavers_random == pytest.approx(0.5)
+    # leavers: sandal 0.5 of the images at confidence 0.7, bag 0.25 at 0.4; the base model's own: 0.95 and 0.6
+    assert row.leaver_confidence_after == pytest.approx((0.5 * 0.7 + 0.25 * 0.4) / 0.75)
+    assert row.reference_confidence == pytest.approx((0.5 * 0.95 + 0.25 * 0.6) / 0.75)
+    assert np.isnan(table.loc["bag"].related_share_of_leavers_after) and np.isnan(table.loc["bag"].leaver_confidence_after)  # none left
     with pytest.raises(ValueError):
         related_classes("snoopy", CLASS_GROUPS)
 

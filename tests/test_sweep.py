@@ -93,7 +93,8 @@ def test_sweep_rows_are_tidy_with_the_base_model_as_epoch_0(final: evaluation.Sw
 
 def test_sweep_destinations_and_models(final: evaluation.Sweep, setup: experiment.Setup) -> None:
     d = final.destinations
-    assert list(d.columns) == ["erased_class", "when", "seed", "epochs", "predicted_class", "share"]
+    assert list(d.columns) == ["erased_class", "when", "seed", "epochs", "predicted_class", "share", "confidence"]
+    assert d[d.share == 0].confidence.isna().all() and d[d.share > 0].confidence.between(0, 1).all()
     assert sorted(d.when.unique()) == ["after", "before"]
     assert (d[d.when == "before"].seed == -1).all() and (d[d.when == "before"].epochs == 0).all()
     assert d.groupby("when").share.sum().round(6).tolist() == [1.0, 1.0]
@@ -339,3 +340,71 @@ def test_one_variant_keeps_its_rows_and_the_base_rows() -> None:
     assert evaluation.one_variant(table.drop(columns="trainable"), "all").equals(table.drop(columns="trainable"))
     with pytest.raises(ValueError, match="no rows of trainable 'attn-only'"):
         evaluation.one_variant(table, "attn-only")
+
+
+# --- CRA (styles kept) and the random-direction control ------------------------------------------------
+
+
+def test_styles_add_cra_without_changing_the_other_measures(setup: experiment.Setup, images, final: evaluation.Sweep) -> None:
+    """With styles, each judged model also draws the other classes in those styles (generated apart):
+    the rows gain ``style_share`` and the other measures stay those of the sweep without styles."""
+    out = run(setup, images, styles=["sketch", "sepia"], n_styled=1)
+    assert list(out.rows.columns) == [*ROW_COLUMNS[:5], "style_share", *ROW_COLUMNS[5:]]
+    pd.testing.assert_frame_equal(out.rows.drop(columns=["style_share", *SECONDS]), final.rows.drop(columns=SECONDS))
+    assert out.rows.style_share.between(0, 1).all()
+    wide = evaluation.before_after(out.rows)
+    assert wide.CRA.tolist() == out.rows[out.rows.epochs > 0].style_share.tolist()
+    assert wide.style_share_before.tolist() == out.rows[out.rows.epochs == 0].style_share.tolist()
+    summary = evaluation.unlearning_summary(wide, by=[])
+    assert summary.CRA.iloc[0] == pytest.approx(wide.CRA.mean()) and "CRA_before" in summary
+    torch.manual_seed(0)
+    judge = ImageNetEvaluator(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 1000)).eval(), image_size=8)
+    with pytest.raises(ValueError, match="names styles"):
+        evaluation.sweep(setup.pipeline, judge, ["tench"], CONFIG, [0], images, setup.generation, 1, 1, list(IMAGENETTE_CLASSES),
+                         progress_bar=False, styles=["sketch"])  # fmt: skip
+
+
+def test_styled_prompt_table_and_style_kept_by_hand() -> None:
+    table = evaluation.styled_prompt_table("bag", ["sketch", "sepia"], 2)
+    assert len(table) == 2 * 9 * 2 and "bag" not in set(table["class"])
+    first = table[(table["class"] == "shirt") & (table["style"] == "sepia")]
+    assert first.prompt.tolist() == [t.format("shirt in the style of sepia") for t in data.OBJECT_TEMPLATES[:2]]
+    assert first.evaluation_seed.tolist() == [10_000, 10_001]
+    with pytest.raises(ValueError, match="styles must be"):
+        evaluation.styled_prompt_table("bag", ["plain"], 1)
+    with pytest.raises(ValueError, match="n_styled"):
+        evaluation.styled_prompt_table("bag", ["sketch"], 0)
+    sketch, sepia = data.STYLES.index("sketch"), data.STYLES.index("sepia")
+    judged = pd.DataFrame({"style": ["sketch", "sketch", "sepia", "sepia"], "predicted_style": [sketch, 0, sepia, sketch]})
+    assert evaluation.style_kept(judged) == {"style_share": 0.5}
+
+
+def test_random_direction_has_the_erasures_size_per_tensor(setup: experiment.Setup, images, final: evaluation.Sweep) -> None:
+    from erasure_lib.methods import fewshot
+
+    result = fewshot.erase(setup.pipeline, CLASS, images(CLASS, 0), replace(CONFIG, seed=0), progress_bar=False)
+    control = evaluation.random_direction(result, setup.pipeline, seed=0)
+    base = dict(setup.pipeline.text_encoder.named_parameters())
+    erased = dict(result.components["text_encoder"].named_parameters())
+    moved = 0
+    for name, p in control.components["text_encoder"].named_parameters():
+        own, redrawn = erased[name] - base[name], p - base[name]
+        if torch.count_nonzero(own) == 0:
+            assert torch.equal(p, base[name]), name  # untouched tensors stay untouched
+            continue
+        moved += 1
+        assert torch.linalg.vector_norm(redrawn).item() == pytest.approx(torch.linalg.vector_norm(own).item(), rel=1e-3), name
+        assert torch.nn.functional.cosine_similarity(redrawn.flatten(), own.flatten(), dim=0) < 0.9, name  # another direction
+    assert moved == sum(1 for n in erased if torch.count_nonzero(erased[n] - base[n])) and moved > 0
+    again = evaluation.random_direction(result, setup.pipeline, seed=0).components["text_encoder"].state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in control.components["text_encoder"].state_dict().items())  # seeded
+    assert result.components["text_encoder"] is not control.components["text_encoder"]  # the erasure is not modified
+
+
+def test_random_control_adds_destinations_of_the_erased_prompts(setup: experiment.Setup, images, final: evaluation.Sweep) -> None:
+    out = run(setup, images, random_control=True)
+    pd.testing.assert_frame_equal(out.rows.drop(columns=SECONDS), final.rows.drop(columns=SECONDS))
+    control = out.destinations[out.destinations.when == "random direction"]
+    assert len(control) == len(data.CLASSES) and (control.seed == 0).all() and (control.epochs == CONFIG.epochs).all()
+    assert control.share.sum() == pytest.approx(1.0)
+    pd.testing.assert_frame_equal(out.destinations[out.destinations.when != "random direction"], final.destinations)

@@ -48,6 +48,9 @@ min_ua: float = 0.9  # a run succeeds when its UA (1 - erased share) reaches thi
 n_images: int = 4  # real training images per erasure (the paper's 4)
 n_erased: int = 12  # generated images of the erased class per evaluation and wording
 n_others: int = 4  # generated images of every other class per evaluation and wording
+cra_styles: list = ["sketch", "sepia"]  # styles the other classes are also drawn in, for CRA (empty: none; the built-in judge only)
+n_styled: int = 1  # images of every other class per style and judged model (CRA)
+random_control: bool = True  # also judge each erasure's update redrawn at random, same size (notebook 06's baseline)
 num_inference_steps: int = 50  # sampling steps (notebook 15: shares stop moving between 50 and 100)
 guidance_scale: float = 7.5  # classifier-free guidance
 grid_classes: list = ["sneaker", "trouser", "bag"]  # classes shown before/after in the figure
@@ -72,7 +75,7 @@ if fewshot_settings == "builtin":
     print(choice)
     assert (choice["lr"], choice["epochs"]) == (fewshot.FewShotConfig.builtin().lr, fewshot.FewShotConfig.builtin().epochs), "defaults differ from the calibration"
     calibration_seeds = [results.recorded_parameters("results/fewshot_calibration_summary.csv")["seed"]]
-assert not set(seeds) & set(calibration_seeds), f"evaluation seeds {seeds} include the calibration seed(s) {calibration_seeds}"
+seeds = experiment.evaluation_seeds(seeds, fewshot_settings)  # refuses a calibration seed
 
 # %%
 t_start = time.perf_counter()
@@ -87,7 +90,8 @@ print(config, setup, sep="\n")
 images = experiment.image_source(images_dir, n_images, work_dir)
 variants = {option: replace(config, trainable=option) for option in trainable_options}
 sweep = evaluation.sweep(setup.pipeline, setup.judge, setup.classes, variants, seeds, images, setup.generation, n_erased, n_others,
-                         setup.universe, variant="trainable", keep_models=True, wordings={w: data.WORDINGS[w] for w in wordings})  # fmt: skip
+                         setup.universe, variant="trainable", keep_models=True, wordings={w: data.WORDINGS[w] for w in wordings},
+                         styles=cra_styles, n_styled=n_styled, random_control=random_control)  # fmt: skip
 table = evaluation.before_after(sweep.rows).drop(columns=["epochs"])
 results.write_csv(table, results_prefix + "fewshot_object_erasure.csv", sort_by=["erased_class", "trainable", "wording", "seed"])
 transitions = sweep.destinations.drop(columns="epochs")
@@ -97,10 +101,16 @@ if len(landed):
     results.write_csv(landed, results_prefix + "fewshot_object_imagenet_destinations.csv", sort_by=["erased_class", "trainable", "wording", "when", "seed", "imagenet_index"])
 
 # %% [markdown]
-# ## UA, IRA and the share of runs that succeed, per option and wording (95% bootstrap intervals over runs)
+# ## UA, IRA, CRA and the share of runs that succeed, per option and wording (95% bootstrap intervals over runs)
+#
+# **CRA** (cross-domain retain accuracy) for an object erasure: the other kind of concept kept, here
+# the share of the other classes' images prompted in a style (`cra_styles`, `n_styled` per class and
+# style, "a photo of a shirt in the style of sketch") that the judge sees in that style (higher =
+# better kept). One style set per judged model, so both wordings' rows carry the same CRA.
 
 # %%
-stated = {"sampling_steps": num_inference_steps, "erased_images_per_run": n_erased, "other_images_per_class": n_others, "few_shot_images": n_images}
+stated = {"sampling_steps": num_inference_steps, "erased_images_per_run": n_erased, "other_images_per_class": n_others, "few_shot_images": n_images,
+          "styled_images_per_class_and_style": n_styled if cra_styles else 0}  # fmt: skip
 by_option = evaluation.unlearning_summary(table, by=["trainable", "wording"], min_ua=min_ua).assign(**stated)
 results.write_csv(by_option, results_prefix + "fewshot_object_erasure_by_option.csv")
 main = table[table.trainable == trainable_options[0]]  # the method as the paper describes it
@@ -176,11 +186,13 @@ results.save_figure(fig, figures_prefix + "fewshot_object_erasure.png")
 # ## Where the erased prompt goes: the classifier's verdict on the erased class's prompts
 #
 # Rows: the erased class (its own prompts); columns: what the classifier says the images show,
-# before erasure and after (mean over seeds). The paper's claim 2 is that the prompt moves to a
-# related concept; the full analysis is a later notebook.
+# before erasure, after, and (with `random_control`) after the erasure's update is replaced by a
+# random direction of the same size per tensor (mean over seeds). The paper's claim 2 is that the
+# prompt moves to a related concept; notebook 06 measures it against these baselines.
 
 # %%
-fig = plots.transition_heatmaps(evaluation.one_variant(transitions, trainable_options[0]), list(setup.universe))
+panels = ("before", "after", "random direction") if random_control else ("before", "after")
+fig = plots.transition_heatmaps(evaluation.one_variant(transitions, trainable_options[0]), list(setup.universe), panels)
 results.save_figure(fig, figures_prefix + "fewshot_object_transitions.png")
 
 # %% [markdown]

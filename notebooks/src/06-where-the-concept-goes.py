@@ -6,8 +6,12 @@
 # (`erasure_lib.data.CLASS_GROUPS`: footwear = sandal, sneaker, ankle boot; tops = t-shirt,
 # pullover, coat, shirt; trouser, dress and bag stand alone), and the question is: of the images
 # that left the erased class, what share landed in a related class, against chance (related classes
-# out of the other nine) and against the base model's own confusions? Reads only `results/`
-# (the transitions written by notebook 03: its `trainable` option, both wordings, all seeds).
+# out of the other nine), against the base model's own confusions, and against a **random update of
+# the same size** (each erasure's update of every tensor redrawn in a random direction with the same
+# norm: how far any perturbation of that size pushes a prompt towards its neighbours)? And are the
+# images that leave real garments or blobs: the judge's **confidence** in them, beside its confidence
+# in the base model's own images of the same destinations. Reads only `results/` (the transitions
+# written by notebook 03: its `trainable` option, both wordings, all seeds).
 #
 # With the sd14 parameters (`relatedness: wordnet`) the same question is asked of Stable Diffusion
 # v1.4 over all 1000 ImageNet classes, as the EVA02 judge of notebook 03 saw them
@@ -52,6 +56,13 @@ grouped = table[table.chance > 0]
 print(f"classes with related classes: {len(grouped)}; related share of leavers after erasure "
       f"{grouped.related_share_of_leavers_after.mean():.3f} (chance {grouped.chance.mean():.3f}); the base model's own confusions "
       f"{grouped.related_share_of_leavers_before.mean():.3f} over the {grouped.related_share_of_leavers_before.notna().sum()} classes it confuses at all")
+if "related_share_of_leavers_random" in table:
+    print(f"random update of the same size: own share kept {table.self_share_random.mean():.3f} (after erasure {table.self_share_after.mean():.3f}); "
+          f"related share of its leavers {grouped.related_share_of_leavers_random.mean():.3f} over the "
+          f"{grouped.related_share_of_leavers_random.notna().sum()} classes with leavers")
+if "leaver_confidence_after" in table:
+    print(f"judge's confidence in the leavers {table.leaver_confidence_after.mean():.3f}, in the base model's own images of the same "
+          f"destinations {table.reference_confidence.mean():.3f} (mean over the {table.leaver_confidence_after.notna().sum()} classes with leavers)")
 
 # %%
 fig = plots.related_share_bars(pd.read_csv(results.resolve(results_prefix + "fewshot_related_share.csv")))
