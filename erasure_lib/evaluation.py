@@ -886,7 +886,9 @@ def random_class_sets(universe: Sequence[str], set_sizes: Sequence[int], repeats
 def several_concepts(
     pipeline: StableDiffusionPipeline,
     judge: GarmentStyleClassifier | ImageNetEvaluator,
-    class_sets: Sequence[Sequence[str]],
+    set_sizes: Sequence[int],
+    repeats: int,
+    seeds: Sequence[int],
     images: Callable[[str, int], Sequence[Path | Image.Image]],
     config: FewShotConfig,
     generation: GenerationConfig,
@@ -895,35 +897,54 @@ def several_concepts(
     universe: Sequence[str] = CLASSES,
     progress_bar: bool = True,
 ) -> pd.DataFrame:
-    """Erase each set of classes **jointly** (one run, every image paired with its own class's prompts:
+    """Erase sets of classes **jointly** (one run, every image paired with its own class's prompts:
     :func:`~erasure_lib.methods.fewshot.erase_concepts`) and **one after another** (each erasure starts
     from the previous erased model), and judge both and the base model on the same prompts
     (``n_erased`` per erased class, ``n_others`` per other class of ``universe``).
 
-    ``images(class, config.seed)`` gives each class's real images. One row per (set, mode):
-    ``classes`` (joined by " + "), ``n_classes``, ``mode`` (``"joint"`` or ``"one after another"``),
-    ``erased_share_before``, ``erased_share_after``, ``others_accuracy_before``,
-    ``others_accuracy_after`` and ``optimization_seconds`` (summed over the steps one after another).
+    Each seed draws its own ``repeats`` sets of each size of ``set_sizes`` (:func:`random_class_sets`),
+    its images ``images(class, seed)`` and the erasure's random draws (``config.seed``). One row per
+    (seed, set, mode): ``seed``, ``classes`` (joined by " + "), ``n_classes``, ``mode`` (``"joint"``
+    or ``"one after another"``), ``erased_share_before``, ``erased_share_after``,
+    ``others_accuracy_before``, ``others_accuracy_after``, **UA** (1 - erased share after) and **IRA**
+    (others' accuracy after), and ``optimization_seconds`` (summed over the steps one after another).
     """
     from erasure_lib.methods import fewshot
 
+    if not seeds:
+        raise ValueError("give at least one seed")
+    runs = [(seed, erased_set) for seed in seeds for erased_set in random_class_sets(universe, set_sizes, repeats, seed)]
     rows = []
-    for erased_set in tqdm(class_sets, desc="several concepts", disable=not progress_bar):
-        folders = {c: images(c, config.seed) for c in erased_set}
+    for seed, erased_set in tqdm(runs, desc="several concepts", disable=not progress_bar):
+        seeded = replace(config, seed=seed)
+        folders = {c: images(c, seed) for c in erased_set}
         table = erasure_prompt_table(erased_set, n_erased, n_others, classes=universe)
         before = summarize(classify_generated(pipeline, judge, table, generation), erased_set)
-        joint = fewshot.erase_concepts(pipeline, folders, config, progress_bar=False)
+        joint = fewshot.erase_concepts(pipeline, folders, seeded, progress_bar=False)
         sequential, seconds = pipeline, 0.0
         for c in erased_set:
-            step = fewshot.erase(sequential, c, folders[c], config, progress_bar=False)
+            step = fewshot.erase(sequential, c, folders[c], seeded, progress_bar=False)
             sequential, seconds = step.apply(sequential), seconds + step.optimization_seconds
         for mode, p, s in (("joint", joint.apply(pipeline), joint.optimization_seconds), ("one after another", sequential, seconds)):
             after = summarize(classify_generated(p, judge, table, generation), erased_set)
-            rows.append({"classes": " + ".join(erased_set), "n_classes": len(erased_set), "mode": mode,
+            rows.append({"seed": seed, "classes": " + ".join(erased_set), "n_classes": len(erased_set), "mode": mode,
                          "erased_share_before": before["erased_share"], "erased_share_after": after["erased_share"],
                          "others_accuracy_before": before["others_accuracy"], "others_accuracy_after": after["others_accuracy"],
-                         "optimization_seconds": s})  # fmt: skip
+                         "UA": 1.0 - after["erased_share"], "IRA": after["others_accuracy"], "optimization_seconds": s})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def several_concepts_summary(table: pd.DataFrame, min_ua: float = 0.9, max_others_drop: float = 0.10) -> pd.DataFrame:
+    """:func:`unlearning_summary` of a :func:`several_concepts` table, one row per set size and mode:
+    UA, IRA, the others' drop and the share of runs (one run = one set and seed) that succeed, with
+    95% bootstrap intervals over the runs."""
+    missing = [c for c in ("seed", "classes", "n_classes", "mode", "UA", "IRA") if c not in table]
+    if missing:
+        raise ValueError(f"the table lacks the column(s) {missing}; pass the output of several_concepts")
+    runs = table.rename(columns={"classes": "erased_class"})  # one erased set plays the part of one erased class
+    return unlearning_summary(runs, by=["n_classes", "mode"], min_ua=min_ua, max_others_drop=max_others_drop).rename(
+        columns={"classes": "sets", "classes_erased": "sets_erased"}
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -91,6 +91,33 @@ def _by_option_text(table: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def _claim_two_row(table: pd.DataFrame) -> dict[str, str]:
+    """Claim 2 from notebook 06's table: the related share of the images that leave an erased class
+    (classes that have related classes), against chance, the base model's confusions and, where
+    measured, a random update of the same size; and whether the leavers are drawn as convincingly as
+    the base model's own images of their destinations (the judge's confidence, at least 0.8 of it)."""
+    grouped = table[table.chance > 0]
+    after, before, chance = grouped.related_share_of_leavers_after.mean(), grouped.related_share_of_leavers_before.mean(), grouped.chance.mean()
+    ours = f"of the images leaving an erased class, {after:.2f} land in a related class (chance {chance:.2f}; the base model's few confusions: {before:.2f})"
+    random = grouped.related_share_of_leavers_random.mean() if "related_share_of_leavers_random" in grouped else float("nan")
+    if "self_share_random" in table:
+        ours += (f"; a random update of the same size keeps {table.self_share_random.mean():.2f} of the erased class's images "
+                 f"(the erasure {table.self_share_after.mean():.2f})" + (f", and {random:.2f} of its leavers land in a related class" if pd.notna(random) else ""))  # fmt: skip
+    realistic = True
+    if "leaver_confidence_after" in table and table.leaver_confidence_after.notna().any():
+        mine, reference = table.leaver_confidence_after.mean(), table.reference_confidence.mean()
+        realistic = not mine < 0.8 * reference
+        ours += f"; the judge's confidence in the leavers {mine:.2f}, in the base model's own images of the same classes {reference:.2f}"
+    if pd.notna(random) and after < random + 0.10:
+        verdict = "not distinguishable from a random update of the same size"
+    elif after >= 2 * chance:
+        verdict = "reproduced on the built-in model" if realistic else "reproduced in direction; the leavers are drawn less convincingly than real garments"
+    else:
+        verdict = "mixed" if after > chance else "not reproduced"
+    return {"claim": "Claim 2: the erased prompt moves to a related concept", "ours": ours, "verdict": verdict,
+            "file": "results/fewshot_related_share.csv", "command": "make results (notebooks/paper/06-where-the-concept-goes.ipynb)"}  # fmt: skip
+
+
 def _matched_text(r: pd.Series) -> str:
     """One option's IRA at a matched UA: with its interval, without one (the front falls short of the
     level in over 5% of the bootstrap resamples), or never reached."""
@@ -209,17 +236,7 @@ def _analysis_rows(results_dir: Path) -> list[dict[str, str]]:
         })  # fmt: skip
     related = results_dir / "fewshot_related_share.csv"
     if related.is_file():
-        r = pd.read_csv(related)
-        r = r[r.chance > 0]
-        after, before, chance = r.related_share_of_leavers_after.mean(), r.related_share_of_leavers_before.mean(), r.chance.mean()
-        rows.append({
-            "claim": "Claim 2: the erased prompt moves to a related concept",
-            "ours": f"of the images leaving an erased class, {after:.2f} land in a related class (chance {chance:.2f}; "
-                    f"the base model's few confusions: {before:.2f})",
-            "verdict": "reproduced on the built-in model" if after >= 2 * chance else ("mixed" if after > chance else "not reproduced"),
-            "file": "results/fewshot_related_share.csv",
-            "command": "make results (notebooks/paper/06-where-the-concept-goes.ipynb)",
-        })  # fmt: skip
+        rows.append(_claim_two_row(pd.read_csv(related)))
     matched = results_dir / "parameter_options_matched.csv"
     if matched.is_file():
         rows.append(_claim_three_row(pd.read_csv(matched), pd.read_csv(results_dir / "parameter_options_summary.csv")))
@@ -270,15 +287,16 @@ def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
             "file": "results/object_erasure_comparison.csv",
             "command": "make results (notebooks/paper/13-compare-methods.ipynb)",
         })  # fmt: skip
-    several = results_dir / "several_concepts.csv"
+    several = results_dir / "several_concepts_summary.csv"
     if several.is_file():
-        sv = pd.read_csv(several).groupby("mode")[["erased_share_after", "others_accuracy_before", "others_accuracy_after"]].mean()
+        sv = pd.read_csv(several)
         rows.append({
             "claim": "Beyond the paper: several concepts in one run vs one after another",
-            "ours": "; ".join(f"{k}: erased {r.erased_share_after:.2f}, others {r.others_accuracy_before:.2f} -> {r.others_accuracy_after:.2f}"
-                              for k, r in sv.iterrows()),
+            "ours": f"seeds {sv.seeds.iloc[0]}, {sv.sampling_steps.iloc[0]} sampling steps; " + "; ".join(
+                f"{r.n_classes} classes {r['mode']}: UA {r.UA:.2f} [{r.UA_low:.2f}, {r.UA_high:.2f}], succeeded in {r.success_share:.2f} "
+                f"of {r.runs} runs, IRA {r.IRA_before:.2f} -> {r.IRA:.2f}" for _, r in sv.iterrows()),
             "verdict": "measured (no claim in the paper)",
-            "file": "results/several_concepts.csv",
+            "file": "results/several_concepts_summary.csv",
             "command": "make results (notebooks/paper/10-several-concepts.ipynb)",
         })  # fmt: skip
     stopping = results_dir / "stopping_rule_summary.csv"

@@ -267,3 +267,20 @@ def test_claim_three_compares_the_options_at_matched_erasure(tmp_path):
     assert barely["verdict"].startswith("not distinguishable") and "attn-only 0.80 (no interval: barely reached)" in barely["ours"]
     never = verdict((0.9, 0.88, 0.92), (float("nan"), float("nan"), float("nan")))
     assert never["verdict"].startswith("supported") and "attn-only never (reaches UA 0.70)" in never["ours"]
+
+
+def test_claim_two_verdict_against_the_stronger_baselines():
+    def table(random_share: float, confidence: float) -> pd.DataFrame:
+        return pd.DataFrame({"erased_class": ["sneaker", "bag"], "chance": [2 / 9, 0.0], "related_share_of_leavers_after": [0.8, float("nan")],
+                             "related_share_of_leavers_before": [float("nan")] * 2, "self_share_after": [0.2, 0.5],
+                             "self_share_random": [0.9, 1.0], "related_share_of_leavers_random": [random_share, float("nan")],
+                             "leaver_confidence_after": [confidence, float("nan")], "reference_confidence": [0.9, float("nan")]})  # fmt: skip
+
+    assert report._claim_two_row(table(0.3, 0.85))["verdict"] == "reproduced on the built-in model"
+    assert report._claim_two_row(table(0.75, 0.85))["verdict"] == "not distinguishable from a random update of the same size"
+    assert report._claim_two_row(table(0.3, 0.5))["verdict"].startswith("reproduced in direction")
+    row = report._claim_two_row(table(0.3, 0.85))
+    assert "keeps 0.95 of the erased class's images" in row["ours"] and "0.30 of its leavers" in row["ours"]
+    # without the new columns (a file written before them): chance and the base model's confusions only
+    old = table(0.3, 0.85).drop(columns=["self_share_random", "related_share_of_leavers_random", "leaver_confidence_after", "reference_confidence"])
+    assert report._claim_two_row(old)["verdict"] == "reproduced on the built-in model"

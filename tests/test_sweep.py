@@ -220,11 +220,20 @@ def test_random_class_sets_are_drawn_by_seed() -> None:
 
 
 def test_several_concepts_joint_and_one_after_another(setup: experiment.Setup, images) -> None:
-    table = evaluation.several_concepts(setup.pipeline, setup.judge, [["bag", CLASS]], images, CONFIG, setup.generation,
+    table = evaluation.several_concepts(setup.pipeline, setup.judge, [2], 1, [0, 1], images, CONFIG, setup.generation,
                                         1, 1, setup.universe, progress_bar=False)  # fmt: skip
-    assert table["mode"].tolist() == ["joint", "one after another"]
-    assert table.classes.tolist() == ["bag + sneaker"] * 2 and table.n_classes.tolist() == [2, 2]
-    assert table.erased_share_before.nunique() == 1
+    assert table["mode"].tolist() == ["joint", "one after another"] * 2 and table.seed.tolist() == [0, 0, 1, 1]
+    for seed, part in table.groupby("seed"):  # each seed draws its own set
+        assert part.classes.tolist() == [" + ".join(evaluation.random_class_sets(setup.universe, [2], 1, seed)[0])] * 2
+        assert part.erased_share_before.nunique() == 1  # the base model, judged once per set
+    assert (table.UA == 1 - table.erased_share_after).all() and (table.IRA == table.others_accuracy_after).all()
+    summary = evaluation.several_concepts_summary(table)
+    assert summary[["n_classes", "mode"]].values.tolist() == [[2, "joint"], [2, "one after another"]]
+    assert summary.runs.tolist() == [2, 2] and summary.UA.tolist() == pytest.approx(table.groupby("mode", sort=False).UA.mean().tolist())
+    with pytest.raises(ValueError, match="at least one seed"):
+        evaluation.several_concepts(setup.pipeline, setup.judge, [2], 1, [], images, CONFIG, setup.generation, 1, 1, setup.universe)
+    with pytest.raises(ValueError, match="lacks the column"):
+        evaluation.several_concepts_summary(table.drop(columns="UA"))
 
 
 # --- the parameters a notebook records ---------------------------------------------------------------
