@@ -87,7 +87,8 @@ def _by_option_text(table: pd.DataFrame) -> str:
     for _, r in table.iterrows():
         parts.append(f"{r.trainable}, {r.wording} wordings: UA {r.UA_before:.2f} -> {r.UA:.2f} [{r.UA_low:.2f}, {r.UA_high:.2f}], "
                      f"succeeded (UA >= 0.9) in {r.success_share:.2f} [{r.success_share_low:.2f}, {r.success_share_high:.2f}] of {r.runs} runs, "
-                     f"IRA {r.IRA_before:.2f} -> {r.IRA:.2f} (drop {r.others_drop:.2f} [{r.others_drop_low:.2f}, {r.others_drop_high:.2f}])")  # fmt: skip
+                     f"IRA {r.IRA_before:.2f} -> {r.IRA:.2f} (drop {r.others_drop:.2f} [{r.others_drop_low:.2f}, {r.others_drop_high:.2f}])"
+                     + (f", CRA (styles kept) {r.CRA_before:.2f} -> {r.CRA:.2f} [{r.CRA_low:.2f}, {r.CRA_high:.2f}]" if "CRA" in table else ""))  # fmt: skip
     return "; ".join(parts)
 
 

@@ -284,3 +284,12 @@ def test_claim_two_verdict_against_the_stronger_baselines():
     # without the new columns (a file written before them): chance and the base model's confusions only
     old = table(0.3, 0.85).drop(columns=["self_share_random", "related_share_of_leavers_random", "leaver_confidence_after", "reference_confidence"])
     assert report._claim_two_row(old)["verdict"] == "reproduced on the built-in model"
+
+
+def test_claim_one_text_adds_cra_where_measured():
+    row = {"seeds": "3 4", "sampling_steps": 50, "erased_images_per_run": 12, "trainable": "all", "wording": "paper", "runs": 20,
+           "UA_before": 0.05, "UA": 0.5, "UA_low": 0.4, "UA_high": 0.6, "success_share": 0.3, "success_share_low": 0.2,
+           "success_share_high": 0.4, "IRA_before": 0.97, "IRA": 0.9, "others_drop": 0.07, "others_drop_low": 0.05, "others_drop_high": 0.09}  # fmt: skip
+    assert "CRA" not in report._by_option_text(pd.DataFrame([row]))
+    text = report._by_option_text(pd.DataFrame([row | {"CRA_before": 0.99, "CRA": 0.8, "CRA_low": 0.7, "CRA_high": 0.9}]))
+    assert text.endswith("CRA (styles kept) 0.99 -> 0.80 [0.70, 0.90]")
