@@ -95,21 +95,29 @@ def _by_option_text(table: pd.DataFrame) -> str:
 def _claim_two_row(table: pd.DataFrame) -> dict[str, str]:
     """Claim 2 from notebook 06's table: the related share of the images that leave an erased class
     (classes that have related classes), against chance, the base model's confusions and, where
-    measured, a random update of the same size; and whether the leavers are drawn as convincingly as
-    the base model's own images of their destinations (the judge's confidence, at least 0.8 of it)."""
+    measured, a random update of the same size (where it moves images at all); and whether the
+    leavers are drawn as convincingly as the base model's own images of their destinations (the
+    judge's confidence, at least 0.8 of it)."""
     grouped = table[table.chance > 0]
     after, before, chance = grouped.related_share_of_leavers_after.mean(), grouped.related_share_of_leavers_before.mean(), grouped.chance.mean()
     ours = f"of the images leaving an erased class, {after:.2f} land in a related class (chance {chance:.2f}; the base model's few confusions: {before:.2f})"
-    random = grouped.related_share_of_leavers_random.mean() if "related_share_of_leavers_random" in grouped else float("nan")
+    random = after_where_random = float("nan")
     if "self_share_random" in table:
+        # The random update counts as a baseline only where it moves images beyond the base model's own
+        # confusions (5 points of the erased class's images on average), and on the classes where it does.
+        moved = (table.self_share_before - table.self_share_random).mean()
         ours += (f"; a random update of the same size keeps {table.self_share_random.mean():.2f} of the erased class's images "
-                 f"(the erasure {table.self_share_after.mean():.2f})" + (f", and {random:.2f} of its leavers land in a related class" if pd.notna(random) else ""))  # fmt: skip
+                 f"(the base model {table.self_share_before.mean():.2f}, the erasure {table.self_share_after.mean():.2f})")  # fmt: skip
+        both = grouped[grouped.related_share_of_leavers_random.notna()]
+        if moved >= 0.05 and len(both):
+            random, after_where_random = both.related_share_of_leavers_random.mean(), both.related_share_of_leavers_after.mean()
+            ours += f", and {random:.2f} of its leavers land in a related class (the erasure's {after_where_random:.2f} on the same classes)"
     realistic = True
     if "leaver_confidence_after" in table and table.leaver_confidence_after.notna().any():
         mine, reference = table.leaver_confidence_after.mean(), table.reference_confidence.mean()
         realistic = not mine < 0.8 * reference
         ours += f"; the judge's confidence in the leavers {mine:.2f}, in the base model's own images of the same classes {reference:.2f}"
-    if pd.notna(random) and after < random + 0.10:
+    if pd.notna(random) and after_where_random < random + 0.10:
         verdict = "not distinguishable from a random update of the same size"
     elif after >= 2 * chance:
         verdict = "reproduced on the built-in model" if realistic else "reproduced in direction; the leavers are drawn less convincingly than real garments"

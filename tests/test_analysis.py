@@ -270,19 +270,23 @@ def test_claim_three_compares_the_options_at_matched_erasure(tmp_path):
 
 
 def test_claim_two_verdict_against_the_stronger_baselines():
-    def table(random_share: float, confidence: float) -> pd.DataFrame:
+    def table(random_share: float, confidence: float, moved_to: float = 0.7) -> pd.DataFrame:
         return pd.DataFrame({"erased_class": ["sneaker", "bag"], "chance": [2 / 9, 0.0], "related_share_of_leavers_after": [0.8, float("nan")],
                              "related_share_of_leavers_before": [float("nan")] * 2, "self_share_after": [0.2, 0.5],
-                             "self_share_random": [0.9, 1.0], "related_share_of_leavers_random": [random_share, float("nan")],
+                             "self_share_before": [1.0, 1.0], "self_share_random": [moved_to, 1.0],
+                             "related_share_of_leavers_random": [random_share, float("nan")],
                              "leaver_confidence_after": [confidence, float("nan")], "reference_confidence": [0.9, float("nan")]})  # fmt: skip
 
     assert report._claim_two_row(table(0.3, 0.85))["verdict"] == "reproduced on the built-in model"
     assert report._claim_two_row(table(0.75, 0.85))["verdict"] == "not distinguishable from a random update of the same size"
     assert report._claim_two_row(table(0.3, 0.5))["verdict"].startswith("reproduced in direction")
     row = report._claim_two_row(table(0.3, 0.85))
-    assert "keeps 0.95 of the erased class's images" in row["ours"] and "0.30 of its leavers" in row["ours"]
+    assert "keeps 0.85 of the erased class's images" in row["ours"] and "0.30 of its leavers" in row["ours"]
+    # a random update that moves (almost) nothing beyond the base model's confusions is no baseline
+    still = report._claim_two_row(table(0.75, 0.85, moved_to=0.95))
+    assert still["verdict"] == "reproduced on the built-in model" and "of its leavers" not in still["ours"]
     # without the new columns (a file written before them): chance and the base model's confusions only
-    old = table(0.3, 0.85).drop(columns=["self_share_random", "related_share_of_leavers_random", "leaver_confidence_after", "reference_confidence"])
+    old = table(0.3, 0.85).drop(columns=["self_share_before", "self_share_random", "related_share_of_leavers_random", "leaver_confidence_after", "reference_confidence"])
     assert report._claim_two_row(old)["verdict"] == "reproduced on the built-in model"
 
 
