@@ -60,7 +60,7 @@ OUT_05-images-and-epochs := fewshot_epochs.csv fewshot_image_counts.csv fewshot_
 OUT_06-where-the-concept-goes := fewshot_related_share.csv
 OUT_07-erase-styles := style_erasure.csv style_erasure_summary.csv
 OUT_08-robustness := robustness.csv robustness_summary.csv
-OUT_10-several-concepts := several_concepts.csv
+OUT_10-several-concepts := several_concepts.csv several_concepts_summary.csv
 OUT_11-when-to-stop := stopping_rule.csv stopping_rule_summary.csv
 OUT_12-keep-the-neighbours := keep_the_neighbours.csv keep_the_neighbours_summary.csv keep_the_neighbours_transitions.csv keep_the_neighbours_attacks.csv keep_the_neighbours_cost.json
 OUT_13-compare-methods := object_erasure_comparison.csv
@@ -97,9 +97,9 @@ DEPS_$(1) := $$(addprefix $$(PREFIX_$(1)),$$(READS_$(1))) \
   $$(if $$(filter-out $(READERS_ONLY),$(1)),$$(if $$(filter builtin,$$(call param,model,$$(PARAMS_$(1)),builtin)),$$(BUILTIN_MODEL)))
 endef
 $(foreach nb,$(RESULT_NOTEBOOKS),$(eval $(call notebook_vars,$(nb))))
-# 03, 04, 05 and 07 read notebook 02's summary (the calibration seed, kept out of their seeds) from results/
+# 03, 04, 05, 07 and 10 read notebook 02's summary (the calibration seed, kept out of their seeds) from results/
 # itself (not their results_prefix) with the built-in settings.
-$(foreach nb,03-erase-objects 04-which-parameters 05-images-and-epochs 07-erase-styles,$(eval DEPS_$(nb) += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_$(nb)),builtin)),results/fewshot_calibration_summary.csv)))
+$(foreach nb,03-erase-objects 04-which-parameters 05-images-and-epochs 07-erase-styles 10-several-concepts,$(eval DEPS_$(nb) += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_$(nb)),builtin)),results/fewshot_calibration_summary.csv)))
 # 13 scores with the built-in CLIP (models/clip, from 00-train-clip-evaluator) unless told otherwise.
 DEPS_13-compare-methods += $(if $(filter models/clip,$(call param,clip_model,$(PARAMS_13-compare-methods),models/clip)),models/clip/model.safetensors)
 # 99 reads every result file in its results_dir: it runs last, after all the others.

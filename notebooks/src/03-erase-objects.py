@@ -163,7 +163,7 @@ throughput
 
 # %% [markdown]
 # **What this shows.** The committed run (built-in model, CPU) times the optimization loop at a
-# median of 0.23 s per erasure (set-up 0.03 s), about as long as generating 2.7 images. The paper's
+# median of 0.27 s per erasure (set-up 0.04 s), about as long as generating 3.4 images. The paper's
 # claim 1 (7-10 s per concept on a GPU, with SD's far larger encoder and 512 px images) holds in
 # kind: an erasure is cheap. The seconds themselves do not compare; notebook 14 compares the methods
 # on one machine.
