@@ -78,10 +78,10 @@ def test_changed_notebook_replans_it_and_its_readers_only(scratch: Path) -> None
     notebook = scratch / "notebooks" / "paper" / "02-calibrate-fewshot.ipynb"
     os.utime(notebook, (T0 + 200, T0 + 200))
     plan = _plan(scratch)
-    # 03, 04, 05 and 07 read 02's calibration seed, 06 reads 03's transitions, 11 reads 05's epoch
+    # 03, 04, 05, 07 and 10 read 02's calibration seed, 06 reads 03's transitions, 11 reads 05's epoch
     # sweep, 99 reads every result file; the others (e.g. 13) do not re-run.
     assert plan == ["02-calibrate-fewshot", "03-erase-objects", "04-which-parameters", "05-images-and-epochs",
-                    "06-where-the-concept-goes", "07-erase-styles", "11-when-to-stop", "99-claims-table"]  # fmt: skip
+                    "06-where-the-concept-goes", "07-erase-styles", "10-several-concepts", "11-when-to-stop", "99-claims-table"]  # fmt: skip
 
 
 @pytest.mark.parametrize(("changed", "expected"), [
