@@ -146,6 +146,8 @@ def erasure_prompt_table(
 ) -> pd.DataFrame:
     """Prompts for judging one erasure: ``n_erased`` per erased class and ``n_others`` per other class,
     cycling through ``templates`` (the paper's object templates by default), seeds ``seed_offset + k``."""
+    if isinstance(erased, str):
+        raise TypeError(f"erased is a list of class names, not one string: use [{erased!r}]")
     unknown = [e for e in erased if e not in classes]
     if unknown:
         raise ValueError(f"unknown class(es) {unknown}; expected names from {list(classes)}")

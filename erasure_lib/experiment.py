@@ -321,6 +321,8 @@ def erase_with_methods(
 
 def check_classes(classes: Sequence[str], judge: Judge) -> list[str]:
     """``classes`` as a list, failing early when the judge cannot name one of them."""
+    if isinstance(classes, str):
+        raise TypeError(f"classes is a list of class names, not one string: use [{classes!r}] (papermill: -y 'classes: [...]', not -p)")
     known = evaluator_classes(judge)
     unknown = [c for c in classes if c not in known]
     if unknown:

@@ -23,6 +23,8 @@ def test_erasure_prompt_table_counts_and_seeds():
     assert all("sneaker" in p for p in table[table["class"] == "sneaker"].prompt)
     with pytest.raises(ValueError, match="unknown class"):
         evaluation.erasure_prompt_table(["snoopy"], 1, 1)
+    with pytest.raises(TypeError, match=r"\['sneaker'\]"):  # one string would be read letter by letter
+        evaluation.erasure_prompt_table("sneaker", 1, 1)  # type: ignore[arg-type]
 
 
 def test_destinations_and_related_share():
@@ -245,6 +247,23 @@ def test_claim_one_compares_every_timed_esd_with_fewshot(tmp_path):
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "mixed"
     times[times.method.isin(["fewshot", "uce"])].to_csv(tmp_path / "erasure_time.csv", index=False)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "no ESD timed"
+
+
+def test_esd_calibration_row_reports_the_chosen_setting(tmp_path):
+    """The baseline row re-applies the recorded rule to notebook 17's summary and reports that setting."""
+    from erasure_lib import results
+
+    summary = pd.DataFrame({"lr": [1e-4, 1e-4, 1e-3], "iterations": [0, 100, 100], "erased_share": [0.9, 0.05, 0.0],
+                            "others_accuracy": [0.9, 0.85, 0.5], "optimization_seconds": [0.0, 54.0, 55.0], "runs": [10] * 3})  # fmt: skip
+    summary.to_csv(tmp_path / "esd_calibration_summary.csv", index=False)
+    results.record_run("17.ipynb", {"max_erased_share": 0.1, "max_others_drop": 0.1, "seed": 0},
+                       [tmp_path / "esd_calibration_summary.csv"], 1.0, tmp_path / "manifest.json")  # fmt: skip
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Baseline: ESD-u"))
+    assert "seed 0 over 10 classes: chosen lr 0.0001, 100 iterations (54 s): erased share 0.90 -> 0.05, others 0.90 -> 0.85" in row["ours"]
+    assert row["verdict"].startswith("meets the target")
+    results.record_run("17.ipynb", {"max_erased_share": 0.01, "max_others_drop": 0.01, "seed": 0},
+                       [tmp_path / "esd_calibration_summary.csv"], 1.0, tmp_path / "manifest.json")  # fmt: skip
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Baseline: ESD-u"))["verdict"].startswith("no setting")
 
 
 def test_claim_three_compares_the_options_at_matched_erasure(tmp_path):

@@ -241,6 +241,39 @@ def test_save_and_load_back(tiny_pipeline: StableDiffusionPipeline, tmp_path: Pa
     assert (meta["method"], meta["config"]["train_method"], meta["steps"]) == ("esd", "xattn", 2)
 
 
+def test_checkpoints_hold_the_weights_of_a_shorter_run(tiny_pipeline: StableDiffusionPipeline) -> None:
+    """The weights kept after iteration k are those of a run of k iterations with the same seed (the
+    random draws of the first k iterations are the same), and keeping them changes nothing."""
+    kept = run(tiny_pipeline, iterations=4, checkpoint_iterations=(1, 3))
+    plain = run(tiny_pipeline, iterations=4)
+    assert kept.losses == plain.losses and same_state(state(kept.components["unet"]), state(plain.components["unet"]))
+    assert sorted(kept.step_checkpoints) == [1, 3] and not plain.step_checkpoints
+    for k in (1, 3):
+        shorter = run(tiny_pipeline, iterations=k)
+        assert same_state(state(kept.component_after_step("unet", k)), state(shorter.components["unet"]))
+        assert kept.info.checkpoint_seconds[k] > 0
+    assert kept.info.checkpoint_seconds[1] < kept.info.checkpoint_seconds[3] <= kept.optimization_seconds
+    # a checkpoint holds only the trained (cross-attention) weights; apply(step=) swaps the U-Net in
+    assert all("attn2" in name for name in kept.step_checkpoints[1])
+    at_one = kept.apply(tiny_pipeline, step=1)
+    assert at_one.unet is not tiny_pipeline.unet and at_one.text_encoder is tiny_pipeline.text_encoder
+
+
+def test_checkpoint_seconds_survive_save_and_load(tiny_pipeline: StableDiffusionPipeline, tmp_path: Path) -> None:
+    result = run(tiny_pipeline, iterations=2, checkpoint_iterations=(1,))
+    loaded = ErasureResult.load(result.save(tmp_path / "esd", base_model="tiny"))
+    assert loaded.config == result.config and loaded.config.checkpoint_iterations == (1,)
+    assert loaded.info == result.info and list(loaded.info.checkpoint_seconds) == [1]
+
+
+@pytest.mark.parametrize("checkpoints", [(0,), (3,), (1, 5)])
+def test_checkpoints_must_lie_within_the_run(checkpoints: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="outside 1..2"):
+        ESDConfig(train_method="xattn", iterations=2, checkpoint_iterations=checkpoints)
+    with pytest.raises(ValueError, match="not a single value"):
+        ESDConfig(train_method="xattn", iterations=2, checkpoint_iterations=1)  # type: ignore[arg-type]
+
+
 # --------------------------------------------------------------------------------------------
 # Bad inputs
 # --------------------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ def test_setup_holds_the_pipeline_judge_classes_and_sampling(setup: experiment.S
 def test_setup_checks_the_classes_against_the_judge(setup: experiment.Setup) -> None:
     with pytest.raises(ValueError, match="does not know"):
         experiment.setup("builtin", "builtin", classes=["tench"])
+    with pytest.raises(TypeError, match="not one string"):  # papermill's -p passes a list as its text
+        experiment.setup("builtin", "builtin", classes='["sneaker", "bag"]')  # type: ignore[arg-type]
     assert experiment.setup("builtin", "builtin", classes=None, num_inference_steps=2).classes == data.CLASSES
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -47,6 +47,7 @@ class ESDConfig:
     start_guidance: float = 3.0  # classifier-free guidance of that sampling
     seed: int = 0
     template: str = "{}"  # the conditioning prompt; the reference uses the bare concept
+    checkpoint_iterations: tuple[int, ...] = ()  # also keep the trained weights after these iterations
 
     def __post_init__(self) -> None:
         if self.train_method not in TRAIN_METHODS:
@@ -62,6 +63,11 @@ class ESDConfig:
             raise ValueError(f"start_guidance must be non-negative, got {self.start_guidance}")
         if "{}" not in self.template:
             raise ValueError(f"template must contain '{{}}' where the concept goes, got {self.template!r}")
+        if isinstance(self.checkpoint_iterations, int | str):
+            raise ValueError(f"checkpoint_iterations is a tuple of iterations, not a single value: {self.checkpoint_iterations!r}")
+        outside = [k for k in self.checkpoint_iterations if not 1 <= int(k) <= self.iterations]
+        if outside:
+            raise ValueError(f"checkpoint_iterations {outside} lie outside 1..{self.iterations} (1-based, at most iterations)")
 
 
 @dataclass(frozen=True)
@@ -75,10 +81,13 @@ class ESDInfo(ErasureInfo):
         How many U-Net weights trained (``config.train_method``).
     stop_steps
         Each iteration's t_enc: the DDIM steps after which the sampling of z_t stopped.
+    checkpoint_seconds
+        The optimization loop's seconds up to each kept checkpoint (``config.checkpoint_iterations``).
     """
 
     trainable_parameters: int
     stop_steps: list[int]
+    checkpoint_seconds: dict[int, float] = field(default_factory=dict)
 
 
 def trainable_parameter_names(unet: UNet2DConditionModel, train_method: TrainMethod) -> list[str]:
@@ -178,6 +187,8 @@ def erase(
     -------
     ErasureResult
         ``components["unet"]`` is the fine-tuned U-Net; ``losses`` the loss of every iteration;
+        ``step_checkpoints`` the trained weights after each of ``config.checkpoint_iterations``
+        (``result.apply(pipeline, step=k)``), with ``info.checkpoint_seconds`` the loop's time to each;
         timings split into set-up (copying the U-Net, encoding prompts) and the optimization loop;
         ``info`` an :class:`ESDInfo`.
 
@@ -217,6 +228,9 @@ def erase(
 
     losses: list[float] = []
     stop_steps: list[int] = []
+    kept = {int(k) for k in config.checkpoint_iterations}
+    step_checkpoints: dict[int, dict[str, torch.Tensor]] = {}
+    checkpoint_seconds: dict[int, float] = {}
     t1 = time.perf_counter()
     for _iteration in tqdm(range(config.iterations), desc=f"ESD erasing {concept!r}", disable=not progress_bar):
         # Stop DDIM sampling after t_enc ~ U{0..ddim_steps-1} steps; z is then at timestep t.
@@ -239,6 +253,9 @@ def erase(
         if not math.isfinite(losses[-1]):
             raise NonFiniteLossError("esd", len(losses), config.lr)
         stop_steps.append(t_enc)
+        if len(losses) in kept:  # the weights after this iteration, for a sweep over iterations
+            checkpoint_seconds[len(losses)] = time.perf_counter() - t1
+            step_checkpoints[len(losses)] = {n: p.detach().clone() for n, p in unet.named_parameters() if n in names}
     # The last update can overflow the weights even when its loss was finite: check them once.
     if not bool(torch.stack([torch.isfinite(p).all() for p in params]).all()):
         raise NonFiniteLossError("esd", len(losses), config.lr, what="trained weights")
@@ -252,5 +269,7 @@ def erase(
         losses=losses,
         setup_seconds=setup_seconds,
         optimization_seconds=optimization_seconds,
-        info=ESDInfo(trainable_parameters=sum(p.numel() for p in params), stop_steps=stop_steps),
+        info=ESDInfo(trainable_parameters=sum(p.numel() for p in params), stop_steps=stop_steps,
+                     checkpoint_seconds=checkpoint_seconds),
+        step_checkpoints=step_checkpoints,
     )
