@@ -1100,13 +1100,14 @@ def compare_methods(
     pipeline: StableDiffusionPipeline,
     judge: GarmentStyleClassifier | ImageNetEvaluator,
     classes: Sequence[str],
-    erasures: Callable[[str], Mapping[str, ErasureResult]],
+    erasures: Callable[..., Mapping[str, ErasureResult]],
     generation: GenerationConfig,
     n_erased: int,
     n_others: int,
     quality: QualityScorer,
     universe: Sequence[str] = CLASSES,
     progress_bar: bool = True,
+    seeds: Sequence[int] | None = None,
 ) -> pd.DataFrame:
     """Erase each class with every method, then judge, score and time the base model and each erased
     model alike (paper, Sec. 4.3: few-shot unlearning against ESD and UCE).
@@ -1132,7 +1133,8 @@ def compare_methods(
         The classes erased, one at a time (each one of ``universe``).
     erasures
         ``class -> {method: erasure}``, e.g. :func:`erasure_lib.experiment.erase_with_methods` with
-        the pipeline, images, configs and cache bound; rows follow its order.
+        the pipeline, images, configs and cache bound; rows follow its order. With ``seeds``:
+        ``(class, seed) -> {method: erasure}``, each seed's erasures drawn with that seed.
     generation
         Sampling settings.
     n_erased, n_others
@@ -1143,12 +1145,16 @@ def compare_methods(
         The classes the judge names, in the order of its ``predicted`` indices.
     progress_bar
         Show a progress bar over the classes.
+    seeds
+        Erasure seeds (statistics over seeds, not one lucky seed), or ``None`` for one erasure per
+        class and method. With seeds the rows gain a ``seed`` column; the base model, whose images
+        do not depend on the erasure seed, is judged once per class and its row repeated for each seed.
 
     Returns
     -------
     pandas.DataFrame
         One row per (class, model), in the order run, the base model (:data:`COMPARED_BASE`, 0
-        seconds) first within each class, with the columns of :data:`COMPARISON_COLUMNS`:
+        seconds) first within each class (and seed), with the columns of :data:`COMPARISON_COLUMNS`:
         ``method``, ``erased_class``, ``erased_share`` and ``others_accuracy`` (:func:`summarize`),
         ``fid``, ``kid``, ``clip_score`` (:func:`erasure_lib.metrics.clip_score.reported_clip_score`),
         ``clip_score_erased`` (the same over the erased class's prompts), and the erasure's
@@ -1169,14 +1175,22 @@ def compare_methods(
     if quality.prompts is None and quality.real_classes is None:
         raise ValueError("without quality prompts FID and KID compare the other classes' images with the other classes' "
                          "real images: give the scorer real_classes (experiment.reference_images returns them)")  # fmt: skip
+    if seeds is not None and not len(seeds):
+        raise ValueError("give at least one seed, or seeds=None for one erasure per class and method")
     rows: list[dict[str, object]] = []
-    for concept in tqdm(classes, desc="compare methods", disable=not progress_bar):
-        erased_by = dict(erasures(concept))
+    runs = [(concept, None) for concept in classes] if seeds is None else [(c, int(s)) for c in classes for s in seeds]
+    base: dict[str, dict[str, object]] = {}
+    for concept, seed in tqdm(runs, desc="compare methods", disable=not progress_bar):
+        erased_by = dict(erasures(concept) if seed is None else erasures(concept, seed))
         if COMPARED_BASE in erased_by:
             raise ValueError(f"{COMPARED_BASE!r} labels the base model; give the method another name")
         table = erasure_prompt_table([concept], n_erased, n_others, classes=universe)
         erased = (table["class"] == concept).to_numpy()
+        tag = {"erased_class": concept} | ({} if seed is None else {"seed": seed})
         for method, result in [(COMPARED_BASE, None), *erased_by.items()]:
+            if result is None and concept in base:  # judged already, for an earlier seed
+                rows.append(base[concept] | tag)
+                continue
             model = pipeline if result is None else result.apply(pipeline)
             generated = generate(model, list(table.prompt), list(table.evaluation_seed), generation, progress_bar=False)
             classified = classify_images(judge, table, generated)
@@ -1188,9 +1202,38 @@ def compare_methods(
                 coco = quality.prompts
                 scored = generate(model, list(coco.prompt), list(coco.evaluation_seed), generation, progress_bar=False)
                 features, clip_quality, leave_out = quality.features(scored), quality.clip_scores(scored, coco.prompt), None
-            rows.append({"method": method, "erased_class": concept, **summarize(classified, [concept]),
+            rows.append({"method": method, **tag, **summarize(classified, [concept]),
                          "fid": quality.fid(features, leave_out), "kid": quality.kid(features, leave_out),
                          "clip_score": reported_clip_score(clip_quality), "clip_score_erased": reported_clip_score(clip[erased]),
                          "optimization_seconds": 0.0 if result is None else result.optimization_seconds,
                          "total_seconds": 0.0 if result is None else result.total_seconds})  # fmt: skip
-    return pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+            if result is None:
+                base[concept] = rows[-1]
+    columns = list(COMPARISON_COLUMNS)
+    return pd.DataFrame(rows, columns=columns if seeds is None else [*columns[:2], "seed", *columns[2:]])
+
+
+def comparison_summary(table: pd.DataFrame, min_ua: float = 0.9, max_others_drop: float = 0.10) -> pd.DataFrame:
+    """One row per erasure method of a :func:`compare_methods` table with seeds: UA, IRA, the success
+    and clean shares with 95% bootstrap intervals over the runs (:func:`unlearning_summary`, the
+    base model of the same class as "before"), and FID, KID and CLIP score of the other classes'
+    images (means with intervals, and the base model's mean as ``*_before``), with the median
+    optimization and total seconds."""
+    if "seed" not in table:
+        raise ValueError("the table has no seed column: compare_methods(..., seeds=[...]) gives one")
+    base = table[table.method == COMPARED_BASE].drop_duplicates(["erased_class", "seed"]).set_index(["erased_class", "seed"])
+    erased = table[table.method != COMPARED_BASE]
+    if erased.empty or base.empty:
+        raise ValueError("the table needs the base model's rows and at least one erasure's")
+    index = pd.MultiIndex.from_frame(erased[["erased_class", "seed"]])
+    runs = erased.assign(UA=1 - erased.erased_share, IRA=erased.others_accuracy,
+                         erased_share_before=base.erased_share.reindex(index).to_numpy(),
+                         others_accuracy_before=base.others_accuracy.reindex(index).to_numpy())  # fmt: skip
+    summary = unlearning_summary(runs, by=["method"], min_ua=min_ua, max_others_drop=max_others_drop).set_index("method")
+    for measure in ("fid", "kid", "clip_score"):
+        for method, part in runs.groupby("method", sort=False):
+            low, high = spread(part[measure].dropna())
+            summary.loc[method, [measure, f"{measure}_low", f"{measure}_high", f"{measure}_before"]] = (
+                float(part[measure].mean()), low, high, float(base[measure].reindex(pd.MultiIndex.from_frame(part[["erased_class", "seed"]])).mean()))
+    seconds = runs.groupby("method", sort=False)[["optimization_seconds", "total_seconds"]].median()
+    return summary.join(seconds.add_suffix("_median")).reset_index()

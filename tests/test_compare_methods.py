@@ -62,12 +62,12 @@ def prompts() -> pd.DataFrame:
                          "evaluation_seed": [7, 8, 9]})  # fmt: skip
 
 
-def perturbed(pipeline: StableDiffusionPipeline, concept: str) -> ErasureResult:
+def perturbed(pipeline: StableDiffusionPipeline, concept: str, seed: int = 1) -> ErasureResult:
     """A stand-in erasure: the text encoder with noise on its final layer norm (cheap, and it changes the images)."""
     encoder = copy.deepcopy(pipeline.text_encoder)
     weight = next(w for name, w in encoder.named_parameters() if name.endswith("final_layer_norm.weight"))
     with torch.no_grad():
-        weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(1)))
+        weight.add_(torch.randn(weight.shape, generator=torch.Generator().manual_seed(seed)))
     return ErasureResult(
         "perturbed", concept, {"text_encoder": encoder}, None, optimization_seconds=SECONDS[0], setup_seconds=SECONDS[1]
     )
@@ -126,6 +126,53 @@ def test_the_erasure_changes_the_numbers(comparison: pd.DataFrame) -> None:
     base, erased = (comparison[comparison.method == m].reset_index(drop=True) for m in ("base model", "perturbed"))
     assert not np.allclose(base.fid, erased.fid)
     assert not np.allclose(base.clip_score_erased, erased.clip_score_erased)
+
+
+# --- seeds ---------------------------------------------------------------------------------------
+
+
+def test_with_seeds_each_seed_erases_anew_and_the_base_model_is_judged_once(
+    tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer, comparison: pd.DataFrame
+) -> None:
+    seeded = evaluation.compare_methods(
+        tiny_pipeline, judge, CLASSES[:1], lambda concept, seed: {"perturbed": perturbed(tiny_pipeline, concept, seed)},
+        FAST, N_ERASED, N_OTHERS, scorer, UNIVERSE, progress_bar=False, seeds=[1, 5],
+    )  # fmt: skip
+    assert list(seeded.columns) == [*COLUMNS[:2], "seed", *COLUMNS[2:]]
+    assert list(zip(seeded.method, seeded.seed)) == [("base model", 1), ("perturbed", 1), ("base model", 5), ("perturbed", 5)]
+    base = seeded[seeded.method == "base model"].drop(columns="seed").reset_index(drop=True)
+    pd.testing.assert_frame_equal(base.iloc[[0]], base.iloc[[1]].reset_index(drop=True))
+    # seed 1 is the erasure the unseeded comparison ran (perturbed's default seed): the same row
+    one = comparison[comparison.erased_class == CLASSES[0]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(seeded[seeded.seed == 1].drop(columns="seed").reset_index(drop=True), one)
+    assert seeded[seeded.seed == 5].fid.iloc[1] != seeded[seeded.seed == 1].fid.iloc[1]
+    with pytest.raises(ValueError, match="at least one seed"):
+        evaluation.compare_methods(tiny_pipeline, judge, CLASSES[:1], stand_in(tiny_pipeline), FAST, N_ERASED, N_OTHERS,
+                                   scorer, UNIVERSE, progress_bar=False, seeds=[])  # fmt: skip
+
+
+def test_comparison_summary_by_hand() -> None:
+    """Two classes x two seeds of one method: UA, IRA, success share and quality against the base model."""
+    base = {"method": "base model", "erased_share": 1.0, "others_accuracy": 0.9, "fid": 100.0, "kid": 0.01, "clip_score": 80.0,
+            "optimization_seconds": 0.0, "total_seconds": 0.0}  # fmt: skip
+    rows = []
+    for (concept, seed), (share, others, fid_) in zip([("a", 3), ("a", 4), ("b", 3), ("b", 4)],
+                                                      [(0.0, 0.9, 110.0), (0.5, 0.8, 120.0), (0.05, 0.7, 130.0), (1.0, 0.9, 100.0)]):
+        rows += [base | {"erased_class": concept, "seed": seed},
+                 {"method": "m", "erased_class": concept, "seed": seed, "erased_share": share, "others_accuracy": others,
+                  "fid": fid_, "kid": 0.02, "clip_score": 70.0, "optimization_seconds": float(seed), "total_seconds": seed + 1.0}]  # fmt: skip
+    summary = evaluation.comparison_summary(pd.DataFrame(rows)).set_index("method")
+    assert list(summary.index) == ["m"]
+    m = summary.loc["m"]
+    assert (m.runs, m.classes, m.seeds) == (4, 2, "3 4")
+    assert m.UA == pytest.approx((1.0 + 0.5 + 0.95 + 0.0) / 4) and m.success_share == pytest.approx(0.5)
+    assert m.IRA == pytest.approx(0.825) and m.IRA_before == pytest.approx(0.9)
+    assert m.clean_share == pytest.approx(0.25)  # class b seed 3 succeeded but its others fell by 0.2
+    assert (m.fid, m.fid_before, m.kid, m.clip_score_before) == pytest.approx((115.0, 100.0, 0.02, 80.0))
+    assert m.fid_low <= m.fid <= m.fid_high
+    assert (m.optimization_seconds_median, m.total_seconds_median) == (3.5, 4.5)
+    with pytest.raises(ValueError, match="no seed column"):
+        evaluation.comparison_summary(pd.DataFrame(rows).drop(columns="seed"))
 
 
 # --- by hand ---------------------------------------------------------------------------------------
