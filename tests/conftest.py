@@ -103,6 +103,22 @@ def fashion_mnist_available() -> None:
 
 
 @pytest.fixture(scope="session")
+def builtin_setup(fashion_mnist_available: None):
+    """The shipped built-in model and classifier through ``experiment.setup``, one class (sneaker), 2
+    sampling steps, the caller's torch thread count kept (read-only for tests)."""
+    from erasure_lib import experiment
+    from erasure_lib.paths import CLASSIFIER_PATH
+
+    if not (BUILTIN_MODEL_DIR / "model_index.json").is_file() or not CLASSIFIER_PATH.is_file():
+        pytest.skip("the built-in model or classifier is not in models/")
+    threads = torch.get_num_threads()
+    try:
+        return experiment.setup("builtin", "builtin", "cpu", "float32", [CONCEPT], num_inference_steps=2, threads=1)
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
 def concept_dir(tmp_path_factory: pytest.TempPathFactory, fashion_mnist_available: None) -> Path:
     """A folder of 4 real Fashion-MNIST sneakers as 32 px PNGs (read-only for tests)."""
     folder = tmp_path_factory.mktemp("concept") / CONCEPT

@@ -9,12 +9,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from erasure_lib import calibration, evaluation, experiment
 from erasure_lib.methods import esd
 from erasure_lib.methods.esd import ESDConfig
-from erasure_lib.paths import BUILTIN_MODEL_DIR, CLASSIFIER_PATH
 
 CLASS = "sneaker"
 CONFIG = ESDConfig(train_method="noxattn", ddim_steps=4)
@@ -22,14 +20,9 @@ LRS, ITERATIONS = [1e-3], [1, 3]
 
 
 @pytest.fixture(scope="module")
-def setup(fashion_mnist_available: None) -> experiment.Setup:
-    if not (BUILTIN_MODEL_DIR / "model_index.json").is_file() or not CLASSIFIER_PATH.is_file():
-        pytest.skip("the built-in model or classifier is not in models/")
-    threads = torch.get_num_threads()
-    try:
-        return experiment.setup("builtin", "builtin", "cpu", "float32", [CLASS], num_inference_steps=2, threads=1)
-    finally:
-        torch.set_num_threads(threads)
+def setup(builtin_setup: experiment.Setup) -> experiment.Setup:
+    """conftest's built-in set-up: sneaker, 2 sampling steps."""
+    return builtin_setup
 
 
 def prompts_for(concept: str) -> pd.DataFrame:

@@ -14,7 +14,6 @@ import torch
 from erasure_lib import data, evaluation, experiment
 from erasure_lib.methods.fewshot import FewShotConfig
 from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES, ImageNetEvaluator
-from erasure_lib.paths import BUILTIN_MODEL_DIR, CLASSIFIER_PATH
 
 CLASS = "sneaker"
 N_IMAGES, N_ERASED, N_OTHERS = 2, 2, 1
@@ -25,14 +24,9 @@ SECONDS = ["optimization_seconds", "setup_seconds"]
 
 
 @pytest.fixture(scope="module")
-def setup(fashion_mnist_available: None) -> experiment.Setup:
-    if not (BUILTIN_MODEL_DIR / "model_index.json").is_file() or not CLASSIFIER_PATH.is_file():
-        pytest.skip("the built-in model or classifier is not in models/")
-    threads = torch.get_num_threads()
-    try:
-        return experiment.setup("builtin", "builtin", "cpu", "float32", [CLASS], num_inference_steps=2, threads=1)
-    finally:
-        torch.set_num_threads(threads)
+def setup(builtin_setup: experiment.Setup) -> experiment.Setup:
+    """conftest's built-in set-up: sneaker, 2 sampling steps."""
+    return builtin_setup
 
 
 @pytest.fixture(scope="module")
