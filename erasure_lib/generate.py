@@ -10,16 +10,19 @@ import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline
 from PIL import Image
 from tqdm.auto import tqdm
 
 from erasure_lib.io import atomic_write_bytes
+
+Sampler = Literal["model", "dpm-solver++", "ddim"]
+SAMPLERS: tuple[str, ...] = ("model", "dpm-solver++", "ddim")
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,11 @@ class GenerationConfig:
     batch_size: int = 64
     height: int | None = None  # None: the model's own resolution
     width: int | None = None
+    sampler: Sampler = "model"  # "model": the scheduler the model ships with (PNDM for SD v1.4 and the built-in model)
 
     def __post_init__(self) -> None:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
         if not _is_int(self.num_inference_steps) or self.num_inference_steps < 1:
             raise ValueError(f"num_inference_steps (sampling steps) must be an integer of at least 1, got {self.num_inference_steps!r}")
         if not _is_int(self.batch_size) or self.batch_size < 1:
@@ -46,6 +52,21 @@ class GenerationConfig:
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or value < 1):
                 raise ValueError(f"{name} must be a positive number of pixels, or None for the model's resolution, got {value!r}")
+
+
+def with_sampler(pipeline: StableDiffusionPipeline, sampler: Sampler) -> StableDiffusionPipeline:
+    """``pipeline`` itself for ``"model"``; else a pipeline sharing its components with the scheduler
+    replaced by DPM-Solver++ (2nd-order multistep, diffusers' default settings) or DDIM (eta 0),
+    built from the model's own scheduler configuration (its noise schedule). ``pipeline`` is not modified."""
+    if sampler == "model":
+        return pipeline
+    schedulers = {"dpm-solver++": DPMSolverMultistepScheduler, "ddim": DDIMScheduler}
+    if sampler not in schedulers:
+        raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    options = {"clip_sample": False} if sampler == "ddim" else {}  # SD's DDIM does not clip x_0 (the pipeline would force it, with a warning)
+    swapped = type(pipeline)(**{**pipeline.components, "scheduler": schedulers[sampler].from_config(pipeline.scheduler.config, **options)})
+    swapped.set_progress_bar_config(disable=True)
+    return swapped
 
 
 def _is_int(value: object) -> bool:
@@ -64,6 +85,7 @@ def generate(
     if len(prompts) != len(seeds):
         raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds; give one seed per prompt")
     images: list[Image.Image] = []
+    pipeline = with_sampler(pipeline, config.sampler)
     starts = range(0, len(prompts), config.batch_size)
     for start in tqdm(starts, desc="generating", disable=not progress_bar or len(starts) < 2):
         batch_prompts = list(prompts[start : start + config.batch_size])
@@ -96,6 +118,7 @@ def generate_from_embeddings(
     if not len(prompt_embeds) == len(negative_prompt_embeds) == len(seeds):
         raise ValueError(f"{len(prompt_embeds)} embeddings, {len(negative_prompt_embeds)} negative embeddings and {len(seeds)} seeds; give one of each per image")
     images: list[Image.Image] = []
+    pipeline = with_sampler(pipeline, config.sampler)
     starts = range(0, len(seeds), config.batch_size)
     for start in tqdm(starts, desc="generating", disable=not progress_bar):
         stop = start + config.batch_size

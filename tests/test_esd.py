@@ -19,6 +19,7 @@ from erasure_lib.methods.esd import (
     TRAIN_METHODS,
     ESDConfig,
     check_concept,
+    ddim_sampler,
     erase,
     esd_target,
     trainable_parameter_names,
@@ -167,7 +168,7 @@ def test_first_loss_written_out(tiny_pipeline: StableDiffusionPipeline) -> None:
     g = torch.Generator("cpu").manual_seed(3)
     t_enc = int(torch.randint(5, (1,), generator=g))
     z = torch.randn((1, 4, 8, 8), generator=g)
-    scheduler = DDIMScheduler.from_config(tiny_pipeline.scheduler.config)
+    scheduler = DDIMScheduler.from_config(tiny_pipeline.scheduler.config, clip_sample=False)  # the reference does not clip x_0
     scheduler.set_timesteps(5)
     emb_0, emb_p = encode(tiny_pipeline, ""), encode(tiny_pipeline, CONCEPT)
     with torch.no_grad():
@@ -179,6 +180,22 @@ def test_first_loss_written_out(tiny_pipeline: StableDiffusionPipeline) -> None:
         loss = F.mse_loss(e_p, e_0 - 1.5 * (e_p - e_0))  # before the step, theta = theta*, so e_n = e_p
     assert result.info["stop_steps"] == [t_enc]
     assert result.losses[0] == pytest.approx(loss.item(), rel=1e-4)
+
+
+def test_ddim_sampling_of_z_t_does_not_clip_x0(tiny_pipeline: StableDiffusionPipeline) -> None:
+    """DDIM (eta 0) as the reference's sampler: x_0 = (z - sqrt(1 - a) eps) / sqrt(a), then
+    z_prev = sqrt(a_prev) x_0 + sqrt(1 - a_prev) eps, with x_0 left as it is even far beyond [-1, 1]
+    (diffusers' DDIM default would clip it: the built-in model's scheduler config does not say)."""
+    scheduler = ddim_sampler(tiny_pipeline)
+    scheduler.set_timesteps(5)
+    g = torch.Generator("cpu").manual_seed(0)
+    z, eps = 4 * torch.randn((1, 4, 8, 8), generator=g), torch.randn((1, 4, 8, 8), generator=g)
+    t, t_prev = scheduler.timesteps[1], scheduler.timesteps[2]
+    a, a_prev = scheduler.alphas_cumprod[t], scheduler.alphas_cumprod[t_prev]
+    x0 = (z - (1 - a).sqrt() * eps) / a.sqrt()
+    assert x0.abs().max() > 1  # the clip would change this step
+    expected = a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * eps
+    assert torch.allclose(scheduler.step(eps, t, z).prev_sample, expected, atol=1e-5)
 
 
 def test_training_lowers_the_esd_loss(tiny_pipeline: StableDiffusionPipeline) -> None:

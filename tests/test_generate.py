@@ -19,6 +19,7 @@ from erasure_lib.generate import (
     generate_to_folder,
     read_prompt_csv,
     to_tensor,
+    with_sampler,
 )
 
 FAST = GenerationConfig(num_inference_steps=2, batch_size=8)
@@ -145,6 +146,7 @@ def test_read_prompt_csv_requires_evaluation_seed(tmp_path: Path) -> None:
         ({"guidance_scale": -0.5}, "guidance_scale"),
         ({"height": 0}, "height"),
         ({"width": -8}, "width"),
+        ({"sampler": "euler"}, "sampler"),
     ],
 )
 def test_generation_config_rejects_bad_settings(options: dict[str, object], word: str) -> None:
@@ -222,3 +224,31 @@ def test_generate_from_embeddings_is_generate_of_the_encoded_prompts(tiny_pipeli
     assert [np.asarray(a).tolist() for a in images] == [np.asarray(b).tolist() for b in expected]
     with pytest.raises(ValueError, match="one of each per image"):
         generate_from_embeddings(tiny_pipeline, encoded[:3], encoded[3:].expand(3, -1, -1), seeds[:2], config)
+
+
+def test_other_samplers_share_the_model_and_its_noise_schedule(tiny_pipeline: StableDiffusionPipeline) -> None:
+    """"model" is the pipeline itself; DPM-Solver++ and DDIM (x_0 not clipped) replace only the
+    scheduler, built from the model's own; the pipeline passed in keeps its scheduler."""
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+
+    own = tiny_pipeline.scheduler
+    assert with_sampler(tiny_pipeline, "model") is tiny_pipeline
+    dpm, ddim = with_sampler(tiny_pipeline, "dpm-solver++"), with_sampler(tiny_pipeline, "ddim")
+    assert isinstance(dpm.scheduler, DPMSolverMultistepScheduler) and isinstance(ddim.scheduler, DDIMScheduler)
+    assert ddim.scheduler.config.clip_sample is False and tiny_pipeline.scheduler is own
+    assert dpm.unet is tiny_pipeline.unet and dpm.text_encoder is tiny_pipeline.text_encoder
+    for swapped in (dpm, ddim):
+        assert swapped.scheduler.config.beta_schedule == own.config.beta_schedule
+        assert torch.equal(swapped.scheduler.alphas_cumprod, own.alphas_cumprod)
+    with pytest.raises(ValueError, match="sampler"):
+        with_sampler(tiny_pipeline, "euler")  # type: ignore[arg-type]
+
+
+def test_generation_with_another_sampler_is_seeded_and_differs(tiny_pipeline: StableDiffusionPipeline) -> None:
+    prompts, seeds = ["a photo of a sneaker"] * 2, [0, 1]
+    fast = GenerationConfig(num_inference_steps=3, batch_size=8, sampler="dpm-solver++")
+    first, again = generate(tiny_pipeline, prompts, seeds, fast, progress_bar=False), generate(tiny_pipeline, prompts, seeds, fast, progress_bar=False)
+    assert all(np.array_equal(a, b) for a, b in zip(pixels(first), pixels(again)))
+    plain = generate(tiny_pipeline, prompts, seeds, GenerationConfig(num_inference_steps=3, batch_size=8), progress_bar=False)
+    assert not all(np.array_equal(a, b) for a, b in zip(pixels(first), pixels(plain)))
+    assert type(tiny_pipeline.scheduler).__name__ != "DPMSolverMultistepScheduler"  # not swapped in place

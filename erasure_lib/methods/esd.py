@@ -131,6 +131,15 @@ def esd_target(e_0: torch.Tensor, e_p: torch.Tensor, negative_guidance: float) -
     return e_0 - negative_guidance * (e_p - e_0)
 
 
+def ddim_sampler(pipeline: StableDiffusionPipeline) -> DDIMScheduler:
+    """The DDIM scheduler that samples z_t, from the model's own noise schedule, with eta 0 and the
+    predicted x_0 *not* clipped, as the reference code's DDIM sampler (CompVis ``DDIMSampler``).
+    diffusers' ``DDIMScheduler`` clips x_0 to [-1, 1] unless the config says otherwise: SD v1.4's
+    scheduler config does, the built-in model's did not, and about an eighth of its latent values lie
+    beyond 1 (until 2026-12-05 ESD and SPM on the built-in model sampled z_t with the clip)."""
+    return DDIMScheduler.from_config(pipeline.scheduler.config, clip_sample=False)
+
+
 @torch.no_grad()
 def encode_prompt(pipeline: StableDiffusionPipeline, prompt: str) -> torch.Tensor:
     """The frozen text encoder's hidden states (1, L, d) of a prompt padded to the tokenizer's max length."""
@@ -207,7 +216,7 @@ def erase(
 
     device = pipeline.device
     generator = torch.Generator("cpu").manual_seed(config.seed)
-    scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
+    scheduler = ddim_sampler(pipeline)
     scheduler.set_timesteps(config.ddim_steps)
     frozen_unet = pipeline.unet
     emb_0 = encode_prompt(pipeline, "")  # the unconditional prompt

@@ -51,13 +51,13 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
 from diffusers.optimization import get_constant_schedule_with_warmup, get_cosine_with_hard_restarts_schedule_with_warmup
 from torch import nn
 from tqdm.auto import tqdm
 
 from erasure_lib.methods.base import ErasureInfo, ErasureResult, NonFiniteLossError, rebuild, to_json_value
-from erasure_lib.methods.esd import check_concept, encode_prompt, sample_until
+from erasure_lib.methods.esd import check_concept, ddim_sampler, encode_prompt, sample_until
 
 AdaptedModules = Literal["xattn", "transformer"]
 ADAPTED_MODULES: tuple[str, ...] = ("xattn", "transformer")
@@ -524,7 +524,7 @@ def erase(
 
     device = pipeline.device
     generator = torch.Generator("cpu").manual_seed(config.seed)
-    scheduler = DDIMScheduler.from_config(pipeline.scheduler.config)
+    scheduler = ddim_sampler(pipeline)  # x_0 not clipped, as ESD's (and SPM's reference) DDIM sampling
     scheduler.set_timesteps(config.max_denoising_steps)
     frozen_unet = pipeline.unet  # eps*: only ever evaluated, under no_grad
     emb_uncond = encode_prompt(pipeline, "")
