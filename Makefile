@@ -67,6 +67,8 @@ OUT_13-compare-methods := object_erasure_comparison.csv
 OUT_14-erasure-time := erasure_time_runs.csv erasure_time.csv
 OUT_15-erasure-window := erasure_window.csv erasure_window_probes.csv erasure_window_bounds.csv erasure_window_fixed_steps.csv erasure_window_sampling_steps.csv
 OUT_16-stopping-rule := stopping_rule_calibration.csv stopping_rule_heldout.csv stopping_rule_heldout_summary.csv
+OUT_17-calibrate-esd := esd_calibration.csv esd_calibration_summary.csv esd_calibration_windows.csv
+OUT_18-faster-sampler := sampler_agreement.csv
 # 01 also writes base_model_style_quality.csv when the model draws styles (not a target: not always written).
 # 99 rewrites the README's claims table: its target is a stamp, build/$(PROFILE)/stamps/99-claims-table.done.
 OUT_99-claims-table :=
@@ -74,6 +76,8 @@ OUT_99-claims-table :=
 READS_06-where-the-concept-goes := fewshot_object_transitions.csv
 READS_11-when-to-stop := fewshot_epochs.csv
 READS_16-stopping-rule := erasure_window.csv erasure_window_probes.csv
+# 14 times ESD at the setting notebook 17 chose.
+READS_14-erasure-time := esd_calibration_summary.csv
 # 08 reads the erasures 13 saved in erasure_cache (trains them itself when absent); 13's result file stands for them.
 READS_08-robustness := object_erasure_comparison.csv
 # Notebooks that load no model (they read result files only).
@@ -170,7 +174,7 @@ benchmark: venv
 # parameters, then the tiny overrides. Its numbers mean nothing; it proves the path runs.
 SD14_TINY_NOTEBOOKS := $(patsubst notebooks/params/sd14-tiny/%.yaml,notebooks/paper/%.ipynb,$(sort $(wildcard notebooks/params/sd14-tiny/*.yaml)))
 sd14-smoke:
-	rm -rf build/sd14-tiny/results build/sd14-tiny/figures build/sd14-tiny/erasures build/sd14-tiny/nb && mkdir -p build/sd14-tiny/nb
+	rm -rf build/sd14-tiny/results build/sd14-tiny/figures build/sd14-tiny/erasures build/sd14-tiny/esd-calibration build/sd14-tiny/nb && mkdir -p build/sd14-tiny/nb
 	PYTHONPATH=$(CURDIR) $(PY) tools/sd14_tiny.py build/sd14-tiny
 	set -e; for nb in $(SD14_TINY_NOTEBOOKS); do name=$$(basename $$nb .ipynb); echo "== sd14 path of $$name"; \
 	  PYTHONPATH=$(CURDIR) $(PAPERMILL) $$nb build/sd14-tiny/nb/$$name.ipynb \

@@ -374,3 +374,26 @@ def stopping_rule_outcomes(heldout, max_erased: float = 0.10, max_drop: float = 
     ax.set_xlim(-0.05, 1.05)
     fig.tight_layout()
     return fig
+
+
+def sampler_agreement(table, reference: tuple[str, int]) -> plt.Figure:
+    """Each (sampler, steps) setting: its verdicts' agreement with the reference setting's (with the
+    interval over models) against its speed-up; the dashed line is the reference at twice its steps
+    (the agreement "converged" already allows), where that setting was judged."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for i, (sampler, part) in enumerate(table.groupby("sampler", sort=False)):
+        part = part.sort_values("sampling_steps")
+        err = [part.label_agreement - part.label_agreement_low, part.label_agreement_high - part.label_agreement]
+        ax.errorbar(part.speedup, part.label_agreement, yerr=err, marker="o", ms=4, capsize=2, color=f"C{i}", label=sampler)
+        for _, row in part.iterrows():
+            ax.annotate(f"{row.sampling_steps}", (row.speedup, row.label_agreement), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    floor = table[(table.sampler == reference[0]) & (table.sampling_steps == 2 * reference[1])]
+    if len(floor):
+        ax.axhline(floor.label_agreement.iloc[0], ls="--", color="grey", lw=1, label=f"{reference[0]} {2 * reference[1]} steps")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"speed-up over {reference[0]}, {reference[1]} steps (higher is faster)")
+    ax.set_ylabel("verdicts equal to the reference's (higher is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig

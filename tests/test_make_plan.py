@@ -88,6 +88,8 @@ def test_changed_notebook_replans_it_and_its_readers_only(scratch: Path) -> None
     ("05-images-and-epochs", ["05-images-and-epochs", "11-when-to-stop", "99-claims-table"]),
     ("13-compare-methods", ["13-compare-methods", "08-robustness", "99-claims-table"]),  # 08 reads 13's erasure cache
     ("15-erasure-window", ["15-erasure-window", "16-stopping-rule", "99-claims-table"]),
+    ("17-calibrate-esd", ["17-calibrate-esd", "14-erasure-time", "99-claims-table"]),  # 14 times 17's choice
+    ("18-faster-sampler", ["18-faster-sampler", "99-claims-table"]),
     ("99-claims-table", ["99-claims-table"]),
 ])
 def test_other_dependencies(scratch: Path, changed: str, expected: list[str]) -> None:
@@ -112,3 +114,4 @@ def test_sd14_profile_plans_its_notebooks_only(scratch: Path) -> None:
     with_params = sorted(p.stem for p in (scratch / "notebooks" / "params" / "sd14").glob("*.yaml"))
     assert sorted(plan) == with_params
     assert plan.index("13-compare-methods") < plan.index("08-robustness")
+    assert plan.index("17-calibrate-esd") < plan.index("14-erasure-time")

@@ -166,6 +166,16 @@ STRUCTURE: dict[str, dict] = {
                                                       "erased_share_high": N, "others_drop": N, "others_drop_low": N,
                                                       "others_drop_high": N, "related_accuracy": N,
                                                       "related_accuracy_low": N, "related_accuracy_high": N}},
+    "esd_calibration.csv": {"notebook": "17-calibrate-esd", "keys": ["lr", "erased_class", "seed", "iterations"],
+                            "columns": {"erased_share": N, "others_accuracy": N}},
+    "esd_calibration_summary.csv": {"notebook": "17-calibrate-esd", "keys": ["lr", "iterations"],
+                                    "columns": {"erased_share": N, "others_accuracy": N, "runs": N}},
+    "esd_calibration_windows.csv": {"notebook": "17-calibrate-esd", "keys": ["lr", "erased_class", "seed"],
+                                    "columns": {"erased_iterations": N, "damage_iterations": N, "clean": N,
+                                                "clean_iterations": N, "last_iterations": N}},
+    "sampler_agreement.csv": {"notebook": "18-faster-sampler", "keys": ["sampler", "sampling_steps"],
+                              "columns": {"images": N, "label_agreement": N, "label_agreement_low": N,
+                                          "label_agreement_high": N, "erased_share_change": N, "others_accuracy_change": N}},
 }
 
 
