@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 from erasure_lib import data, results, sd14
-from erasure_lib.generate import GenerationConfig, read_prompt_csv
+from erasure_lib.generate import GenerationConfig, Sampler, read_prompt_csv
 from erasure_lib.methods import esd, spm, uce
 from erasure_lib.methods.fewshot import FewShotConfig
 from erasure_lib.metrics import classifier as clf
@@ -354,9 +354,11 @@ def setup(
     num_inference_steps: int = 25,
     guidance_scale: float = 7.5,
     threads: int | None = None,
+    sampler: Sampler = "model",
 ) -> Setup:
     """Set a paper notebook up from its parameters, in this order: ``torch.set_num_threads(threads)``
-    (``None`` leaves it), the sampling settings, the model (:func:`model_source`, then
+    (``None`` leaves it), the sampling settings (``sampler``: the model's own scheduler, or another
+    where notebook 18 shows it gives the same verdicts), the model (:func:`model_source`, then
     :func:`erasure_lib.models.load_pipeline` in ``dtype`` on ``device``), the judge
     (:func:`load_evaluator`), its classes (:func:`evaluator_classes`) and ``classes`` checked against
     them (:func:`check_classes`; ``None``: all of the judge's classes)."""
@@ -364,7 +366,7 @@ def setup(
 
     if threads is not None:
         torch.set_num_threads(threads)
-    generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale)
+    generation = GenerationConfig(num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, sampler=sampler)
     pipeline = load_pipeline(model_source(model), device=device, dtype=torch_dtype(dtype))
     judge = load_evaluator(evaluator, device)
     universe = evaluator_classes(judge)

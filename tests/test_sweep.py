@@ -63,6 +63,8 @@ def test_setup_checks_the_classes_against_the_judge(setup: experiment.Setup) -> 
     with pytest.raises(TypeError, match="not one string"):  # papermill's -p passes a list as its text
         experiment.setup("builtin", "builtin", classes='["sneaker", "bag"]')  # type: ignore[arg-type]
     assert experiment.setup("builtin", "builtin", classes=None, num_inference_steps=2).classes == data.CLASSES
+    fast = experiment.setup("builtin", "builtin", classes=["bag"], num_inference_steps=20, sampler="dpm-solver++")
+    assert (fast.generation.sampler, fast.generation.num_inference_steps) == ("dpm-solver++", 20)
 
 
 def test_image_source_is_concept_images(setup: experiment.Setup, images, tmp_path: Path) -> None:
