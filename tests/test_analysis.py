@@ -259,7 +259,7 @@ def test_esd_calibration_row_reports_the_chosen_setting(tmp_path):
     results.record_run("17.ipynb", {"max_erased_share": 0.1, "max_others_drop": 0.1, "seed": 0},
                        [tmp_path / "esd_calibration_summary.csv"], 1.0, tmp_path / "manifest.json")  # fmt: skip
     row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Baseline: ESD-u"))
-    assert "seed 0 over 10 classes: chosen lr 0.0001, 100 iterations (54 s): erased share 0.90 -> 0.05, others 0.90 -> 0.85" in row["ours"]
+    assert "seed 0 over 10 classes: chosen lr 0.0001, 100 iterations: erased share 0.90 -> 0.05, others 0.90 -> 0.85" in row["ours"]
     assert row["verdict"].startswith("meets the target")
     results.record_run("17.ipynb", {"max_erased_share": 0.01, "max_others_drop": 0.01, "seed": 0},
                        [tmp_path / "esd_calibration_summary.csv"], 1.0, tmp_path / "manifest.json")  # fmt: skip
