@@ -292,6 +292,27 @@ def _esd_calibration_row(summary_file: Path) -> dict[str, str]:
     }  # fmt: skip
 
 
+def _sampler_row(table: pd.DataFrame, manifest: dict) -> dict[str, str]:
+    """Notebook 18: which faster (sampler, steps) settings agree with the reference as well as the
+    reference agrees with itself at twice its steps (the bar)."""
+    reference = manifest.get("results/sampler_agreement.csv", {}).get("parameters", {}).get("reference", ["model", 50])
+    sampler, steps = str(reference[0]), int(reference[1])
+    floor = table[(table.sampler == sampler) & (table.sampling_steps == 2 * steps)]
+    bar = float(floor.label_agreement.iloc[0]) if len(floor) else float("nan")
+    faster = table[table.speedup > 1.0].sort_values("speedup", ascending=False)
+    shown = "; ".join(f"{r.sampler} {r.sampling_steps}: {r.label_agreement:.3f} [{r.label_agreement_low:.3f}, {r.label_agreement_high:.3f}], "
+                      f"{r.speedup:.1f}x faster" for r in faster.itertuples())  # fmt: skip
+    passing = [f"{r.sampler} {r.sampling_steps} ({r.speedup:.1f}x)" for r in faster.itertuples() if r.label_agreement >= bar]
+    return {
+        "claim": f"Beyond the paper: a faster sampler gives the verdicts of {sampler} {steps} steps (the evaluation's)",
+        "ours": (f"verdicts equal image by image (base model and erased encoders, {int(table.images.iloc[0])} images per setting); "
+                 f"bar: {sampler} {2 * steps} steps {bar:.3f}; " + shown),
+        "verdict": ("as good as the bar: " + ", ".join(passing)) if passing else "no faster setting reaches the bar",
+        "file": "results/sampler_agreement.csv",
+        "command": "make results (notebooks/paper/18-faster-sampler.ipynb)",
+    }  # fmt: skip
+
+
 def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
     """Sec. 4.6 (images, zero-shot), styles, the baselines table, and what the paper left open."""
     rows = []
@@ -318,6 +339,9 @@ def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
     esd_sweep = results_dir / "esd_calibration_summary.csv"
     if esd_sweep.is_file():
         rows.append(_esd_calibration_row(esd_sweep))
+    sampler = results_dir / "sampler_agreement.csv"
+    if sampler.is_file():
+        rows.append(_sampler_row(pd.read_csv(sampler), _read_json(results_dir / "manifest.json") or {}))
     several = results_dir / "several_concepts_summary.csv"
     if several.is_file():
         sv = pd.read_csv(several)

@@ -316,3 +316,17 @@ def test_claim_one_text_adds_cra_where_measured():
     assert "CRA" not in report._by_option_text(pd.DataFrame([row]))
     text = report._by_option_text(pd.DataFrame([row | {"CRA_before": 0.99, "CRA": 0.8, "CRA_low": 0.7, "CRA_high": 0.9}]))
     assert text.endswith("CRA (styles kept) 0.99 -> 0.80 [0.70, 0.90]")
+
+
+def test_sampler_row_names_the_settings_that_reach_the_bar(tmp_path):
+    """The bar is the reference sampler at twice its steps; faster settings at or above it pass."""
+    table = pd.DataFrame({"sampler": ["model", "model", "ddim", "dpm-solver++"], "sampling_steps": [100, 50, 25, 10],
+                          "images": 660, "label_agreement": [0.98, 1.0, 0.99, 0.96], "label_agreement_low": [0.97, 1.0, 0.98, 0.95],
+                          "label_agreement_high": [0.99, 1.0, 1.0, 0.97], "erased_share_change": 0.0, "others_accuracy_change": 0.0,
+                          "speedup": [0.5, 1.0, 1.8, 4.5]})  # fmt: skip
+    table.to_csv(tmp_path / "sampler_agreement.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Beyond the paper: a faster sampler"))
+    assert row["verdict"] == "as good as the bar: ddim 25 (1.8x)"
+    assert "bar: model 100 steps 0.980; dpm-solver++ 10: 0.960 [0.950, 0.970], 4.5x faster; ddim 25: 0.990" in row["ours"]
+    table.assign(label_agreement=[0.98, 1.0, 0.97, 0.96]).to_csv(tmp_path / "sampler_agreement.csv", index=False)
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Beyond the paper: a faster sampler"))["verdict"] == "no faster setting reaches the bar"
