@@ -6,7 +6,7 @@ U-Net. To compare the two fairly on the built-in model (Sec. 4.3 of the paper), 
 treatment: one run per (learning rate, class, seed) to the largest iteration count, its weights
 judged after each of several iteration counts, on the same prompts and seeds as the base model.
 Each run's judged rows are cached (written atomically), so a sweep resumes and can be split across
-processes that share the cache.
+processes that share the cache (each given its own classes).
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def esd_sweep(
         ``lr``, ``seed``, ``iterations`` and ``checkpoint_iterations``.
     cache_dir
         One folder per run (``lr<lr>-<concept>-seed<seed>``) holds its judged rows: an interrupted
-        sweep resumes, and processes sharing the folder split the runs between them.
+        sweep resumes, and processes given different classes (or learning rates) fill one cache side
+        by side (there is no lock: two processes given the same run both compute it).
 
     Returns
     -------

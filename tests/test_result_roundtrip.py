@@ -79,8 +79,8 @@ def test_records_read_as_read_only_mappings() -> None:
     info = esd.ESDInfo(trainable_parameters=7, stop_steps=[3, 1])
     assert isinstance(info, ErasureInfo)
     assert info["stop_steps"] is info.stop_steps and info.get("trainable_parameters") == 7
-    assert list(info) == ["trainable_parameters", "stop_steps"] and len(info) == 2
-    assert dict(info) == {"trainable_parameters": 7, "stop_steps": [3, 1]} and {**info} == dict(info)
+    assert list(info) == ["trainable_parameters", "stop_steps", "checkpoint_seconds"] and len(info) == 3
+    assert dict(info) == {"trainable_parameters": 7, "stop_steps": [3, 1], "checkpoint_seconds": {}} and {**info} == dict(info)
     assert "stop_steps" in info and "losses" not in info and info.get("losses") is None
     with pytest.raises(KeyError):
         info["losses"]

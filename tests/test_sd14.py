@@ -174,6 +174,7 @@ NO_SD14_PATH = {
     "12-keep-the-neighbours": "rests on the garment classes' related groups, which the Imagenette classes lack",
     "15-erasure-window": "judges every checkpoint of every run with the built-in garment classifier: a stand-in study",
     "16-stopping-rule": "calibrates on notebook 15's built-in windows; its rule (FewShotConfig) runs on SD unchanged",
+    "18-faster-sampler": "checks the built-in model's evaluation budget (judged by the garment classifier); SD's 100 PNDM steps fit a GPU",
 }
 TINY_DIR = NOTEBOOKS_DIR / "params" / "sd14-tiny"
 
