@@ -54,6 +54,7 @@ quality_prompts: str = ""  # prompts for FID, KID, CLIP score: a CSV (case_numbe
 n_quality: int = 1000  # prompts used from quality_prompts (the first n)
 clip_model: str = "models/clip"  # CLIP for the CLIP score: a folder (from the repo root) or a hub id
 num_inference_steps: int = 50  # sampling steps (notebook 15: the shares stop moving by 50)
+sampler: str = "model"  # 'model' (the model's own: PNDM) or a faster one notebook 18 vindicates ('dpm-solver++', 'ddim')
 guidance_scale: float = 7.5  # classifier-free guidance
 threads: int = 2  # torch CPU threads
 results_prefix: str = "results/"  # folder of the result files
@@ -70,7 +71,7 @@ erasure_cache: str = "build/erasures"  # where each erasure is saved (and read b
 
 # %%
 t_start = time.perf_counter()
-setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads)
+setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads, sampler)
 esd = calibration.chosen_setting(esd_calibration) if esd_calibration else {"iterations": esd_iterations, "lr": esd_lr}
 seeds = experiment.evaluation_seeds(seeds, fewshot_settings, also_calibrated_on=[esd.get("seed")])
 configs = lambda seed: experiment.method_configs(fewshot_settings, seed, esd_train_method, esd["iterations"], esd["lr"], spm_iterations, only=methods)  # noqa: E731
