@@ -63,7 +63,7 @@ OUT_08-robustness := robustness.csv robustness_summary.csv
 OUT_10-several-concepts := several_concepts.csv several_concepts_summary.csv
 OUT_11-when-to-stop := stopping_rule.csv stopping_rule_summary.csv
 OUT_12-keep-the-neighbours := keep_the_neighbours.csv keep_the_neighbours_summary.csv keep_the_neighbours_transitions.csv keep_the_neighbours_attacks.csv keep_the_neighbours_cost.json
-OUT_13-compare-methods := object_erasure_comparison.csv
+OUT_13-compare-methods := object_erasure_comparison.csv object_erasure_comparison_summary.csv object_erasure_quality_pooled.csv
 OUT_14-erasure-time := erasure_time_runs.csv erasure_time.csv
 OUT_15-erasure-window := erasure_window.csv erasure_window_probes.csv erasure_window_bounds.csv erasure_window_fixed_steps.csv erasure_window_sampling_steps.csv
 OUT_16-stopping-rule := stopping_rule_calibration.csv stopping_rule_heldout.csv stopping_rule_heldout_summary.csv
@@ -78,6 +78,8 @@ READS_11-when-to-stop := fewshot_epochs.csv
 READS_16-stopping-rule := erasure_window.csv erasure_window_probes.csv
 # 14 times ESD at the setting notebook 17 chose.
 READS_14-erasure-time := esd_calibration_summary.csv
+# 13 runs ESD at the setting notebook 17 chose (and keeps 17's seed out of its own).
+READS_13-compare-methods := esd_calibration_summary.csv
 # 08 reads the erasures 13 saved in erasure_cache (trains them itself when absent); 13's result file stands for them.
 READS_08-robustness := object_erasure_comparison.csv
 # Notebooks that load no model (they read result files only).
@@ -101,9 +103,9 @@ DEPS_$(1) := $$(addprefix $$(PREFIX_$(1)),$$(READS_$(1))) \
   $$(if $$(filter-out $(READERS_ONLY),$(1)),$$(if $$(filter builtin,$$(call param,model,$$(PARAMS_$(1)),builtin)),$$(BUILTIN_MODEL)))
 endef
 $(foreach nb,$(RESULT_NOTEBOOKS),$(eval $(call notebook_vars,$(nb))))
-# 03, 04, 05, 07 and 10 read notebook 02's summary (the calibration seed, kept out of their seeds) from results/
+# 03, 04, 05, 07, 10 and 13 read notebook 02's summary (the calibration seed, kept out of their seeds) from results/
 # itself (not their results_prefix) with the built-in settings.
-$(foreach nb,03-erase-objects 04-which-parameters 05-images-and-epochs 07-erase-styles 10-several-concepts,$(eval DEPS_$(nb) += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_$(nb)),builtin)),results/fewshot_calibration_summary.csv)))
+$(foreach nb,03-erase-objects 04-which-parameters 05-images-and-epochs 07-erase-styles 10-several-concepts 13-compare-methods,$(eval DEPS_$(nb) += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_$(nb)),builtin)),results/fewshot_calibration_summary.csv)))
 # 13 scores with the built-in CLIP (models/clip, from 00-train-clip-evaluator) unless told otherwise.
 DEPS_13-compare-methods += $(if $(filter models/clip,$(call param,clip_model,$(PARAMS_13-compare-methods),models/clip)),models/clip/model.safetensors)
 # 99 reads every result file in its results_dir: it runs last, after all the others.

@@ -1108,6 +1108,7 @@ def compare_methods(
     universe: Sequence[str] = CLASSES,
     progress_bar: bool = True,
     seeds: Sequence[int] | None = None,
+    on_features: Callable[[str, int | None, np.ndarray], None] | None = None,
 ) -> pd.DataFrame:
     """Erase each class with every method, then judge, score and time the base model and each erased
     model alike (paper, Sec. 4.3: few-shot unlearning against ESD and UCE).
@@ -1149,6 +1150,10 @@ def compare_methods(
         Erasure seeds (statistics over seeds, not one lucky seed), or ``None`` for one erasure per
         class and method. With seeds the rows gain a ``seed`` column; the base model, whose images
         do not depend on the erasure seed, is judged once per class and its row repeated for each seed.
+    on_features
+        Called with ``(method, seed, features)`` for every row (the base model's once per seed,
+        ``seed`` None without seeds), the Inception features its FID and KID were computed from:
+        :meth:`erasure_lib.metrics.quality.FeaturePool.add` pools them over the classes.
 
     Returns
     -------
@@ -1180,6 +1185,7 @@ def compare_methods(
     rows: list[dict[str, object]] = []
     runs = [(concept, None) for concept in classes] if seeds is None else [(c, int(s)) for c in classes for s in seeds]
     base: dict[str, dict[str, object]] = {}
+    base_features: dict[str, np.ndarray] = {}
     for concept, seed in tqdm(runs, desc="compare methods", disable=not progress_bar):
         erased_by = dict(erasures(concept) if seed is None else erasures(concept, seed))
         if COMPARED_BASE in erased_by:
@@ -1190,6 +1196,8 @@ def compare_methods(
         for method, result in [(COMPARED_BASE, None), *erased_by.items()]:
             if result is None and concept in base:  # judged already, for an earlier seed
                 rows.append(base[concept] | tag)
+                if on_features is not None:
+                    on_features(COMPARED_BASE, seed, base_features[concept])
                 continue
             model = pipeline if result is None else result.apply(pipeline)
             generated = generate(model, list(table.prompt), list(table.evaluation_seed), generation, progress_bar=False)
@@ -1208,7 +1216,9 @@ def compare_methods(
                          "optimization_seconds": 0.0 if result is None else result.optimization_seconds,
                          "total_seconds": 0.0 if result is None else result.total_seconds})  # fmt: skip
             if result is None:
-                base[concept] = rows[-1]
+                base[concept], base_features[concept] = rows[-1], features
+            if on_features is not None:
+                on_features(method, seed, features)
     columns = list(COMPARISON_COLUMNS)
     return pd.DataFrame(rows, columns=columns if seeds is None else [*columns[:2], "seed", *columns[2:]])
 

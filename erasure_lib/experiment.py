@@ -236,11 +236,15 @@ def evaluation_seeds(
     settings: FewShotSettings,
     calibration_file: str = "results/fewshot_calibration_summary.csv",
     manifest: str | Path = "results/manifest.json",
+    also_calibrated_on: Sequence[int | None] = (),
 ) -> list[int]:
     """``seeds`` after checking that none was used to choose the settings: the ``"builtin"`` settings
     were calibrated by notebook 02 on the seed its manifest entry records (the paper's settings were
-    chosen on none of ours). Raises if the sets meet: a setting is never reported on its own seeds."""
+    chosen on none of ours), and ``also_calibrated_on`` holds the seeds of other calibrations the
+    evaluation uses (notebook 17's for ESD; ``None`` entries are ignored). Raises if the sets meet:
+    a setting is never reported on its own seeds."""
     calibration = [int(results.recorded_parameters(calibration_file, manifest)["seed"])] if settings == BUILTIN else []
+    calibration += [int(s) for s in also_calibrated_on if s is not None]
     if set(map(int, seeds)) & set(calibration):
         raise ValueError(f"evaluation seeds {list(seeds)} include the calibration seed(s) {calibration} of {calibration_file}")
     return [int(s) for s in seeds]
@@ -256,16 +260,23 @@ def method_configs(
     esd_iterations: int = 1000,
     esd_lr: float = 1e-5,
     spm_iterations: int = 3000,
+    only: Sequence[str] | None = None,
 ) -> dict[str, MethodConfig]:
     """One config per method compared (Sec. 4.3): few-shot unlearning, ESD (published defaults: 1000
     iterations at lr 1e-5; ESD-u for objects), UCE and SPM (its published defaults, 3000 iterations),
-    all seeded alike."""
-    return {
+    all seeded alike; ``only`` keeps the methods it names, in its order."""
+    configs: dict[str, MethodConfig] = {
         "fewshot": fewshot_config(fewshot_settings, seed=seed),
-        "esd": esd.ESDConfig(train_method=esd_train_method, iterations=esd_iterations, lr=esd_lr, seed=seed),
+        "esd": esd.ESDConfig(train_method=esd_train_method, iterations=int(esd_iterations), lr=float(esd_lr), seed=seed),
         "uce": uce.UCEConfig(seed=seed),
         "spm": spm.SPMConfig(iterations=spm_iterations, seed=seed),
     }
+    if only is None:
+        return configs
+    unknown = [m for m in only if m not in configs]
+    if unknown or not only:
+        raise ValueError(f"methods must be some of {list(configs)}, got {list(only)}")
+    return {method: configs[method] for method in only}
 
 
 def timed_methods(

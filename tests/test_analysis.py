@@ -330,3 +330,20 @@ def test_sampler_row_names_the_settings_that_reach_the_bar(tmp_path):
     assert "bar: model 100 steps 0.980; dpm-solver++ 10: 0.960 [0.950, 0.970], 4.5x faster; ddim 25: 0.990" in row["ours"]
     table.assign(label_agreement=[0.98, 1.0, 0.97, 0.96]).to_csv(tmp_path / "sampler_agreement.csv", index=False)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Beyond the paper: a faster sampler"))["verdict"] == "no faster setting reaches the bar"
+
+
+def test_tables_one_two_row_reads_the_summary_with_intervals(tmp_path):
+    """With notebook 13's summary (seeds), the row reports UA, success share, IRA and quality per
+    method, and few-shot is as good as a baseline within 0.10 UA and 0.05 IRA."""
+    def method(name, ua, ira):
+        return {"method": name, "runs": 50, "seeds": "3 4 5 6 7", "UA": ua, "UA_low": ua - 0.1, "UA_high": ua + 0.1,
+                "success_share": ua / 2, "IRA": ira, "IRA_before": 0.97, "fid": 150.0, "fid_before": 140.0,
+                "kid": 0.02, "kid_before": 0.01, "clip_score": 75.0, "clip_score_before": 78.0}  # fmt: skip
+    summary = pd.DataFrame([method("esd", 0.50, 0.90), method("fewshot", 0.45, 0.88), method("uce", 0.90, 0.60)])
+    summary.to_csv(tmp_path / "object_erasure_comparison_summary.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))
+    assert row["verdict"] == "mixed"  # as good as ESD, erases far less than UCE
+    assert "fewshot: UA 0.45 [0.35, 0.55] (succeeded in 0.23 of 50 runs), IRA 0.97 -> 0.88, others' FID 140 -> 150" in row["ours"]
+    assert row["ours"].startswith("seeds 3 4 5 6 7, ? sampling steps") and row["file"].endswith("comparison_summary.csv")
+    summary.assign(UA=[0.5, 0.95, 0.9]).to_csv(tmp_path / "object_erasure_comparison_summary.csv", index=False)
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))["verdict"] == "reproduced on the built-in model"

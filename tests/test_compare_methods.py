@@ -151,6 +151,25 @@ def test_with_seeds_each_seed_erases_anew_and_the_base_model_is_judged_once(
                                    scorer, UNIVERSE, progress_bar=False, seeds=[])  # fmt: skip
 
 
+def test_features_pool_per_method_and_seed(tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer) -> None:
+    """Every judged model's features reach the pool (the base model's once per seed); a pooled set
+    holds one judged model per class: 2 classes x 2 other-class images."""
+    pool = quality.FeaturePool()
+    evaluation.compare_methods(
+        tiny_pipeline, judge, CLASSES, lambda concept, seed: {"perturbed": perturbed(tiny_pipeline, concept, seed)},
+        FAST, N_ERASED, N_OTHERS, scorer, UNIVERSE, progress_bar=False, seeds=[1, 5], on_features=pool.add,
+    )  # fmt: skip
+    scores = pool.scores(scorer)
+    assert list(zip(scores.method, scores.seed)) == [("base model", 1), ("perturbed", 1), ("base model", 5), ("perturbed", 5)]
+    assert (scores.images == len(CLASSES) * N_OTHERS * (len(UNIVERSE) - 1)).all()
+    base = scores[scores.method == "base model"]
+    assert base.fid.iloc[0] == base.fid.iloc[1] and scores.kid.notna().all()  # the same images in every seed
+    pooled = np.concatenate(pool.features[("perturbed", 1)])
+    assert scores.fid.iloc[1] == pytest.approx(scorer.fid(pooled)) and scores.fid.iloc[1] != scores.fid.iloc[3]
+    with pytest.raises(ValueError, match="empty"):
+        quality.FeaturePool().scores(scorer)
+
+
 def test_comparison_summary_by_hand() -> None:
     """Two classes x two seeds of one method: UA, IRA, success share and quality against the base model."""
     base = {"method": "base model", "erased_share": 1.0, "others_accuracy": 0.9, "fid": 100.0, "kid": 0.01, "clip_score": 80.0,

@@ -269,6 +269,9 @@ def test_timed_methods_label_one_esd_per_setting() -> None:
     method, config = experiment.timed_methods("builtin", 4, ["spm"], spm_iterations=7)["spm"]
     assert method == "spm" and config == SPMConfig(iterations=7, seed=4)  # the paper's third baseline, published defaults
     assert experiment.method_configs("builtin", 4)["spm"] == SPMConfig(seed=4)
+    assert list(experiment.method_configs("builtin", 4, only=["uce", "fewshot"])) == ["uce", "fewshot"]
+    with pytest.raises(ValueError, match="must be some of"):
+        experiment.method_configs("builtin", 4, only=["ESD"])
 
 
 def test_time_summary_compares_each_method_with_fewshot_on_the_same_classes() -> None:
@@ -322,3 +325,7 @@ def test_evaluation_seeds_refuse_the_calibration_seed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"calibration seed\(s\) \[5\]"):
         experiment.evaluation_seeds([4, 5], "builtin", str(calibration), manifest)
     assert experiment.evaluation_seeds([5], "paper", str(calibration), manifest) == [5]  # chosen on none of ours
+    # another calibration the evaluation reads (notebook 17's, for ESD) keeps its seed out too
+    with pytest.raises(ValueError, match=r"calibration seed\(s\) \[5, 4\]"):
+        experiment.evaluation_seeds([3, 4], "builtin", str(calibration), manifest, also_calibrated_on=[4, None])
+    assert experiment.evaluation_seeds([3], "paper", str(calibration), manifest, also_calibrated_on=[None]) == [3]

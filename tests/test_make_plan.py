@@ -78,17 +78,19 @@ def test_changed_notebook_replans_it_and_its_readers_only(scratch: Path) -> None
     notebook = scratch / "notebooks" / "paper" / "02-calibrate-fewshot.ipynb"
     os.utime(notebook, (T0 + 200, T0 + 200))
     plan = _plan(scratch)
-    # 03, 04, 05, 07 and 10 read 02's calibration seed, 06 reads 03's transitions, 11 reads 05's epoch
-    # sweep, 99 reads every result file; the others (e.g. 13) do not re-run.
+    # 03, 04, 05, 07, 10 and 13 read 02's calibration seed, 06 reads 03's transitions, 08 reads 13's
+    # erasures, 11 reads 05's epoch sweep, 99 reads every result file; the others (e.g. 12) do not re-run.
     assert plan == ["02-calibrate-fewshot", "03-erase-objects", "04-which-parameters", "05-images-and-epochs",
-                    "06-where-the-concept-goes", "07-erase-styles", "10-several-concepts", "11-when-to-stop", "99-claims-table"]  # fmt: skip
+                    "06-where-the-concept-goes", "07-erase-styles", "13-compare-methods", "08-robustness",
+                    "10-several-concepts", "11-when-to-stop", "99-claims-table"]  # fmt: skip
 
 
 @pytest.mark.parametrize(("changed", "expected"), [
     ("05-images-and-epochs", ["05-images-and-epochs", "11-when-to-stop", "99-claims-table"]),
     ("13-compare-methods", ["13-compare-methods", "08-robustness", "99-claims-table"]),  # 08 reads 13's erasure cache
     ("15-erasure-window", ["15-erasure-window", "16-stopping-rule", "99-claims-table"]),
-    ("17-calibrate-esd", ["17-calibrate-esd", "14-erasure-time", "99-claims-table"]),  # 14 times 17's choice
+    # 13 runs and 14 times 17's choice; 08 attacks 13's erasures
+    ("17-calibrate-esd", ["17-calibrate-esd", "13-compare-methods", "08-robustness", "14-erasure-time", "99-claims-table"]),
     ("18-faster-sampler", ["18-faster-sampler", "99-claims-table"]),
     ("99-claims-table", ["99-claims-table"]),
 ])

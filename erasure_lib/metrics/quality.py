@@ -101,6 +101,34 @@ class QualityScorer:
         return cs.clip_score(self.clip_model, self.clip_processor, images, list(prompts))
 
 
+@dataclass
+class FeaturePool:
+    """Inception features of many judged models, pooled per (method, seed), for FID and KID over more
+    images than one judged model generates: FID's small-sample bias shrinks with the images scored,
+    and every pooled set of a comparison holds the same number (one judged model per erased class).
+
+    Pass :meth:`add` to :func:`erasure_lib.evaluation.compare_methods` (``on_features``), then read
+    :meth:`scores`. The one mutable record of the library: it only collects.
+    """
+
+    features: dict[tuple[str, int | None], list[np.ndarray]] = field(default_factory=dict)
+
+    def add(self, method: str, seed: int | None, features: np.ndarray) -> None:
+        """Add one judged model's features (N, 2048) to the pool of (method, seed)."""
+        self.features.setdefault((method, seed), []).append(np.asarray(features))
+
+    def scores(self, scorer: QualityScorer) -> pd.DataFrame:
+        """FID and KID of each pooled set against all of the scorer's real images: one row per
+        (method, seed) with ``images``, ``fid`` and ``kid``, in the order first added."""
+        if not self.features:
+            raise ValueError("the pool is empty: pass its add method to compare_methods(on_features=...)")
+        rows = []
+        for (method, seed), parts in self.features.items():
+            pooled = np.concatenate(parts)
+            rows.append({"method": method, "seed": seed, "images": len(pooled), "fid": scorer.fid(pooled), "kid": scorer.kid(pooled)})
+        return pd.DataFrame(rows, columns=["method", "seed", "images", "fid", "kid"])
+
+
 def load_scorer(
     clip_model: str | Path,
     real_images: ImagesLike,
