@@ -313,8 +313,9 @@ def _sampler_row(table: pd.DataFrame, manifest: dict) -> dict[str, str]:
     }  # fmt: skip
 
 
-def _comparison_row(summary: pd.DataFrame, manifest: dict) -> dict[str, str]:
-    """Tables 1-2 from notebook 13's summary: UA, success share, IRA and quality per method, with intervals.
+def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame | None = None) -> dict[str, str]:
+    """Tables 1-2 from notebook 13's summary: UA, success share, IRA and quality per method, with intervals,
+    and FID / KID over each method's images pooled over the classes (``pooled``, when written).
     Few-shot is "as good" as a baseline when its UA is within 0.10 of the baseline's (or above) and
     its IRA within 0.05 (or above)."""
     run = manifest.get("results/object_erasure_comparison_summary.csv", {}).get("parameters", {})
@@ -323,6 +324,11 @@ def _comparison_row(summary: pd.DataFrame, manifest: dict) -> dict[str, str]:
         f"{k}: UA {r.UA:.2f} [{r.UA_low:.2f}, {r.UA_high:.2f}] (succeeded in {r.success_share:.2f} of {int(r.runs)} runs), "
         f"IRA {r.IRA_before:.2f} -> {r.IRA:.2f}, others' FID {r.fid_before:.0f} -> {r.fid:.0f}, KID {r.kid_before:.3f} -> {r.kid:.3f}, "
         f"CLIP {r.clip_score_before:.1f} -> {r.clip_score:.1f}" for k, r in m.iterrows())
+    if pooled is not None and len(pooled):
+        by = pooled.groupby("method", sort=False)
+        images = sorted(set(pooled["images"].astype(int)))
+        shown += (f"; pooled over the classes ({'/'.join(map(str, images))} images per method and seed; mean [min, max] over seeds): "
+                  + ", ".join(f"{k} FID {g.fid.mean():.0f} [{g.fid.min():.0f}, {g.fid.max():.0f}], KID {g.kid.mean():.3f}" for k, g in by))  # fmt: skip
     f, baselines = m.loc["fewshot"], m.drop(index="fewshot")
     as_good = (f.UA >= baselines.UA - 0.10) & (f.IRA >= baselines.IRA - 0.05)
     return {
@@ -346,7 +352,9 @@ def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
     compared = results_dir / "object_erasure_comparison_summary.csv"
     comparison = results_dir / "object_erasure_comparison.csv"
     if compared.is_file():
-        rows.append(_comparison_row(pd.read_csv(compared), _read_json(results_dir / "manifest.json") or {}))
+        pooled = results_dir / "object_erasure_quality_pooled.csv"
+        rows.append(_comparison_row(pd.read_csv(compared), _read_json(results_dir / "manifest.json") or {},
+                                    pd.read_csv(pooled) if pooled.is_file() else None))  # fmt: skip
     elif comparison.is_file():  # a comparison run before seeds (one erasure per class and method)
         m = pd.read_csv(comparison).groupby("method")[["erased_share", "others_accuracy", "fid", "clip_score"]].mean()
         shown = "; ".join(f"{k}: erased {r.erased_share:.2f}, others {r.others_accuracy:.2f}, others' FID {r.fid:.0f}, others' CLIP {r.clip_score:.1f}"
