@@ -313,6 +313,14 @@ def _sampler_row(table: pd.DataFrame, manifest: dict) -> dict[str, str]:
     }  # fmt: skip
 
 
+def _images_per_model(run: dict) -> str:
+    """", N + M x K images per judged model" from a comparison run's recorded parameters (n_erased of the
+    erased class, n_others of each of the K other classes), or "" where they are not recorded."""
+    if not {"n_erased", "n_others", "classes"} <= set(run):
+        return ""
+    return f", {run['n_erased']} + {run['n_others']} x {len(run['classes']) - 1} images per judged model"
+
+
 def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame | None = None) -> dict[str, str]:
     """Tables 1-2 from notebook 13's summary: UA, success share, IRA and quality per method, with intervals,
     and FID / KID over each method's images pooled over the classes (``pooled``, when written).
@@ -333,7 +341,7 @@ def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame 
     as_good = (f.UA >= baselines.UA - 0.10) & (f.IRA >= baselines.IRA - 0.05)
     return {
         "claim": "Tables 1-2: few-shot erases as well as ESD / UCE with comparable quality (FID, KID, CLIP score of the other classes' images)",
-        "ours": f"seeds {m.seeds.iloc[0]}, {run.get('num_inference_steps', '?')} sampling steps; " + shown,
+        "ours": f"seeds {m.seeds.iloc[0]}, {run.get('num_inference_steps', '?')} sampling steps{_images_per_model(run)}; " + shown,
         "verdict": "reproduced on the built-in model" if as_good.all() else ("mixed" if as_good.any() else "not reproduced"),
         "file": "results/object_erasure_comparison_summary.csv",
         "command": "make results (notebooks/paper/13-compare-methods.ipynb)",

@@ -346,6 +346,10 @@ def test_tables_one_two_row_reads_the_summary_with_intervals(tmp_path):
     assert "fewshot: UA 0.45 [0.35, 0.55] (succeeded in 0.23 of 50 runs), IRA 0.97 -> 0.88, others' FID 140 -> 150" in row["ours"]
     assert row["ours"].startswith("seeds 3 4 5 6 7, ? sampling steps") and row["file"].endswith("comparison_summary.csv")
     assert "pooled" not in row["ours"]  # no pooled file: no pooled numbers
+    (tmp_path / "manifest.json").write_text(json.dumps({"results/object_erasure_comparison_summary.csv": {"parameters": {
+        "num_inference_steps": 50, "n_erased": 16, "n_others": 8, "classes": [f"c{i}" for i in range(10)]}}}))  # fmt: skip
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))
+    assert row["ours"].startswith("seeds 3 4 5 6 7, 50 sampling steps, 16 + 8 x 9 images per judged model; esd: UA")
     pd.DataFrame({"method": ["base model", "base model", "fewshot", "fewshot"], "seed": [3, 4, 3, 4], "images": [720] * 4,
                   "fid": [40.0, 42.0, 50.0, 60.0], "kid": [0.01, 0.01, 0.02, 0.03]}).to_csv(tmp_path / "object_erasure_quality_pooled.csv", index=False)  # fmt: skip
     row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))
