@@ -321,9 +321,10 @@ def _images_per_model(run: dict) -> str:
     return f", {run['n_erased']} + {run['n_others']} x {len(run['classes']) - 1} images per judged model"
 
 
-def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame | None = None) -> dict[str, str]:
-    """Tables 1-2 from notebook 13's summary: UA, success share, IRA and quality per method, with intervals,
-    and FID / KID over each method's images pooled over the classes (``pooled``, when written).
+def _comparison_row(summary: pd.DataFrame, manifest: dict) -> dict[str, str]:
+    """Tables 1-2 from notebook 13's summary: UA, success share, IRA and quality per method, with intervals.
+    (Not the pooled FID of ``object_erasure_quality_pooled.csv``: its sets repeat the same prompts and
+    seeds once per erased class, nine near-copies of each image, and the base model's exact copies.)
     Few-shot is "as good" as a baseline when its UA is within 0.10 of the baseline's (or above) and
     its IRA within 0.05 (or above)."""
     run = manifest.get("results/object_erasure_comparison_summary.csv", {}).get("parameters", {})
@@ -332,11 +333,6 @@ def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame 
         f"{k}: UA {r.UA:.2f} [{r.UA_low:.2f}, {r.UA_high:.2f}] (succeeded in {r.success_share:.2f} of {int(r.runs)} runs), "
         f"IRA {r.IRA_before:.2f} -> {r.IRA:.2f}, others' FID {r.fid_before:.0f} -> {r.fid:.0f}, KID {r.kid_before:.3f} -> {r.kid:.3f}, "
         f"CLIP {r.clip_score_before:.1f} -> {r.clip_score:.1f}" for k, r in m.iterrows())
-    if pooled is not None and len(pooled):
-        by = pooled.groupby("method", sort=False)
-        images = sorted(set(pooled["images"].astype(int)))
-        shown += (f"; pooled over the classes ({'/'.join(map(str, images))} images per method and seed; mean [min, max] over seeds): "
-                  + ", ".join(f"{k} FID {g.fid.mean():.0f} [{g.fid.min():.0f}, {g.fid.max():.0f}], KID {g.kid.mean():.3f}" for k, g in by))  # fmt: skip
     f, baselines = m.loc["fewshot"], m.drop(index="fewshot")
     as_good = (f.UA >= baselines.UA - 0.10) & (f.IRA >= baselines.IRA - 0.05)
     return {
@@ -360,9 +356,7 @@ def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
     compared = results_dir / "object_erasure_comparison_summary.csv"
     comparison = results_dir / "object_erasure_comparison.csv"
     if compared.is_file():
-        pooled = results_dir / "object_erasure_quality_pooled.csv"
-        rows.append(_comparison_row(pd.read_csv(compared), _read_json(results_dir / "manifest.json") or {},
-                                    pd.read_csv(pooled) if pooled.is_file() else None))  # fmt: skip
+        rows.append(_comparison_row(pd.read_csv(compared), _read_json(results_dir / "manifest.json") or {}))
     elif comparison.is_file():  # a comparison run before seeds (one erasure per class and method)
         m = pd.read_csv(comparison).groupby("method")[["erased_share", "others_accuracy", "fid", "clip_score"]].mean()
         shown = "; ".join(f"{k}: erased {r.erased_share:.2f}, others {r.others_accuracy:.2f}, others' FID {r.fid:.0f}, others' CLIP {r.clip_score:.1f}"
