@@ -24,7 +24,7 @@ import ast
 import importlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -383,6 +383,33 @@ def setup(
     universe = evaluator_classes(judge)
     checked = check_classes(universe if classes is None else classes, judge)
     return Setup(pipeline, judge, universe, tuple(checked), generation)
+
+
+Relatedness = Literal["garment groups", "wordnet"]
+
+
+def related_groups(
+    setup: Setup, relatedness: Relatedness, n_related: int = 3, max_distance: int = 7
+) -> tuple[Setup, dict[str, tuple[str, ...]]]:
+    """Which classes count as related to each erased one (notebooks 06 and 12), and the set-up whose
+    judge also evaluates them. ``"garment groups"``: the built-in world's groups
+    (:data:`erasure_lib.data.CLASS_GROUPS`: tops, footwear, ...), the set-up unchanged. ``"wordnet"``
+    (an ImageNet judge, Stable Diffusion): each erased class with its ``n_related`` nearest ImageNet
+    classes within ``max_distance`` WordNet links (:func:`erasure_lib.hierarchy.judge_with_neighbours`),
+    which the returned set-up's judge evaluates beside its own, so that their prompts are drawn and
+    judged like every other class's."""
+    from erasure_lib import hierarchy
+
+    if relatedness == "garment groups":
+        if not has_styles(setup.judge):
+            raise ValueError("relatedness 'garment groups' needs the built-in judge; with an ImageNet judge use 'wordnet'")
+        return setup, {name: tuple(members) for name, members in data.CLASS_GROUPS.items()}
+    if relatedness == "wordnet":
+        if not isinstance(setup.judge, ImageNetEvaluator):
+            raise ValueError("relatedness 'wordnet' needs an ImageNet judge (evaluator 'eva02' or a factory); the built-in one uses 'garment groups'")
+        judge, groups = hierarchy.judge_with_neighbours(setup.judge, setup.classes, n_related, max_distance)
+        return replace(setup, judge=judge, universe=evaluator_classes(judge)), groups
+    raise ValueError(f"relatedness must be 'garment groups' or 'wordnet', got {relatedness!r}")
 
 
 def image_source(images_dir: str, n_images: int, work_dir: str | Path) -> Callable[[str, int], list[Path]]:

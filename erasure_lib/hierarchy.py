@@ -16,7 +16,7 @@ fewest hypernym links from ``x`` up to ``c``. Two sister classes are at 2, a cla
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES
+from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES, ImageNetEvaluator
 
 # The default relatedness radius, in WordNet links: the largest at which English springer's group is
 # still dogs (89 of the 117 other breeds, plus the hyena, which WordNet 3.0 files under canine; at 8
@@ -226,6 +226,65 @@ def classes_under(synset: str, hierarchy: ImageNetHierarchy | None = None) -> li
     return hierarchy.classes_under(synset)
 
 
+def nearest_classes(
+    index: int,
+    n: int,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    exclude: Collection[int] = (),
+    hierarchy: ImageNetHierarchy | None = None,
+) -> list[int]:
+    """The ``n`` ImageNet-1k classes nearest class ``index`` in WordNet, within ``max_distance``
+    links, nearest first (ties by index), leaving out ``exclude`` and classes whose name another
+    class also has (``crane``, ``maillot``: a prompt could not tell them apart). Fewer when fewer
+    lie within the radius."""
+    hierarchy = _or_default(hierarchy)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    ambiguous = {name for name in hierarchy.names if hierarchy.names.count(name) > 1}
+    candidates = [j for j in hierarchy.related(index, max_distance) if j not in exclude and hierarchy.names[j] not in ambiguous]
+    return sorted(candidates, key=lambda j: (int(hierarchy.distances[index, j]), j))[:n]
+
+
+def judge_with_neighbours(
+    judge: ImageNetEvaluator,
+    classes: Sequence[str],
+    n_related: int,
+    max_distance: int = DEFAULT_MAX_DISTANCE,
+    hierarchy: ImageNetHierarchy | None = None,
+) -> tuple[ImageNetEvaluator, dict[str, tuple[str, ...]]]:
+    """Related classes to judge on Stable Diffusion (notebook 12's "keep the neighbours"): each of
+    ``classes`` (evaluated classes of ``judge``) with its ``n_related`` nearest ImageNet-1k classes in
+    WordNet (:func:`nearest_classes`: tench -> goldfish, eel, ...; English springer -> other
+    spaniels), none of them a class the judge already evaluates, so that no group holds another's
+    erased class.
+
+    Returns
+    -------
+    judge, groups
+        The judge extended by the new classes (named by their first WordNet lemma, appended after
+        its own in a stable order), and ``{class: (class, *its neighbours)}``, the related groups in
+        the form :func:`erasure_lib.evaluation.summarize_related` takes.
+    """
+    hierarchy = _or_default(hierarchy)
+    unknown = [c for c in classes if c not in judge.classes]
+    if unknown:
+        raise ValueError(f"classes {unknown} are not evaluated by the judge (its classes: {list(judge.classes)})")
+    evaluated = dict(judge.classes)
+    groups: dict[str, tuple[str, ...]] = {}
+    for concept in classes:
+        own = set(judge.classes.values())
+        near = nearest_classes(judge.classes[concept], n_related, max_distance, exclude=own, hierarchy=hierarchy)
+        names = []
+        for j in near:
+            name = hierarchy.names[j]
+            if evaluated.get(name, j) != j:
+                raise ValueError(f"ImageNet class {j} is named {name!r}, as the judge's class {evaluated[name]}")
+            evaluated[name] = j
+            names.append(name)
+        groups[concept] = (concept, *names)
+    return judge.with_classes(evaluated), groups
+
+
 def group_destinations(
     predicted_indices: Iterable[int],
     erased_index: int,
@@ -396,7 +455,9 @@ __all__ = [
     "group_destinations",
     "group_table",
     "imagenette_related_groups",
+    "judge_with_neighbours",
     "load_imagenet_hierarchy",
+    "nearest_classes",
     "related_imagenet_classes",
     "related_share_table",
     "wordnet_distance",

@@ -329,3 +329,25 @@ def test_evaluation_seeds_refuse_the_calibration_seed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"calibration seed\(s\) \[5, 4\]"):
         experiment.evaluation_seeds([3, 4], "builtin", str(calibration), manifest, also_calibrated_on=[4, None])
     assert experiment.evaluation_seeds([3], "paper", str(calibration), manifest, also_calibrated_on=[None]) == [3]
+
+
+def test_related_groups_garment_groups_and_wordnet() -> None:
+    garments = experiment.Setup(None, experiment.load_evaluator("builtin"), data.CLASSES, ("sneaker",), None)  # type: ignore[arg-type]
+    same, groups = experiment.related_groups(garments, "garment groups")
+    assert same is garments and groups["footwear"] == data.CLASS_GROUPS["footwear"]
+    judge = ImageNetEvaluator(_FixedLogits([1]), image_size=8)
+    imagenet = experiment.Setup(None, judge, IMAGENETTE, ("tench", "church"), None)  # type: ignore[arg-type]
+    extended, groups = experiment.related_groups(imagenet, "wordnet", n_related=2)
+    assert list(groups) == ["tench", "church"] and groups["tench"][:2] == ("tench", "goldfish")
+    assert extended.universe[:10] == IMAGENETTE and len(extended.universe) == 14 and extended.classes == imagenet.classes
+    assert extended.universe == experiment.evaluator_classes(extended.judge) and imagenet.universe == IMAGENETTE
+    # A goldfish image is judged as goldfish by the extended set-up, as none of them by the original one.
+    table = evaluation.erasure_prompt_table(["tench"], 1, 0, classes=extended.universe)
+    classified = evaluation.classify_images(extended.judge, table, [Image.new("RGB", (8, 8))])
+    assert extended.universe[classified.predicted[0]] == "goldfish"
+    with pytest.raises(ValueError, match="needs an ImageNet judge"):
+        experiment.related_groups(garments, "wordnet")
+    with pytest.raises(ValueError, match="needs the built-in judge"):
+        experiment.related_groups(imagenet, "garment groups")
+    with pytest.raises(ValueError, match="must be 'garment groups' or 'wordnet'"):
+        experiment.related_groups(imagenet, "wordnett")  # type: ignore[arg-type]

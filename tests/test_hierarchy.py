@@ -12,6 +12,8 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+from PIL import Image
 
 from erasure_lib.hierarchy import (
     DEFAULT_MAX_DISTANCE,
@@ -21,12 +23,14 @@ from erasure_lib.hierarchy import (
     group_destinations,
     group_table,
     imagenette_related_groups,
+    judge_with_neighbours,
     load_imagenet_hierarchy,
+    nearest_classes,
     related_imagenet_classes,
     related_share_table,
     wordnet_distance,
 )
-from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES
+from erasure_lib.metrics.imagenet import IMAGENETTE_CLASSES, ImageNetEvaluator
 from erasure_lib.paths import REPO_ROOT
 
 COMMITTED = REPO_ROOT / "erasure_lib" / "resources" / "imagenet_hierarchy.json"
@@ -286,3 +290,62 @@ def test_related_share_table_over_imagenet_destinations(hierarchy: ImageNetHiera
     assert row.related == f"{len(hierarchy.related(tench))} classes within {DEFAULT_MAX_DISTANCE} WordNet links"
     with pytest.raises(ValueError, match="no ImageNet index"):
         related_share_table(destinations.assign(erased_class="sneaker"), hierarchy=hierarchy)
+
+
+# --- related classes to judge on Stable Diffusion (notebook 12) -------------------------------------
+
+
+def _judge_of(top1: list[int], classes: dict[str, int] = IMAGENETTE_CLASSES) -> ImageNetEvaluator:
+    """An ImageNet judge whose logits put image k's top-1 on class ``top1[k]``."""
+
+    def logits(x):
+        out = np.zeros((len(x), 1000), dtype=np.float32)
+        out[np.arange(len(x)), top1[: len(x)]] = 1.0
+        return torch.from_numpy(out)
+
+    return ImageNetEvaluator(logits, image_size=4, classes=classes)
+
+
+def test_nearest_classes_nearest_first_within_the_radius(hierarchy: ImageNetHierarchy) -> None:
+    near = nearest_classes(TENCH, 3, hierarchy=hierarchy)
+    assert near[0] == GOLDFISH  # the other cyprinid, 2 links away
+    distances = [wordnet_distance(TENCH, j, hierarchy) for j in near]
+    assert distances == sorted(distances) and max(distances) <= DEFAULT_MAX_DISTANCE
+    assert all(j in classes_under(FISH, hierarchy) for j in near)
+    assert GOLDFISH not in nearest_classes(TENCH, 3, exclude={GOLDFISH}, hierarchy=hierarchy)
+    assert nearest_classes(TENCH, 3, max_distance=0, hierarchy=hierarchy) == []  # nothing within 0 links
+    assert len(nearest_classes(TENCH, 100, hierarchy=hierarchy)) == len(related_imagenet_classes(TENCH, hierarchy=hierarchy))
+    crane = [k for k, name in enumerate(hierarchy.names) if name == "crane"]
+    assert len(crane) == 2 and not set(crane) & set(nearest_classes(crane[0], 1000, max_distance=30, hierarchy=hierarchy))
+    with pytest.raises(ValueError, match="non-negative integer"):
+        nearest_classes(TENCH, -1, hierarchy=hierarchy)
+
+
+def test_judge_with_neighbours_evaluates_each_group(hierarchy: ImageNetHierarchy) -> None:
+    judge = _judge_of([GOLDFISH, SPRINGER, WELSH_SPRINGER, 999])
+    extended, groups = judge_with_neighbours(judge, ["tench", "English springer"], 2, hierarchy=hierarchy)
+    assert judge.classes == IMAGENETTE_CLASSES  # the judge given is unchanged
+    assert groups["tench"][0] == "tench" and groups["tench"][1] == "goldfish" and len(groups["tench"]) == 3
+    assert groups["English springer"][1:] == tuple(hierarchy.names[j] for j in nearest_classes(SPRINGER, 2, exclude=set(IMAGENETTE_CLASSES.values()), hierarchy=hierarchy))
+    assert list(extended.classes)[:10] == list(IMAGENETTE_CLASSES)  # its own classes first, in order
+    assert len(extended.classes) == 10 + 4 and set(extended.classes.values()) >= {GOLDFISH}
+    members = {m for g in groups.values() for m in g[1:]}
+    assert not members & set(IMAGENETTE_CLASSES)  # no group holds another's erased class
+    # The extended judge names the neighbours: goldfish is now an evaluated class, not "none of them".
+    images = [Image.new("RGB", (4, 4))] * 4
+    predicted = extended.predict(images)
+    names = list(extended.classes)
+    assert [names[p] if ok else None for p, ok in zip(predicted.predicted, predicted.in_classes)] == [
+        "goldfish", "English springer", hierarchy.names[WELSH_SPRINGER], None,
+    ]  # fmt: skip
+    assert not judge.predict(images).in_classes[0]  # the original judge still calls goldfish none of its classes
+    with pytest.raises(ValueError, match="not evaluated by the judge"):
+        judge_with_neighbours(judge, ["goldfish"], 2, hierarchy=hierarchy)
+
+
+def test_with_classes_checks_the_map() -> None:
+    judge = _judge_of([0])
+    assert judge.with_classes({"tench": 0}).classes == {"tench": 0}
+    for bad in ({}, {"a": 0, "b": 0}, {"a": 1000}):
+        with pytest.raises(ValueError, match="distinct ImageNet-1k indices"):
+            judge.with_classes(bad)

@@ -171,7 +171,6 @@ def test_fewshot_erase_and_generate_on_tiny_sd14(tiny_sd14: StableDiffusionPipel
 
 # Paper notebooks with a model but no sd14 path, and why (README, "Stable Diffusion v1.4").
 NO_SD14_PATH = {
-    "12-keep-the-neighbours": "rests on the garment classes' related groups, which the Imagenette classes lack",
     "15-erasure-window": "judges every checkpoint of every run with the built-in garment classifier: a stand-in study",
     "16-stopping-rule": "calibrates on notebook 15's built-in windows; its rule (FewShotConfig) runs on SD unchanged",
     "18-faster-sampler": "checks the built-in model's evaluation budget (judged by the garment classifier); SD's 100 PNDM steps fit a GPU",

@@ -9,6 +9,7 @@ this repository: ``pip install timm``) and the weights in the local hub cache (n
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -161,6 +162,16 @@ class ImageNetEvaluator:
     def predict(self, images: Sequence[Image.Image]) -> ImageNetPredictions:
         """The evaluator's verdict on each image (see :class:`ImageNetPredictions`)."""
         return map_logits(self.logits(images), self.classes)
+
+    def with_classes(self, classes: Mapping[str, int]) -> ImageNetEvaluator:
+        """The same classifier judging against other evaluated classes (e.g. the ten Imagenette ones
+        and their WordNet neighbours, :func:`erasure_lib.hierarchy.judge_with_neighbours`); this one is unchanged."""
+        indices = list(classes.values())
+        if not classes or len(set(indices)) != len(indices) or not all(0 <= int(i) < 1000 for i in indices):
+            raise ValueError(f"classes must map names to distinct ImageNet-1k indices in 0..999, got {dict(classes)}")
+        judge = copy.copy(self)
+        judge.classes = {str(name): int(index) for name, index in classes.items()}
+        return judge
 
 
 def load_eva02(

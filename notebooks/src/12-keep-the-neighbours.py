@@ -12,6 +12,11 @@
 # preservation term of its own, on the same figure; where the erased prompt goes (transition
 # matrices); the cost as a time ratio; and whether the anchor changes how easily the concept comes
 # back under the attacks of notebook 08.
+#
+# On Stable Diffusion (the sd14 parameters: `relatedness: wordnet`) the related classes of an
+# Imagenette class are its `n_related` nearest ImageNet classes in WordNet (tench: goldfish, eel,
+# coho; English springer: three other spaniels), which the ImageNet judge then evaluates beside the
+# ten, and the anchors' vocabulary is all of those classes.
 
 # %%
 import time
@@ -25,6 +30,15 @@ from erasure_lib.methods import fewshot
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
+images_dir: str = "builtin"  # few-shot images: 'builtin' (Fashion-MNIST renders) or a folder <images_dir>/<class>/
+n_images: int = 4  # real images per erasure
+evaluator: str = "builtin"  # judge: 'builtin' (garment classifier), 'eva02', or 'package.module:function'
+fewshot_settings: str = "builtin"  # 'builtin' (notebook 02's lr and epochs) or 'paper' (lr 1e-5, 4 epochs); learning_rates and epochs below replace them
+device: str = "cpu"  # 'cpu' or 'cuda'
+dtype: str = "float32"  # the model's floating-point type
+relatedness: str = "garment groups"  # 'garment groups' (data.CLASS_GROUPS, the built-in model) or 'wordnet' (ImageNet neighbours, sd14)
+n_related: int = 3  # with 'wordnet': the nearest ImageNet classes judged as each erased class's related ones
+max_distance: int = 7  # with 'wordnet': related classes lie within this many WordNet links (hierarchy.DEFAULT_MAX_DISTANCE)
 classes: list = list(data.CLASSES)  # classes erased, one at a time
 learning_rates: list = [1e-3, 3e-3]  # learning rates of every variant
 epochs: int = 8  # epochs per run (every checkpoint in eval_epochs is judged)
@@ -49,24 +63,26 @@ work_dir: str = "build/keep-the-neighbours"  # where the few-shot image sets are
 # %% [markdown]
 # ## Set-up: the model, the judge, and one configuration per (variant, learning rate)
 #
-# The anchors' vocabulary is every concept the built-in model knows (its garment classes and
-# styles); the related groups are those of notebook 06 (`data.CLASS_GROUPS`).
+# The anchors' vocabulary is every concept the judge evaluates (on the built-in model its garment
+# classes, and its styles); the related groups are those of notebook 06 (`data.CLASS_GROUPS`) or,
+# with `relatedness: wordnet`, each class's nearest ImageNet classes, printed below.
 
 # %%
 if default_epochs not in eval_epochs:
     raise ValueError(f"default_epochs={default_epochs} must be one of eval_epochs={eval_epochs}")
 t_start = time.perf_counter()
-setup = experiment.setup(model, "builtin", "cpu", "float32", classes, num_inference_steps, guidance_scale, threads)
+setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads)
+setup, groups = experiment.related_groups(setup, relatedness, n_related, max_distance)
 inversion = attacks.InversionConfig(steps=inversion_steps, lr=inversion_lr, seed=seed)
-vocabulary = (*data.CLASSES, *data.STYLES[1:])
+vocabulary = (*setup.universe, *(data.STYLES[1:] if experiment.has_styles(setup.judge) else ()))
 variants = {"plain (paper)": {}}
 for anchor in anchors:
     k = len(vocabulary) - 1 if anchor["neighbours"] == "all" else int(anchor["neighbours"])
     name = f"anchor {'all' if k == len(vocabulary) - 1 else k} of {len(vocabulary) - 1}, w={anchor['weight']:g}"
     variants[name] = {"preserve_weight": float(anchor["weight"]), "preserve_neighbours": k, "preserve_vocabulary": vocabulary}
-configs = {(name, lr): fewshot.FewShotConfig.builtin(lr=lr, epochs=epochs, **options) for name, options in variants.items() for lr in learning_rates}
+configs = {(name, lr): experiment.fewshot_config(fewshot_settings, lr=lr, epochs=epochs, **options) for name, options in variants.items() for lr in learning_rates}
 strongest = list(variants)[-1]
-print(*variants, setup, inversion, sep="\n")
+print(*variants, setup, inversion, *(f"related to {c}: {related_to}" for c, related_to in groups.items()), sep="\n")
 
 # %% [markdown]
 # ## Every class: the plain method and each anchor, over learning rates and checkpoints
@@ -75,8 +91,8 @@ print(*variants, setup, inversion, sep="\n")
 # preservation term on the 3 nearest concepts beside them.
 
 # %%
-images = experiment.image_source("builtin", 4, work_dir)
-related = partial(evaluation.summarize_related, groups=data.CLASS_GROUPS)
+images = experiment.image_source(images_dir, n_images, work_dir)
+related = partial(evaluation.summarize_related, groups=groups)
 sweep = evaluation.sweep(setup.pipeline, setup.judge, setup.classes, configs, [seed], images, setup.generation, n_erased, n_others,
                          setup.universe, epochs=eval_epochs, variant="setting", measures=related)  # fmt: skip
 uce_rows = evaluation.uce_preserving_nearest(setup.pipeline, setup.judge, setup.classes, vocabulary, 3, setup.generation,
@@ -145,7 +161,7 @@ before = where[where.when == "before"].assign(when="base model", seed=seed)
 after = where[(where.when == "after") & (where.epochs == default_epochs) & (where.setting.str[1] == default_lr)]
 transitions = pd.concat([before, after.assign(when=after.setting.str[0])])[["erased_class", "when", "seed", "predicted_class", "share"]]
 results.write_csv(transitions, results_prefix + "keep_the_neighbours_transitions.csv", sort_by=["when", "erased_class", "predicted_class"])
-fig = plots.transition_heatmaps(transitions, data.CLASSES, panels=["base model", *variants])
+fig = plots.transition_heatmaps(transitions, list(setup.universe), panels=["base model", *variants])
 results.save_figure(fig, figures_prefix + "keep_the_neighbours_transitions.png")
 
 # %% [markdown]
