@@ -163,6 +163,24 @@ def chosen_setting(summary_file: str | Path, manifest: str | Path | None = None)
     return choice | {"seed": int(recorded["seed"])}
 
 
+def chosen_fewshot_setting(
+    summary_file: str | Path = "results/fewshot_calibration_summary.csv",
+    manifest: str | Path | None = None,
+    max_erased_share: float = 0.10,
+    max_others_drop: float = 0.10,
+) -> dict[str, float]:
+    """The few-shot setting notebook 02 chose (``FewShotConfig.builtin()``'s lr and epochs):
+    :func:`erasure_lib.evaluation.choose_setting` applied again to its summary with the notebook's
+    targets and the ``min_epochs`` its run recorded in ``manifest`` (by default the ``manifest.json``
+    beside the summary), so that notebook 03's check applies the rule notebook 02 applied. Adds the
+    calibration's ``seed``, which an evaluation must keep out of its own seeds."""
+    manifest = results.resolve(summary_file).parent / "manifest.json" if manifest is None else manifest
+    recorded = results.recorded_parameters(summary_file, manifest)
+    summary = pd.read_csv(results.resolve(summary_file))
+    choice = choose_setting(summary, max_erased_share, max_others_drop, min_step=int(recorded["min_epochs"]))
+    return choice | {"seed": int(recorded["seed"])}
+
+
 def esd_windows(rows: pd.DataFrame, thresholds: WindowThresholds = WindowThresholds()) -> pd.DataFrame:
     """ESD's erasure window per (lr, class, seed), read off :func:`esd_sweep`'s rows as notebook 15
     reads few-shot's (:func:`erasure_lib.window.window_bounds`): ``erased_iterations``, the first judged

@@ -13,6 +13,7 @@ import pytest
 from erasure_lib import calibration, evaluation, experiment
 from erasure_lib.methods import esd
 from erasure_lib.methods.esd import ESDConfig
+from erasure_lib.methods.fewshot import FewShotConfig
 
 CLASS = "sneaker"
 CONFIG = ESDConfig(train_method="noxattn", ddim_steps=4)
@@ -115,6 +116,24 @@ def test_chosen_setting_reapplies_the_recorded_rule(tmp_path: Path) -> None:
     assert (choice["lr"], choice["iterations"], choice["meets_target"], choice["seed"]) == (1e-4, 100, False, 1)
     with pytest.raises(FileNotFoundError, match="records no run"):
         calibration.chosen_setting(tmp_path / "other.csv", manifest)
+
+
+def test_chosen_fewshot_setting_takes_the_recorded_min_epochs(tmp_path: Path) -> None:
+    """Notebook 03 checks the built-in defaults with the rule notebook 02 ran: its min_epochs, read back."""
+    from erasure_lib import results
+
+    summary = pd.DataFrame({"lr": [1e-3, 1e-3, 1e-3, 3e-3, 3e-3], "epochs": [0, 1, 2, 1, 2],
+                            "erased_share": [0.95, 0.05, 0.3, 0.2, 0.0], "others_accuracy": [0.9, 0.88, 0.85, 0.6, 0.4]})  # fmt: skip
+    summary_file, manifest = tmp_path / "fewshot_calibration_summary.csv", tmp_path / "manifest.json"
+    summary.to_csv(summary_file, index=False)
+    results.record_run("02.ipynb", {"min_epochs": 1, "seed": 0}, [summary_file], 1.0, manifest)
+    choice = calibration.chosen_fewshot_setting(summary_file)
+    assert (choice["lr"], choice["epochs"], choice["meets_target"], choice["seed"]) == (1e-3, 1, True, 0)
+    results.record_run("02.ipynb", {"min_epochs": 2, "seed": 5}, [summary_file], 1.0, manifest)  # one epoch no longer counts
+    choice = calibration.chosen_fewshot_setting(summary_file, manifest)
+    assert (choice["lr"], choice["epochs"], choice["meets_target"], choice["seed"]) == (1e-3, 2, False, 5)
+    committed = calibration.chosen_fewshot_setting()  # notebook 02's run: the built-in defaults
+    assert (committed["lr"], committed["epochs"]) == (FewShotConfig.builtin().lr, FewShotConfig.builtin().epochs)
 
 
 def test_windows_are_read_off_the_sweep() -> None:

@@ -28,9 +28,7 @@
 import time
 from dataclasses import replace
 
-import pandas as pd
-
-from erasure_lib import benchmark, data, evaluation, experiment, plots, results
+from erasure_lib import benchmark, calibration, data, evaluation, experiment, plots, results
 from erasure_lib.methods import fewshot
 
 # %% tags=parameters
@@ -62,19 +60,18 @@ work_dir: str = "build/object-erasure"  # where the few-shot image sets are writ
 
 # %% [markdown]
 # The built-in defaults come from notebook 02's calibration: the setting with the smallest
-# `erased_share + max(0, others_drop - 0.10)` among those of at least 2 epochs. Re-derived here
-# from the committed CSV, and checked against `FewShotConfig.builtin()` (the paper's settings
-# need no check). The seed notebook 02 calibrated on is read from the manifest and kept out of the
-# evaluation seeds.
+# `erased_share + max(0, others_drop - 0.10)` among those of at least `min_epochs` epochs (the rule
+# and the `min_epochs` notebook 02's run recorded). Re-derived here from the committed CSV, and
+# checked against `FewShotConfig.builtin()` (the paper's settings need no check). The seed notebook
+# 02 calibrated on is read from the manifest and kept out of the evaluation seeds.
 
 # %%
 calibration_seeds = []
 if fewshot_settings == "builtin":
-    calibration = pd.read_csv(results.resolve("results/fewshot_calibration_summary.csv"))
-    choice = evaluation.choose_setting(calibration, max_erased_share=0.10, max_others_drop=0.10, min_step=2)
+    choice = calibration.chosen_fewshot_setting("results/fewshot_calibration_summary.csv")
     print(choice)
     assert (choice["lr"], choice["epochs"]) == (fewshot.FewShotConfig.builtin().lr, fewshot.FewShotConfig.builtin().epochs), "defaults differ from the calibration"
-    calibration_seeds = [results.recorded_parameters("results/fewshot_calibration_summary.csv")["seed"]]
+    calibration_seeds = [choice["seed"]]
 seeds = experiment.evaluation_seeds(seeds, fewshot_settings)  # refuses a calibration seed
 
 # %%
