@@ -15,6 +15,7 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 from tqdm.auto import tqdm
 
+from erasure_lib import shard
 from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, STYLES, object_prompt
 from erasure_lib.generate import GenerationConfig, generate
 from erasure_lib.metrics.classifier import GarmentStyleClassifier, classify
@@ -1109,6 +1110,7 @@ def compare_methods(
     progress_bar: bool = True,
     seeds: Sequence[int] | None = None,
     on_features: Callable[[str, int | None, np.ndarray], None] | None = None,
+    quality_dir: str | Path | None = None,
 ) -> pd.DataFrame:
     """Erase each class with every method, then judge, score and time the base model and each erased
     model alike (paper, Sec. 4.3: few-shot unlearning against ESD and UCE).
@@ -1154,6 +1156,13 @@ def compare_methods(
         Called with ``(method, seed, features)`` for every row (the base model's once per seed,
         ``seed`` None without seeds), the Inception features its FID and KID were computed from:
         :meth:`erasure_lib.metrics.quality.FeaturePool.add` pools them over the classes.
+    quality_dir
+        With quality prompts: where each judged model's images of them are kept
+        (:func:`erasure_lib.shard.quality_folder`: ``base`` once for the base model, then
+        ``<method>/<class>[/seed-<seed>]``), generated only where missing and read back otherwise, so
+        an interrupted run resumes and a sharded pre-generation (``python -m erasure_lib.shard
+        --erasure ...`` across GPUs) is used as is; each folder's stamp refuses another model's
+        images. ``None``: generated in memory.
 
     Returns
     -------
@@ -1208,7 +1217,11 @@ def compare_methods(
                 features, clip_quality, leave_out = quality.features(others), clip[~erased], concept
             else:  # the paper's COCO-30k: quality of the images of other prompts
                 coco = quality.prompts
-                scored = generate(model, list(coco.prompt), list(coco.evaluation_seed), generation, progress_bar=False)
+                if quality_dir is None:
+                    scored = generate(model, list(coco.prompt), list(coco.evaluation_seed), generation, progress_bar=False)
+                else:
+                    folder = shard.quality_folder(quality_dir, None if result is None else method, concept, seed)
+                    scored = [Image.open(p).convert("RGB") for p in shard.generate_quality_images(model, coco, folder, generation)]
                 features, clip_quality, leave_out = quality.features(scored), quality.clip_scores(scored, coco.prompt), None
             rows.append({"method": method, **tag, **summarize(classified, [concept]),
                          "fid": quality.fid(features, leave_out), "kid": quality.kid(features, leave_out),

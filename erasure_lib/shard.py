@@ -17,14 +17,24 @@ On a machine without GPUs the processes run on the CPU (gloo). ``accelerate laun
 single process unless accelerate is configured for mpirun (``--mpirun_hostfile``); the
 ``--multi_gpu`` launcher (torchrun underneath) plus this script's ``--cpu`` is the simple way to get
 several CPU processes. Interrupted runs resume: images already on disk are kept.
+
+``--erasure FOLDER`` applies a saved erasure (:meth:`erasure_lib.methods.base.ErasureResult.save`,
+e.g. an entry of a notebook's erasure cache) to ``--model`` first: notebook 13's quality images of
+an erased model (COCO-30k on SD, Sec. 4.3) are generated this way across GPUs, into the folder the
+notebook reads them from (:func:`quality_folder`). Every folder holds a ``generation.json`` stamp
+(:func:`stamp`: a digest of the model's weights, the sampling settings, the prompts), so images of
+another model or other settings are never mixed into it or read back from it.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +42,8 @@ import pandas as pd
 import torch
 from diffusers import StableDiffusionPipeline
 
-from erasure_lib.generate import GenerationConfig, generate_to_folder, read_prompt_csv
+from erasure_lib.generate import SAMPLERS, GenerationConfig, generate_to_folder, read_prompt_csv
+from erasure_lib.io import atomic_write_text
 
 DType = Literal["float32", "float16", "bfloat16"]
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -74,6 +85,61 @@ def generate_blocks(
     return paths
 
 
+STAMP = "generation.json"
+
+
+def stamp(pipeline: StableDiffusionPipeline, prompts: pd.DataFrame, config: GenerationConfig) -> dict[str, object]:
+    """What a folder of generated images depends on: a digest of the weights (text encoder and U-Net,
+    :func:`erasure_lib.window.model_digest`, so an erased model differs from its base), the sampling
+    settings but the batch size (fixed blocks make the images independent of the sharding, not of
+    the batch size: it is kept too), and a digest of the prompt table's rows."""
+    from erasure_lib.window import model_digest
+
+    rows = prompts[["case_number", "prompt", "evaluation_seed"]].to_csv(index=False).encode()
+    return {"model_digest": model_digest(pipeline), "dtype": str(pipeline.unet.dtype), "generation": asdict(config),
+            "prompts_sha256": hashlib.sha256(rows).hexdigest()[:16], "n_prompts": len(prompts)}  # fmt: skip
+
+
+def claim_folder(folder: str | Path, expected: dict[str, object]) -> Path:
+    """Create ``folder`` with ``expected`` as its stamp, or check the stamp it has: a folder of another
+    model's or other settings' images raises instead of being mixed with or read as these."""
+    folder = Path(folder)
+    path = folder / STAMP
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found != json.loads(json.dumps(expected)):
+            differs = sorted(k for k in set(found) | set(expected) if found.get(k) != json.loads(json.dumps(expected)).get(k))
+            raise ValueError(f"{folder} holds images of another model or other settings (differing: {differs}); "
+                             "delete it or generate into another folder")  # fmt: skip
+        return folder
+    if folder.is_dir() and any(folder.glob("*.png")):
+        raise ValueError(f"{folder} holds images without a {STAMP} stamp: delete them or generate into another folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(expected, indent=1, sort_keys=True) + "\n")
+    return folder
+
+
+def quality_folder(root: str | Path, method: str | None, concept: str | None = None, seed: int | None = None) -> Path:
+    """Where a judged model's quality images live under ``root``: ``root/base`` for the base model
+    (``method`` None: its images depend on no erasure), ``root/<method>/<concept>[/seed-<seed>]`` for an erasure."""
+    if method is None:
+        return Path(root) / "base"
+    if not concept:
+        raise ValueError("an erased model's quality folder needs its concept")
+    folder = Path(root) / method / concept
+    return folder if seed is None else folder / f"seed-{int(seed)}"
+
+
+def generate_quality_images(
+    pipeline: StableDiffusionPipeline, prompts: pd.DataFrame, folder: str | Path, config: GenerationConfig
+) -> list[Path]:
+    """Every image of ``prompts`` in ``folder`` (claimed with :func:`claim_folder`), generating only
+    the blocks not yet on disk, in the fixed blocks of :func:`blocks`: the same files as the shards of
+    ``python -m erasure_lib.shard`` write there, so a sharded pre-generation is read back, not redone."""
+    out = claim_folder(folder, stamp(pipeline, prompts, config))
+    return generate_blocks(pipeline, prompts, out, range(len(blocks(len(prompts), config.batch_size))), config)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m erasure_lib.shard",
@@ -81,11 +147,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "sharded across the processes of `accelerate launch`.",
     )
     parser.add_argument("--model", default="builtin", help="'builtin', a local diffusers folder, or a hub id[@revision]")
+    parser.add_argument("--erasure", type=Path, default=None, help="a saved erasure (ErasureResult.save) to apply to the model first")
+    parser.add_argument("--n", type=int, default=None, help="use only the first N rows of the prompt CSV")
     parser.add_argument("--prompts", required=True, type=Path, help="prompt CSV: case_number, prompt, evaluation_seed")
     parser.add_argument("--out", required=True, type=Path, help="output folder of the PNGs")
     parser.add_argument("--steps", type=int, default=GenerationConfig.num_inference_steps, help="sampling steps")
     parser.add_argument("--guidance", type=float, default=GenerationConfig.guidance_scale, help="classifier-free guidance")
     parser.add_argument("--batch-size", type=int, default=GenerationConfig.batch_size, help="images per batch")
+    parser.add_argument("--sampler", choices=SAMPLERS, default="model", help="'model' (the model's own scheduler) or another")
     parser.add_argument("--height", type=int, default=None, help="image height (default: the model's)")
     parser.add_argument("--width", type=int, default=None, help="image width (default: the model's)")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32", help="weights' floating-point type")
@@ -109,6 +178,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     cpu = args.cpu or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
     state = PartialState(cpu=cpu)
     prompts = read_prompt_csv(args.prompts)
+    if args.n is not None:
+        if args.n < 1:
+            raise SystemExit(f"--n must be at least 1, got {args.n}")
+        prompts = prompts.iloc[: args.n]
     check_prompt_table(prompts)
     config = GenerationConfig(
         num_inference_steps=args.steps,
@@ -116,8 +189,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         batch_size=args.batch_size,
         height=args.height,
         width=args.width,
+        sampler=args.sampler,
     )
     pipeline = load_pipeline(args.model, device=state.device, dtype=DTYPES[args.dtype])
+    if args.erasure is not None:
+        from erasure_lib.methods.base import ErasureResult
+
+        pipeline = ErasureResult.load(args.erasure).placed_like(pipeline).apply(pipeline)
+    try:
+        claim_folder(args.out, stamp(pipeline, prompts, config))
+    except ValueError as refused:
+        print(f"erasure_lib.shard: {refused}", file=sys.stderr)
+        return 2
     n_blocks = len(blocks(len(prompts), config.batch_size))
     # Whole blocks per process: accelerate's contiguous split of the block list.
     with state.split_between_processes(list(range(n_blocks))) as mine:

@@ -295,6 +295,35 @@ def test_with_quality_prompts_n_others_may_be_zero(
     assert list(rows.method) == ["base model"] and np.isnan(rows.others_accuracy.iloc[0])
 
 
+def test_quality_images_kept_in_a_folder_are_the_ones_scored_and_read_back(
+    tmp_path, with_prompts: pd.DataFrame, tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer,
+    prompts: pd.DataFrame,
+) -> None:  # fmt: skip
+    """With quality_dir the quality images go through the disk (the base model's once, each erasure's
+    in its folder) and give the same scores; a second run reads them back instead of generating."""
+    scored = quality.QualityScorer(
+        scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor, prompts, scorer.real_classes
+    )
+
+    def run() -> pd.DataFrame:
+        erasures = lambda concept, seed: {"perturbed": perturbed(tiny_pipeline, concept)}  # noqa: E731
+        return evaluation.compare_methods(tiny_pipeline, judge, CLASSES, erasures, FAST, N_ERASED, N_OTHERS,
+                                          scored, UNIVERSE, progress_bar=False, seeds=[1], quality_dir=tmp_path)  # fmt: skip
+
+    first = run()
+    pd.testing.assert_frame_equal(first[first.erased_class == CLASSES[0]].drop(columns="seed").reset_index(drop=True), with_prompts)
+    folders = sorted(str(p.parent.relative_to(tmp_path)) for p in tmp_path.rglob("generation.json"))
+    assert folders == sorted(["base", f"perturbed/{CLASSES[0]}/seed-1", f"perturbed/{CLASSES[1]}/seed-1"])
+    assert len(list((tmp_path / "base").glob("*.png"))) == len(prompts)
+    written = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")}
+    pd.testing.assert_frame_equal(run(), first)  # read back, not generated again
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.png")} == written
+    # another model's images are refused, not scored as this one's
+    (tmp_path / "base" / "generation.json").write_text('{"model_digest": "another"}')
+    with pytest.raises(ValueError, match="another model or other settings"):
+        run()
+
+
 # --- with a real method ------------------------------------------------------------------------------
 
 

@@ -4,6 +4,7 @@ records (``erasure.json`` without ``format``) still load."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 from dataclasses import dataclass
@@ -162,3 +163,27 @@ def test_json_values_round_trip_by_annotation() -> None:
         rebuild(_Inner, {})
     with pytest.raises(TypeError, match="cannot write a Tensor"):
         to_json_value({"t": torch.zeros(2)})
+
+
+def test_a_loaded_result_is_placed_like_the_pipeline_it_goes_into(
+    tiny_pipeline: StableDiffusionPipeline, concept_dir: Path, tmp_path: Path
+) -> None:
+    """load() reads float32 weights onto the CPU; placed_like moves them to the replaced component's
+    device and dtype (here bfloat16 on the CPU: a CUDA pipeline's device works the same way), as the
+    erasure cache and the shard CLI do before apply()."""
+    from erasure_lib.methods.base import erase_or_load
+
+    result = erase_with("uce", tiny_pipeline, None)
+    folder = result.save(tmp_path / "uce", base_model="tiny")
+    half = StableDiffusionPipeline(**tiny_pipeline.components)
+    half.unet = copy.deepcopy(tiny_pipeline.unet).to(torch.bfloat16)
+    loaded = ErasureResult.load(folder)
+    assert loaded.components["unet"].dtype == torch.float32
+    assert loaded.placed_like(half) is loaded and loaded.components["unet"].dtype == torch.bfloat16
+    assert loaded.apply(half).unet.dtype == torch.bfloat16
+    assert tiny_pipeline.unet.dtype == torch.float32  # the pipelines given are not changed
+    # the erasure cache reads a result back placed like the pipeline it erased
+    config = uce.UCEConfig(preserve=("boot", "bag"), lamb=0.25)
+    erase_or_load(uce.erase, half, CONCEPT, None, config, tmp_path / "cache", "tiny")
+    cached = erase_or_load(uce.erase, half, CONCEPT, None, config, tmp_path / "cache", "tiny")
+    assert cached.components["unet"].dtype == torch.bfloat16

@@ -12,12 +12,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from diffusers import StableDiffusionPipeline
 
 from erasure_lib.generate import GenerationConfig, generate_to_folder
+from erasure_lib.methods import fewshot
 from erasure_lib.models import load_pipeline
 from erasure_lib.paths import BUILTIN_MODEL_DIR, REPO_ROOT
-from erasure_lib.shard import blocks, check_prompt_table, generate_blocks
+from erasure_lib.shard import (
+    blocks,
+    check_prompt_table,
+    claim_folder,
+    generate_blocks,
+    generate_quality_images,
+    quality_folder,
+    stamp,
+)
 
 PROMPTS = ["a photo of a sneaker", "a photo of a trouser", "a photo of a bag",
            "a sketch of a sneaker", "a photo of a dress", "a sepia photo of a coat"]  # fmt: skip
@@ -103,3 +113,53 @@ def test_resume_keeps_existing_images(
     assert (tmp_path / "7.png").stat().st_mtime_ns == stamp
     assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(single_run)
     shutil.rmtree(tmp_path)
+
+
+def test_a_saved_erasure_is_generated_as_the_notebook_generates_it(
+    builtin: StableDiffusionPipeline, prompt_table: pd.DataFrame, tmp_path: Path
+) -> None:
+    """``--erasure``: the shard CLI applies a saved erasure to the model; its images and stamp are the
+    ones :func:`generate_quality_images` makes in-process from the same erasure, so a notebook reads
+    a sharded pre-generation back; the base model's stamp differs, so its images are refused there."""
+    result = fewshot.erase(builtin, "sneaker", None, fewshot.FewShotConfig.builtin(zero_shot=True, epochs=1), progress_bar=False)
+    result.save(tmp_path / "erasure", base_model="builtin")
+    csv = tmp_path / "prompts.csv"
+    prompt_table.to_csv(csv, index=False)
+    out = quality_folder(tmp_path / "quality", "few-shot", "sneaker", 3)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
+    cmd = [sys.executable, "-m", "erasure_lib.shard", "--cpu", "--model", "builtin", "--erasure", str(tmp_path / "erasure"),
+           "--prompts", str(csv), "--n", "4", "--out", str(out), "--steps", str(CONFIG.num_inference_steps),
+           "--batch-size", str(CONFIG.batch_size), "--threads", "1"]  # fmt: skip
+    proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert out == tmp_path / "quality" / "few-shot" / "sneaker" / "seed-3"
+    sharded = {p.name: p.read_bytes() for p in sorted(out.glob("*"))}
+    assert len([n for n in sharded if n.endswith(".png")]) == 4 and "generation.json" in sharded
+    erased = result.apply(builtin)
+    mine = tmp_path / "in-process"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the subprocess's thread count: the same bytes
+    try:
+        generate_quality_images(erased, prompt_table.iloc[:4], mine, CONFIG)
+    finally:
+        torch.set_num_threads(threads)
+    assert {p.name: p.read_bytes() for p in sorted(mine.glob("*"))} == sharded
+    with pytest.raises(ValueError, match="another model or other settings"):
+        generate_quality_images(builtin, prompt_table.iloc[:4], out, CONFIG)
+    assert stamp(erased, prompt_table, CONFIG)["model_digest"] != stamp(builtin, prompt_table, CONFIG)["model_digest"]
+
+
+def test_claim_folder_refuses_what_it_cannot_vouch_for(builtin: StableDiffusionPipeline, prompt_table: pd.DataFrame, tmp_path: Path) -> None:
+    expected = stamp(builtin, prompt_table, CONFIG)
+    assert claim_folder(tmp_path / "new", expected) == tmp_path / "new"
+    assert claim_folder(tmp_path / "new", expected) == tmp_path / "new"  # its own stamp: accepted again
+    other = stamp(builtin, prompt_table, GenerationConfig(num_inference_steps=3, batch_size=2))
+    with pytest.raises(ValueError, match=r"differing: \['generation'\]"):
+        claim_folder(tmp_path / "new", other)
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "0.png").write_bytes(b"")
+    with pytest.raises(ValueError, match="without a generation.json stamp"):
+        claim_folder(tmp_path / "loose", expected)
+    assert quality_folder(tmp_path, None) == tmp_path / "base" and quality_folder(tmp_path, "esd", "bag") == tmp_path / "esd" / "bag"
+    with pytest.raises(ValueError, match="needs its concept"):
+        quality_folder(tmp_path, "esd")

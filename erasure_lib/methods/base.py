@@ -262,6 +262,15 @@ class ErasureResult:
         new.set_progress_bar_config(**getattr(pipeline, "_progress_bar_config", {}))
         return new
 
+    def placed_like(self, pipeline: StableDiffusionPipeline) -> ErasureResult:
+        """Move each changed component (in place) to the device and floating-point type of the
+        component it replaces in ``pipeline``, and return this result: :meth:`load` reads weights
+        onto the CPU in float32, which a CUDA or half-precision pipeline cannot mix with its own."""
+        for name, module in self.components.items():
+            own = getattr(pipeline, name)
+            module.to(device=own.device, dtype=own.dtype)
+        return self
+
     def install(self, pipeline: StableDiffusionPipeline) -> StableDiffusionPipeline:
         """Put the changed components into ``pipeline`` itself (in place) and return it."""
         for name, module in self.components.items():
@@ -438,7 +447,7 @@ def erase_or_load(
            "images_sha1": _images_fingerprint(images), "config": json.loads(json.dumps(asdict(config), default=str))}
     key_file = folder / "cache_key.json"
     if key_file.is_file() and json.loads(key_file.read_text()) == key:
-        return ErasureResult.load(folder)
+        return ErasureResult.load(folder).placed_like(pipeline)
     result = erase(pipeline, concept, images, config, progress_bar=False)
     result.save(folder, base_model=base_model, overwrite=True)
     atomic_write_text(key_file, json.dumps(key, indent=2, sort_keys=True) + "\n")

@@ -11,7 +11,7 @@
 # and UCE results back for its attacks. FID, KID and CLIP score measure what an erasure should keep:
 # they are of the other classes' generated images only, FID and KID against the real images of those
 # classes (the erased class's real images left out too); with `quality_prompts` (the paper's
-# COCO-30k) all three are of those prompts' images instead.
+# COCO-30k) all three are of those prompts' images instead, kept per judged model in `quality_dir`.
 #
 # Every method erases each class once per erasure seed (`seeds`: evaluation seeds, disjoint from the
 # seeds notebooks 02 and 17 calibrated on); means come with 95% bootstrap intervals over the runs and,
@@ -52,6 +52,7 @@ n_real: int = 1000  # real held-out images for FID / KID
 fid_reference: str = "builtin"  # real images for FID / KID: 'builtin' (Fashion-MNIST test set) or a folder
 quality_prompts: str = ""  # prompts for FID, KID, CLIP score: a CSV (case_number, prompt, evaluation_seed), or empty
 n_quality: int = 1000  # prompts used from quality_prompts (the first n)
+quality_dir: str = ""  # with quality_prompts: a folder keeping each judged model's images (resumable; pre-generate them across GPUs with erasure_lib.shard, README), or empty: in memory
 clip_model: str = "models/clip"  # CLIP for the CLIP score: a folder (from the repo root) or a hub id
 num_inference_steps: int = 50  # sampling steps (notebook 15: the shares stop moving by 50)
 sampler: str = "model"  # 'model' (the model's own: PNDM) or a faster one notebook 18 vindicates ('dpm-solver++', 'ddim')
@@ -93,7 +94,8 @@ erasures = lambda concept, seed: experiment.erase_with_methods(setup.pipeline, c
                                                                f"{erasure_cache}/seed-{seed}", model)  # fmt: skip
 pool = quality.FeaturePool()  # every judged model's Inception features, pooled per method and seed
 comparison = evaluation.compare_methods(setup.pipeline, setup.judge, setup.classes, erasures, setup.generation,
-                                        n_erased, n_others, scorer, setup.universe, seeds=seeds, on_features=pool.add)  # fmt: skip
+                                        n_erased, n_others, scorer, setup.universe, seeds=seeds, on_features=pool.add,
+                                        quality_dir=quality_dir or None)  # fmt: skip
 results.write_csv(comparison, results_prefix + "object_erasure_comparison.csv", sort_by=["method", "erased_class", "seed"])
 
 # %% [markdown]
