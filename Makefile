@@ -81,7 +81,7 @@ READS_14-erasure-time := esd_calibration_summary.csv
 # 13 runs ESD at the setting notebook 17 chose (and keeps 17's seed out of its own).
 READS_13-compare-methods := esd_calibration_summary.csv
 # 08 reads the erasures 13 saved in erasure_cache (trains them itself when absent); 13's result file stands for them.
-READS_08-robustness := object_erasure_comparison.csv
+READS_08-robustness := object_erasure_comparison.csv esd_calibration_summary.csv
 # Notebooks that load no model (they read result files only).
 READERS_ONLY := 06-where-the-concept-goes 11-when-to-stop 99-claims-table
 BUILTIN_MODEL := models/builtin/unet/diffusion_pytorch_model.safetensors models/builtin/text_encoder/model.safetensors \
