@@ -59,7 +59,7 @@ OUT_04-which-parameters := parameter_options.csv parameter_options_summary.csv p
 OUT_05-images-and-epochs := fewshot_epochs.csv fewshot_image_counts.csv fewshot_losses.csv fewshot_image_counts_summary.csv fewshot_epochs_summary.csv
 OUT_06-where-the-concept-goes := fewshot_related_share.csv
 OUT_07-erase-styles := style_erasure.csv style_erasure_summary.csv
-OUT_08-robustness := robustness.csv robustness_summary.csv
+OUT_08-robustness := robustness.csv robustness_summary.csv robustness_intervals.csv
 OUT_10-several-concepts := several_concepts.csv several_concepts_summary.csv
 OUT_11-when-to-stop := stopping_rule.csv stopping_rule_summary.csv
 OUT_12-keep-the-neighbours := keep_the_neighbours.csv keep_the_neighbours_summary.csv keep_the_neighbours_transitions.csv keep_the_neighbours_attacks.csv keep_the_neighbours_cost.json
@@ -81,7 +81,7 @@ READS_14-erasure-time := esd_calibration_summary.csv
 # 13 runs ESD at the setting notebook 17 chose (and keeps 17's seed out of its own).
 READS_13-compare-methods := esd_calibration_summary.csv
 # 08 reads the erasures 13 saved in erasure_cache (trains them itself when absent); 13's result file stands for them.
-READS_08-robustness := object_erasure_comparison.csv
+READS_08-robustness := object_erasure_comparison.csv esd_calibration_summary.csv
 # Notebooks that load no model (they read result files only).
 READERS_ONLY := 06-where-the-concept-goes 11-when-to-stop 99-claims-table
 BUILTIN_MODEL := models/builtin/unet/diffusion_pytorch_model.safetensors models/builtin/text_encoder/model.safetensors \

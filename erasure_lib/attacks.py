@@ -489,3 +489,23 @@ def attack_summary(table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:
         raise ValueError(f"the table has no rows of the target(s) {missing}; it has {sorted(set(table['target']))}")
     means = table.pivot_table(index="attack", columns="target", values="share", aggfunc="mean")
     return means[list(targets)].reset_index()
+
+
+def attack_intervals(table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:
+    """Each attack against each target (rows ``attack, target``, targets in the order given): the
+    number of runs (classes x seeds, one row of ``table`` each), the mean share and its 95%
+    bootstrap interval over the runs (:func:`erasure_lib.evaluation.spread`), and the share of runs
+    where the class is drawn in at least half of the images."""
+    missing = [t for t in targets if t not in set(table["target"])]
+    if missing:
+        raise ValueError(f"the table has no rows of the target(s) {missing}; it has {sorted(set(table['target']))}")
+    rows = []
+    for attack, of_attack in table.groupby("attack", sort=True):
+        for target in targets:
+            shares = of_attack.loc[of_attack["target"] == target, "share"].to_numpy(dtype=float)
+            if len(shares) == 0:
+                continue
+            low, high = evaluation.spread(shares)
+            rows.append({"attack": attack, "target": target, "runs": len(shares), "share": float(shares.mean()),
+                         "share_low": low, "share_high": high, "drawn_share": float((shares >= 0.5).mean())})  # fmt: skip
+    return pd.DataFrame(rows, columns=["attack", "target", "runs", "share", "share_low", "share_high", "drawn_share"])

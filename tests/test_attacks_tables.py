@@ -227,6 +227,26 @@ def test_attack_summary_is_the_mean_over_classes_in_the_given_order() -> None:
         attacks.attack_summary(table, ["base", "esd"])
 
 
+def test_attack_intervals_count_runs_over_classes_and_seeds_and_bracket_the_mean() -> None:
+    table = pd.DataFrame({
+        "erased_class": ["a", "b", "a", "b", "a", "b", "a", "b"],
+        "seed": [3, 3, 4, 4, 3, 3, 4, 4],
+        "attack": ["wording: as erased"] * 8,
+        "target": ["base"] * 4 + ["fewshot"] * 4,
+        "share": [1.0, 1.0, 0.75, 1.0, 0.0, 0.5, 0.25, 1.0],
+    })  # fmt: skip
+    rows = attacks.attack_intervals(table, ["fewshot", "base"])
+    assert list(rows.target) == ["fewshot", "base"] and list(rows.runs) == [4, 4]
+    fewshot = rows.iloc[0]
+    assert fewshot.share == pytest.approx(0.4375)
+    assert fewshot.drawn_share == pytest.approx(0.5)  # 0.5 and 1.0 of four runs reach half the images
+    assert 0.0 <= fewshot.share_low < fewshot.share < fewshot.share_high <= 1.0
+    base = rows.iloc[1]
+    assert base.share == pytest.approx(0.9375) and base.drawn_share == 1.0
+    with pytest.raises(ValueError, match="no rows of the target"):
+        attacks.attack_intervals(table, ["esd"])
+
+
 # --- bad input -------------------------------------------------------------------------------------
 
 

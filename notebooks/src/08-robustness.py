@@ -18,14 +18,19 @@
 #
 # For each class: the share of images the classifier assigns to the class, on the base model, after
 # erasure, and under each attack, for few-shot unlearning and for the U-Net methods ESD-u and UCE
-# (the same erasures as notebook 13: each is read back from `erasure_cache` when 13 saved it with
-# the same settings, and trained and saved here otherwise). The inversion is also run against the
-# base model (what the attack reaches when nothing was erased).
+# (the same erasures as notebook 13, seed by seed: each is read back from `erasure_cache/seed-N` when
+# 13 saved it with the same images and settings, and trained and saved there otherwise; ESD at the
+# setting its own sweep chose, notebook 17). The inversion is also run against the base model (what
+# the attack reaches when nothing was erased). Every erasure seed is an evaluation seed, never one
+# the settings were calibrated on; means come with 95% bootstrap intervals over classes x seeds.
 
 # %%
+import dataclasses
 import time
 
-from erasure_lib import attacks, data, experiment, results
+import pandas as pd
+
+from erasure_lib import attacks, calibration, data, experiment, results
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
@@ -37,9 +42,10 @@ dtype: str = "float32"  # the model's floating-point type
 classes: list = list(data.CLASSES)  # classes erased and attacked, one at a time
 methods: list = ["fewshot", "esd", "uce"]  # erasure methods attacked
 esd_train_method: str = "noxattn"  # ESD-u, as in notebook 13
-esd_iterations: int = 200  # ESD iterations, as in notebook 13
-esd_lr: float = 1e-4  # ESD learning rate, as in notebook 13
-seed: int = 0  # picks the images and seeds erasure and attack
+esd_calibration: str = "results/esd_calibration_summary.csv"  # notebook 17's sweep: ESD's lr and iterations (as 13); empty: the two below
+esd_iterations: int = 1000  # ESD iterations without a calibration (published default 1000)
+esd_lr: float = 1e-5  # ESD learning rate without a calibration (published default 1e-5)
+seeds: list = [3]  # erasure seeds (a subset of notebook 13's): each picks the images and seeds erasure and attack
 n_images: int = 4  # real training images per erasure
 attack_images: str = "other"  # what the attacks learn from: 'other' (images the erasure never saw) or 'erasure' (its own)
 n_attack_images: int = 8  # real images the attacks learn from ('other')
@@ -49,46 +55,65 @@ inversion_lr: float = 5e-3  # the attack's learning rate
 conditioning_steps: int = 100  # the conditioning attack's step budget
 conditioning_lr: float = 1e-3  # the conditioning attack's learning rate (Adam)
 conditioning_batch: int = 8  # images per step of the conditioning attack
-num_inference_steps: int = 20  # sampling steps
+num_inference_steps: int = 50  # sampling steps (as notebook 13)
+sampler: str = "model"  # 'model' (the model's own: PNDM) or a faster one notebook 18 vindicates ('dpm-solver++', 'ddim')
 guidance_scale: float = 7.5  # classifier-free guidance
 threads: int = 2  # torch CPU threads
 results_prefix: str = "results/"  # folder of the result files
 work_dir: str = "build/robustness"  # where the few-shot image sets are written
-erasure_cache: str = "build/erasures"  # saved erasures shared with notebook 13
+erasure_cache: str = "build/erasures"  # saved erasures shared with notebook 13 (one folder per seed)
 
 # %% [markdown]
 # ## Set-up: the model, the judge, one configuration per method attacked, and the attack's settings
 
 # %%
 t_start = time.perf_counter()
-setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads)
-all_configs = experiment.method_configs(fewshot_settings, seed, esd_train_method, esd_iterations, esd_lr)
-configs = {method: all_configs[method] for method in methods}
-inversion = attacks.InversionConfig(steps=inversion_steps, lr=inversion_lr, seed=seed)
-conditioning = attacks.ConditioningAttackConfig(steps=conditioning_steps, lr=conditioning_lr, batch_size=conditioning_batch, seed=seed)
-attack_from = experiment.attack_image_source(images_dir, n_attack_images, seed, attack_images)
-print(*configs.values(), inversion, conditioning, setup, sep="\n")
+setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads, sampler)
+esd = calibration.chosen_setting(esd_calibration) if esd_calibration else {"iterations": esd_iterations, "lr": esd_lr}
+seeds = experiment.evaluation_seeds(seeds, fewshot_settings, also_calibrated_on=[esd.get("seed")])
+configs = lambda seed: experiment.method_configs(fewshot_settings, seed, esd_train_method, esd["iterations"], esd["lr"], only=methods)  # noqa: E731
+inversion = attacks.InversionConfig(steps=inversion_steps, lr=inversion_lr, seed=seeds[0])
+conditioning = attacks.ConditioningAttackConfig(steps=conditioning_steps, lr=conditioning_lr, batch_size=conditioning_batch, seed=seeds[0])
+print(*configs(seeds[0]).values(), inversion, conditioning, f"seeds {seeds}", setup, sep="\n")
 
 # %% [markdown]
 # ## Erase each class with each method, then attack the base model and every erasure
 #
-# Per class: the erasures (read back from `erasure_cache` when notebook 13 saved them with the same
-# images and settings), then every wording of `attacks.prompt_variants` and one concept inversion
-# per target, each judged on `n_eval` images. One row per class, attack and target.
+# Per seed and class: the erasures (read back from `erasure_cache/seed-N` when notebook 13 saved them
+# with the same images and settings), then every wording of `attacks.prompt_variants`, one concept
+# inversion and one conditioning attack per target (each seeded by the erasure seed; the seeds
+# printed above are the first seed's), each judged on `n_eval` images. One row per seed, class,
+# attack and target.
 
 # %%
 images = experiment.image_source(images_dir, n_images, work_dir)
-table = attacks.robustness(setup.pipeline, setup.judge, setup.classes, images, seed, configs, erasure_cache, model, inversion,
-                           setup.generation, n_eval, setup.universe, attack_images=attack_from, conditioning=conditioning)  # fmt: skip
-results.write_csv(table, results_prefix + "robustness.csv", sort_by=["erased_class", "attack", "target"])
+attacked = lambda seed: attacks.robustness(  # noqa: E731
+    setup.pipeline, setup.judge, setup.classes, images, seed, configs(seed), f"{erasure_cache}/seed-{seed}", model,
+    dataclasses.replace(inversion, seed=seed), setup.generation, n_eval, setup.universe,
+    attack_images=experiment.attack_image_source(images_dir, n_attack_images, seed, attack_images),
+    conditioning=dataclasses.replace(conditioning, seed=seed),
+).assign(seed=seed)  # fmt: skip
+table = pd.concat([attacked(seed) for seed in seeds], ignore_index=True)
+results.write_csv(table, results_prefix + "robustness.csv", sort_by=["seed", "erased_class", "attack", "target"])
 
 # %% [markdown]
-# ## Mean over classes: the share of images still judged to show the erased class
+# ## Mean over classes and seeds: the share of images still judged to show the erased class
 
 # %%
 summary = attacks.attack_summary(table, [attacks.BASE, *methods])
 results.write_csv(summary, results_prefix + "robustness_summary.csv", sort_by=["attack"])
 summary.round(3)
+
+# %% [markdown]
+# ## The same means with their 95% intervals over the runs, and the share of runs that draw the class
+#
+# `drawn_share`: the share of runs (class x seed) whose images show the erased class in at least half
+# of the images: an attack that brings the concept back in some runs and not in others shows here.
+
+# %%
+intervals = attacks.attack_intervals(table, [attacks.BASE, *methods])
+results.write_csv(intervals, results_prefix + "robustness_intervals.csv", sort_by=["attack", "target"])
+intervals.round(3)
 
 # %% [markdown]
 # **What this shows.** Rows are attacks, columns the targets: `base` is the unerased model, the
@@ -140,7 +165,7 @@ notebook = "notebooks/paper/08-robustness.ipynb"
 results.record_run(
     notebook,
     experiment.notebook_parameters(notebook, globals()),
-    [results_prefix + "robustness.csv", results_prefix + "robustness_summary.csv"],
+    [results_prefix + f for f in ("robustness.csv", "robustness_summary.csv", "robustness_intervals.csv")],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",
 )
