@@ -64,12 +64,17 @@ def claims_rows(results_dir: Path) -> list[dict[str, str]]:
     return rows
 
 
+def _recorded_entry(results_dir: Path, file: str) -> dict | None:
+    """The manifest's entry for ``file`` of ``results_dir`` (its run's parameters, device, time), or None."""
+    manifest = _read_json(results_dir / "manifest.json") or {}
+    target = (REPO_ROOT / results_dir / file).resolve()  # manifest keys are relative to the repository
+    return next((e for key, e in manifest.items() if (REPO_ROOT / key).resolve() == target), None)
+
+
 def _recorded_device(results_dir: Path, file: str) -> str:
     """Where the run that wrote ``file`` ran, from the manifest: "2 CPU threads", "cuda", or
     "an unrecorded device" for files the manifest does not know."""
-    manifest = _read_json(results_dir / "manifest.json") or {}
-    target = (REPO_ROOT / results_dir / file).resolve()  # manifest keys are relative to the repository
-    entry = next((e for key, e in manifest.items() if (REPO_ROOT / key).resolve() == target), None)
+    entry = _recorded_entry(results_dir, file)
     if entry is None:
         return "an unrecorded device"
     parameters = entry.get("parameters", {})
@@ -225,6 +230,53 @@ def _style_row(summary: pd.DataFrame, min_ua: float = 0.5, max_drop: float = 0.1
     }  # fmt: skip
 
 
+def _robustness_row(summary: pd.DataFrame, results_dir: Path) -> dict[str, str] | None:
+    """The paper's limit (notebook 08): does an attack bring the erased concept back? Confirmed when an
+    attack's mean share against few-shot is over twice the erasure's own. With
+    ``robustness_intervals.csv`` (runs of 2026-12-05 on) each share has its 95% interval over the runs
+    (classes x seeds) and the row says the seeds, sampling steps and images per attack."""
+    b = summary.set_index("attack")
+    if "concept inversion" not in b.index:
+        return None
+    after = b.get("fewshot", b.get("erased"))  # "erased" in results written before ESD/UCE were attacked
+    conditioning = "conditioning attack (U-Net side)"  # attacks.CONDITIONING, in results since 2026-12-05
+    attacked = ["concept inversion", *([conditioning] if conditioning in b.index else [])]
+    named = {"concept inversion": "inverted", conditioning: "conditioning attack"}
+    intervals_file = results_dir / "robustness_intervals.csv"
+    intervals = pd.read_csv(intervals_file).set_index(["attack", "target"]) if intervals_file.is_file() else None
+
+    def share(target: str, attack: str) -> str:
+        column = "erased" if target == "fewshot" and "fewshot" not in b else target
+        if intervals is None or (attack, target) not in intervals.index:
+            return f"{b[column][attack]:.2f}"
+        r = intervals.loc[(attack, target)]
+        return f"{r.share:.2f} [{r.share_low:.2f}, {r.share_high:.2f}]"
+
+    head = ""
+    if intervals is not None:
+        run = (_recorded_entry(results_dir, "robustness_intervals.csv") or {}).get("parameters", {})
+        runs = int(intervals["runs"].max())
+        if run:
+            seeds = " ".join(str(x) for x in run.get("seeds", []))
+            head = (f"seeds {seeds}, {run.get('num_inference_steps')} sampling steps, {run.get('n_eval')} images per attack "
+                    f"and target, {runs} runs (class x seed); ")  # fmt: skip
+        else:
+            head = f"{runs} runs (class x seed); "
+    baselines = "; ".join(f"{m}: erased {share(m, 'wording: as erased')}, " + ", ".join(f"{named[a]} {share(m, a)}" for a in attacked)
+                          for m in ("esd", "uce") if m in b)  # fmt: skip
+    ours = (f"few-shot: after erasure {share('fewshot', 'wording: as erased')}, concept inversion against the erased model "
+            f"{share('fewshot', 'concept inversion')} (against the base model {share('base', 'concept inversion')})")
+    if conditioning in b.index:
+        ours += f", the U-Net-side conditioning attack {share('fewshot', conditioning)} (base {share('base', conditioning)})"
+    return {
+        "claim": "Limit: the U-Net still holds the concept (concept inversion or a learned conditioning brings it back)",
+        "ours": head + ours + (f"; {baselines}" if baselines else ""),
+        "verdict": "confirmed" if max(after[a] for a in attacked) > 2 * after["wording: as erased"] else "not confirmed",
+        "file": "results/robustness_summary.csv",
+        "command": "make results (notebooks/paper/08-robustness.ipynb)",
+    }
+
+
 def _analysis_rows(results_dir: Path) -> list[dict[str, str]]:
     rows = []
     timing = results_dir / "erasure_time.csv"
@@ -251,25 +303,9 @@ def _analysis_rows(results_dir: Path) -> list[dict[str, str]]:
         rows.append(_claim_three_row(pd.read_csv(matched), pd.read_csv(results_dir / "parameter_options_summary.csv")))
     robustness = results_dir / "robustness_summary.csv"
     if robustness.is_file():
-        b = pd.read_csv(robustness).set_index("attack")
-        if "concept inversion" in b.index:
-            after = b.get("fewshot", b.get("erased"))  # "erased" in results written before ESD/UCE were attacked
-            conditioning = "conditioning attack (U-Net side)"  # attacks.CONDITIONING, in results since 2026-12-05
-            attacked = ["concept inversion", *([conditioning] if conditioning in b.index else [])]
-            named = {"concept inversion": "inverted", conditioning: "conditioning attack"}
-            baselines = "; ".join(f"{m}: erased {b[m]['wording: as erased']:.2f}, " + ", ".join(f"{named[a]} {b[m][a]:.2f}" for a in attacked)
-                                  for m in ("esd", "uce") if m in b)  # fmt: skip
-            ours = (f"few-shot: after erasure {after['wording: as erased']:.2f}, concept inversion against the erased model "
-                    f"{after['concept inversion']:.2f} (against the base model {b.base['concept inversion']:.2f})")
-            if conditioning in b.index:
-                ours += f", the U-Net-side conditioning attack {after[conditioning]:.2f} (base {b.base[conditioning]:.2f})"
-            rows.append({
-                "claim": "Limit: the U-Net still holds the concept (concept inversion or a learned conditioning brings it back)",
-                "ours": ours + (f"; {baselines}" if baselines else ""),
-                "verdict": "confirmed" if max(after[a] for a in attacked) > 2 * after["wording: as erased"] else "not confirmed",
-                "file": "results/robustness_summary.csv",
-                "command": "make results (notebooks/paper/08-robustness.ipynb)",
-            })  # fmt: skip
+        row = _robustness_row(pd.read_csv(robustness), results_dir)
+        if row is not None:
+            rows.append(row)
     return rows
 
 

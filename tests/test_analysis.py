@@ -356,3 +356,29 @@ def test_tables_one_two_row_reads_the_summary_with_intervals(tmp_path):
     assert "FID 41" not in row["ours"]  # the pooled sets are not like for like (near-copies): not reported
     summary.assign(UA=[0.5, 0.95, 0.9]).to_csv(tmp_path / "object_erasure_comparison_summary.csv", index=False)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))["verdict"] == "reproduced on the built-in model"
+
+
+def test_robustness_row_gives_intervals_seeds_and_steps_where_recorded(tmp_path):
+    """Notebook 08's row: each share with its interval over the runs, and the run's seeds and steps;
+    confirmed only when an attack more than doubles the erasure's own share against few-shot."""
+    from erasure_lib import results
+
+    attacks = ["wording: as erased", "concept inversion", "conditioning attack (U-Net side)"]
+    summary = pd.DataFrame({"attack": attacks, "base": [0.95, 0.8, 0.9], "fewshot": [0.3, 0.1, 0.5], "uce": [0.1, 0.1, 0.1]})
+    summary.to_csv(tmp_path / "robustness_summary.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Limit"))
+    assert row["ours"].startswith("few-shot: after erasure 0.30, concept inversion against the erased model 0.10")
+    assert row["verdict"] == "not confirmed"  # 0.5 is not over twice 0.3
+    intervals = pd.DataFrame([{"attack": a, "target": t, "runs": 20, "share": summary.set_index("attack").loc[a, t],
+                               "share_low": 0.0, "share_high": 0.9, "drawn_share": 0.5} for a in attacks for t in ("base", "fewshot", "uce")])  # fmt: skip
+    intervals.to_csv(tmp_path / "robustness_intervals.csv", index=False)
+    results.record_run("08.ipynb", {"seeds": [3, 4], "num_inference_steps": 50, "n_eval": 16},
+                       [tmp_path / "robustness_intervals.csv"], 1.0, tmp_path / "manifest.json")  # fmt: skip
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Limit"))
+    assert row["ours"].startswith("seeds 3 4, 50 sampling steps, 16 images per attack and target, 20 runs (class x seed); "
+                                  "few-shot: after erasure 0.30 [0.00, 0.90], concept inversion against the erased model 0.10 [0.00, 0.90] "
+                                  "(against the base model 0.80 [0.00, 0.90])")  # fmt: skip
+    assert "uce: erased 0.10 [0.00, 0.90], inverted 0.10 [0.00, 0.90]" in row["ours"]
+    summary.loc[2, "fewshot"] = 0.7
+    summary.to_csv(tmp_path / "robustness_summary.csv", index=False)
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Limit"))["verdict"] == "confirmed"
