@@ -47,6 +47,8 @@ anchors: list = [{"neighbours": 3, "weight": 1.0}, {"neighbours": "all", "weight
 default_lr: float = 1e-3  # the setting whose transitions and attacks are reported (the built-in default)
 default_epochs: int = 2  # ditto; must be one of eval_epochs
 inversion_classes: list = ["shirt", "sneaker", "bag"]  # classes attacked by concept inversion (plain vs the last anchor)
+attack_images: str = "other"  # what concept inversion learns from: 'other' (real images the erasure never saw, as notebook 08) or 'erasure' (its own)
+n_attack_images: int = 8  # real images concept inversion learns from ('other', as notebook 08)
 inversion_steps: int = 200  # the attack's step budget (as notebook 08)
 inversion_lr: float = 5e-3  # the attack's learning rate (as notebook 08)
 seeds: list = [3, 4]  # erasure seeds (evaluation seeds: never notebook 02's calibration seed); each picks the images and seeds the erasure
@@ -111,16 +113,19 @@ table = pd.concat([base, rows[rows.epochs > 0], uce_rows])[columns]
 
 # %% [markdown]
 # At the default setting (`default_lr`, `default_epochs`) each variant's erased model of the first
-# seed is erased again (the same seeded run, under a second) for the attacks of notebook 08.
+# seed is erased again (the same seeded run, under a second) for the attacks of notebook 08;
+# concept inversion learns from real images the erasure never saw (`attack_images`).
 
 # %%
 seed = seeds[0]
+shots = experiment.attack_image_source(images_dir, n_attack_images, seed, attack_images)
+learn_from = lambda c: images(c, seed) if shots is None else shots(c, images(c, seed))  # noqa: E731
 at_default = {name: replace(configs[name, default_lr], seed=seed, keep_checkpoints=True) for name in variants}
 targets = {c: {"base model": setup.pipeline} | {name: fewshot.erase(setup.pipeline, c, images(c, seed), config, progress_bar=False)
                                                 .apply(setup.pipeline, epoch=default_epochs) for name, config in at_default.items()}
            for c in setup.classes}  # fmt: skip
 wordings = [attacks.wording_attacks(targets[c], c, setup.judge, setup.generation, n_eval, setup.universe, data.PARAPHRASES.get(c)) for c in setup.classes]
-inverted = [attacks.inversion_attacks({name: targets[c][name] for name in ("base model", "plain (paper)", strongest)}, c, images(c, seed),
+inverted = [attacks.inversion_attacks({name: targets[c][name] for name in ("base model", "plain (paper)", strongest)}, c, learn_from(c),
                                       inversion, setup.judge, setup.generation, n_eval, setup.universe)
             for c in setup.classes if c in inversion_classes]  # fmt: skip
 attack_table = pd.concat(wordings + inverted, ignore_index=True)
