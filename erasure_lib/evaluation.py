@@ -310,22 +310,33 @@ def summarize_related(classified: pd.DataFrame, erased: str, groups: Mapping[str
 
 
 def neighbour_summary(table: pd.DataFrame, max_erased: float, max_related_drop: float) -> pd.DataFrame:
-    """Mean over erased classes of every (method, lr, epochs) setting, against the base model's means.
+    """Mean over erased classes (and seeds) of every (method, lr, epochs) setting, against the base model's means.
 
     ``table`` has columns ``erased_class, method, lr, epochs, erased_share, related_accuracy,
     unrelated_accuracy`` and rows of ``method == "base model"``. ``related_drop`` and
     ``unrelated_drop`` are the base model's mean accuracy minus the setting's (classes without
     related classes are left out of the related means); ``meets_aim`` is
-    ``erased_share <= max_erased and related_drop <= max_related_drop``.
+    ``erased_share <= max_erased and related_drop <= max_related_drop``; ``runs`` counts the rows
+    averaged (class x seed), and ``*_low`` / ``*_high`` are 95% bootstrap intervals of the erased
+    share and the related accuracy over them (:func:`spread`).
     """
     metrics = ["erased_share", "related_accuracy", "unrelated_accuracy"]
-    base = table[table.method == "base model"][metrics].mean()
-    summary = table[table.method != "base model"].groupby(["method", "lr", "epochs"], as_index=False)[metrics].mean()
-    summary["related_drop"] = base.related_accuracy - summary.related_accuracy
-    summary["unrelated_drop"] = base.unrelated_accuracy - summary.unrelated_accuracy
+
+    def summarized(part: pd.DataFrame) -> dict[str, float]:
+        out: dict[str, float] = {m: float(part[m].mean()) for m in metrics} | {"runs": len(part)}
+        for m in ("erased_share", "related_accuracy"):
+            out[f"{m}_low"], out[f"{m}_high"] = spread(part[m].dropna().to_numpy())
+        return out
+
+    base = summarized(table[table.method == "base model"])
+    rows = [{"method": method, "lr": lr, "epochs": epochs, **summarized(part)}
+            for (method, lr, epochs), part in table[table.method != "base model"].groupby(["method", "lr", "epochs"], sort=True)]  # fmt: skip
+    summary = pd.DataFrame(rows)
+    summary["related_drop"] = base["related_accuracy"] - summary.related_accuracy
+    summary["unrelated_drop"] = base["unrelated_accuracy"] - summary.unrelated_accuracy
     summary["meets_aim"] = (summary.erased_share <= max_erased) & (summary.related_drop <= max_related_drop)
     base_row = pd.DataFrame([{"method": "base model", "lr": 0.0, "epochs": 0, **base, "related_drop": 0.0, "unrelated_drop": 0.0, "meets_aim": False}])
-    return pd.concat([base_row, summary], ignore_index=True)
+    return pd.concat([base_row, summary], ignore_index=True)[[*base_row.columns]]
 
 
 # --------------------------------------------------------------------------------------------

@@ -184,6 +184,9 @@ def test_neighbour_summary_means_and_aim():
     assert summary.loc[2, "unrelated_drop"] == pytest.approx(0.2)
     assert bool(summary.loc[2, "meets_aim"]) and not bool(summary.loc[4, "meets_aim"])
     assert summary.loc[0, "method"] == "base model"
+    assert summary.loc[4, "runs"] == 2 and summary.loc[0, "runs"] == 2
+    assert summary.loc[2, "erased_share_low"] == pytest.approx(0.0) and summary.loc[2, "erased_share_high"] == pytest.approx(0.1)
+    assert summary.loc[2, "related_accuracy_low"] == summary.loc[2, "related_accuracy_high"] == pytest.approx(0.85)  # one class has relatives
 
 
 def test_claims_rows_for_the_analyses_follow_the_numbers(tmp_path):

@@ -40,20 +40,23 @@ relatedness: str = "garment groups"  # 'garment groups' (data.CLASS_GROUPS, the 
 n_related: int = 3  # with 'wordnet': the nearest ImageNet classes judged as each erased class's related ones
 max_distance: int = 7  # with 'wordnet': related classes lie within this many WordNet links (hierarchy.DEFAULT_MAX_DISTANCE)
 classes: list = list(data.CLASSES)  # classes erased, one at a time
-learning_rates: list = [1e-3, 3e-3]  # learning rates of every variant
+learning_rates: list = [1e-3]  # learning rates of every variant (notebook 02's choice; 3e-3 overshot at every checkpoint in the run of 2026-12-01)
 epochs: int = 8  # epochs per run (every checkpoint in eval_epochs is judged)
 eval_epochs: list = [1, 2, 4, 8]  # checkpoints judged
-anchors: list = [{"neighbours": 3, "weight": 1.0}, {"neighbours": "all", "weight": 1.0}, {"neighbours": "all", "weight": 10.0}]  # preserved variants
+anchors: list = [{"neighbours": 3, "weight": 1.0}, {"neighbours": "all", "weight": 1.0}]  # preserved variants
 default_lr: float = 1e-3  # the setting whose transitions and attacks are reported (the built-in default)
 default_epochs: int = 2  # ditto; must be one of eval_epochs
 inversion_classes: list = ["shirt", "sneaker", "bag"]  # classes attacked by concept inversion (plain vs the last anchor)
+attack_images: str = "other"  # what concept inversion learns from: 'other' (real images the erasure never saw, as notebook 08) or 'erasure' (its own)
+n_attack_images: int = 8  # real images concept inversion learns from ('other', as notebook 08)
 inversion_steps: int = 200  # the attack's step budget (as notebook 08)
 inversion_lr: float = 5e-3  # the attack's learning rate (as notebook 08)
-seed: int = 0  # picks the images and seeds the erasure
+seeds: list = [3, 4, 5]  # erasure seeds (evaluation seeds: never notebook 02's calibration seed); each picks the images and seeds the erasure
 n_erased: int = 16  # generated images of the erased class per evaluation
 n_others: int = 4  # generated images of every other class per evaluation
 n_eval: int = 16  # generated images per attack prompt set
-num_inference_steps: int = 20  # sampling steps
+num_inference_steps: int = 25  # sampling steps
+sampler: str = "ddim"  # 'model' (the model's own: PNDM) or one notebook 18 vindicates ('ddim' at 25 steps: the labels of PNDM at 50 on 99% of images)
 guidance_scale: float = 7.5  # classifier-free guidance
 threads: int = 2  # torch CPU threads
 results_prefix: str = "results/"  # folder of the result files
@@ -71,9 +74,10 @@ work_dir: str = "build/keep-the-neighbours"  # where the few-shot image sets are
 if default_epochs not in eval_epochs:
     raise ValueError(f"default_epochs={default_epochs} must be one of eval_epochs={eval_epochs}")
 t_start = time.perf_counter()
-setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads)
+seeds = experiment.evaluation_seeds(seeds, fewshot_settings)  # refuses a calibration seed
+setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads, sampler)
 setup, groups = experiment.related_groups(setup, relatedness, n_related, max_distance)
-inversion = attacks.InversionConfig(steps=inversion_steps, lr=inversion_lr, seed=seed)
+inversion = attacks.InversionConfig(steps=inversion_steps, lr=inversion_lr, seed=seeds[0])
 vocabulary = (*setup.universe, *(data.STYLES[1:] if experiment.has_styles(setup.judge) else ()))
 variants = {"plain (paper)": {}}
 for anchor in anchors:
@@ -93,7 +97,7 @@ print(*variants, setup, inversion, *(f"related to {c}: {related_to}" for c, rela
 # %%
 images = experiment.image_source(images_dir, n_images, work_dir)
 related = partial(evaluation.summarize_related, groups=groups)
-sweep = evaluation.sweep(setup.pipeline, setup.judge, setup.classes, configs, [seed], images, setup.generation, n_erased, n_others,
+sweep = evaluation.sweep(setup.pipeline, setup.judge, setup.classes, configs, seeds, images, setup.generation, n_erased, n_others,
                          setup.universe, epochs=eval_epochs, variant="setting", measures=related)  # fmt: skip
 uce_rows = evaluation.uce_preserving_nearest(setup.pipeline, setup.judge, setup.classes, vocabulary, 3, setup.generation,
                                              n_erased, n_others, related, setup.universe)  # fmt: skip
@@ -102,22 +106,26 @@ uce_rows = evaluation.uce_preserving_nearest(setup.pipeline, setup.judge, setup.
 rows = sweep.rows.merge(sweep.runs, on=["erased_class", "setting", "seed"], suffixes=("", "_run"))
 rows = rows.merge(sweep.probes, on=["erased_class", "setting", "seed", "epochs"], how="left")
 rows["method"], rows["lr"] = rows.setting.str[0], rows.setting.str[1]
-base = rows[rows.epochs == 0].drop_duplicates("erased_class").assign(method="base model", lr=0.0, retained="", probe_ratio=1.0)
-uce_rows = uce_rows.assign(method="UCE (preserving the 3 nearest)", lr=0.0, epochs=-1, probe_ratio=float("nan"))
-columns = ["erased_class", "method", "lr", "epochs", "retained", "probe_ratio", "erased_share", "related_accuracy", "unrelated_accuracy", "others_accuracy"]
+base = rows[rows.epochs == 0].drop_duplicates("erased_class").assign(method="base model", lr=0.0, seed=-1, retained="", probe_ratio=1.0)
+uce_rows = uce_rows.assign(method="UCE (preserving the 3 nearest)", lr=0.0, seed=-1, epochs=-1, probe_ratio=float("nan"))
+columns = ["erased_class", "method", "lr", "seed", "epochs", "retained", "probe_ratio", "erased_share", "related_accuracy", "unrelated_accuracy", "others_accuracy"]
 table = pd.concat([base, rows[rows.epochs > 0], uce_rows])[columns]
 
 # %% [markdown]
-# At the default setting (`default_lr`, `default_epochs`) each variant's erased model is erased
-# again (the same seeded run, under a second) for the transitions and the attacks of notebook 08.
+# At the default setting (`default_lr`, `default_epochs`) each variant's erased model of the first
+# seed is erased again (the same seeded run, under a second) for the attacks of notebook 08;
+# concept inversion learns from real images the erasure never saw (`attack_images`).
 
 # %%
+seed = seeds[0]
+shots = experiment.attack_image_source(images_dir, n_attack_images, seed, attack_images)
+learn_from = lambda c: images(c, seed) if shots is None else shots(c, images(c, seed))  # noqa: E731
 at_default = {name: replace(configs[name, default_lr], seed=seed, keep_checkpoints=True) for name in variants}
 targets = {c: {"base model": setup.pipeline} | {name: fewshot.erase(setup.pipeline, c, images(c, seed), config, progress_bar=False)
                                                 .apply(setup.pipeline, epoch=default_epochs) for name, config in at_default.items()}
            for c in setup.classes}  # fmt: skip
 wordings = [attacks.wording_attacks(targets[c], c, setup.judge, setup.generation, n_eval, setup.universe, data.PARAPHRASES.get(c)) for c in setup.classes]
-inverted = [attacks.inversion_attacks({name: targets[c][name] for name in ("base model", "plain (paper)", strongest)}, c, images(c, seed),
+inverted = [attacks.inversion_attacks({name: targets[c][name] for name in ("base model", "plain (paper)", strongest)}, c, learn_from(c),
                                       inversion, setup.judge, setup.generation, n_eval, setup.universe)
             for c in setup.classes if c in inversion_classes]  # fmt: skip
 attack_table = pd.concat(wordings + inverted, ignore_index=True)
@@ -129,7 +137,7 @@ attack_table = pd.concat(wordings + inverted, ignore_index=True)
 # on average, at one setting for all classes (no per-class choice by a classifier).
 
 # %%
-results.write_csv(table, results_prefix + "keep_the_neighbours.csv", sort_by=["erased_class", "method", "lr", "epochs"])
+results.write_csv(table, results_prefix + "keep_the_neighbours.csv", sort_by=["erased_class", "method", "lr", "seed", "epochs"])
 summary = evaluation.neighbour_summary(table, max_erased=0.10, max_related_drop=0.10)
 results.write_csv(summary, results_prefix + "keep_the_neighbours_summary.csv", sort_by=["method", "lr", "epochs"])
 summary
@@ -157,7 +165,7 @@ results.save_figure(fig, figures_prefix + "keep_the_neighbours.png")
 
 # %%
 where = sweep.destinations
-before = where[where.when == "before"].assign(when="base model", seed=seed)
+before = where[where.when == "before"].assign(when="base model")
 after = where[(where.when == "after") & (where.epochs == default_epochs) & (where.setting.str[1] == default_lr)]
 transitions = pd.concat([before, after.assign(when=after.setting.str[0])])[["erased_class", "when", "seed", "predicted_class", "share"]]
 results.write_csv(transitions, results_prefix + "keep_the_neighbours_transitions.csv", sort_by=["when", "erased_class", "predicted_class"])
