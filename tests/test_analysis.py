@@ -385,3 +385,23 @@ def test_robustness_row_gives_intervals_seeds_and_steps_where_recorded(tmp_path)
     summary.loc[2, "fewshot"] = 0.7
     summary.to_csv(tmp_path / "robustness_summary.csv", index=False)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Limit"))["verdict"] == "confirmed"
+
+
+def test_neighbour_row_says_its_seeds_and_intervals(tmp_path):
+    from erasure_lib import results
+
+    rows = []
+    for plain, anchored in ((0.0, 0.5), (0.2, 0.1)):  # two seeds
+        for concept in ("sneaker", "bag"):
+            rows += [{"erased_class": concept, "method": "base model", "lr": 0.0, "epochs": 0, "erased_share": 0.9, "related_accuracy": 0.9, "unrelated_accuracy": 0.9},
+                     {"erased_class": concept, "method": "plain (paper)", "lr": 1e-3, "epochs": 2, "erased_share": plain, "related_accuracy": 0.4, "unrelated_accuracy": 0.8},
+                     {"erased_class": concept, "method": "anchor all of 11, w=1", "lr": 1e-3, "epochs": 2, "erased_share": anchored, "related_accuracy": 0.85, "unrelated_accuracy": 0.9}]  # fmt: skip
+    summary = evaluation.neighbour_summary(pd.DataFrame(rows), max_erased=0.10, max_related_drop=0.10)
+    summary.to_csv(tmp_path / "keep_the_neighbours_summary.csv", index=False)
+    results.record_run("12.ipynb", {"seeds": [3, 4], "num_inference_steps": 25, "sampler": "ddim"},
+                       [tmp_path / "keep_the_neighbours_summary.csv"], 1.0, tmp_path / "manifest.json")  # fmt: skip
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Beyond the paper: erase one class"))
+    assert row["ours"].startswith("seeds 3 4, 25 sampling steps (ddim); best setting of each method (mean over classes and seeds): ")
+    assert "plain (paper) (lr 0.001, epoch 2): erased 0.10 [0.00, 0.20], related drop 0.50" in row["ours"]
+    assert "anchor all of 11, w=1 (lr 0.001, epoch 2): erased 0.30 [0.10, 0.50], related drop 0.05" in row["ours"]
+    assert row["verdict"] == "aim not met by few-shot"
