@@ -257,8 +257,8 @@ def _robustness_row(summary: pd.DataFrame, results_dir: Path) -> dict[str, str] 
         run = (_recorded_entry(results_dir, "robustness_intervals.csv") or {}).get("parameters", {})
         runs = int(intervals["runs"].max())
         if run:
-            seeds = " ".join(str(x) for x in run.get("seeds", []))
-            head = (f"seeds {seeds}, {run.get('num_inference_steps')} sampling steps, {run.get('n_eval')} images per attack "
+            seeds = run.get("seeds", [])
+            head = (f"seed{'s' if len(seeds) != 1 else ''} {' '.join(str(x) for x in seeds)}, {run.get('num_inference_steps')} sampling steps, {run.get('n_eval')} images per attack "
                     f"and target, {runs} runs (class x seed); ")  # fmt: skip
         else:
             head = f"{runs} runs (class x seed); "
