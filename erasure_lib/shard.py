@@ -90,9 +90,9 @@ STAMP = "generation.json"
 
 def stamp(pipeline: StableDiffusionPipeline, prompts: pd.DataFrame, config: GenerationConfig) -> dict[str, object]:
     """What a folder of generated images depends on: a digest of the weights (text encoder and U-Net,
-    :func:`erasure_lib.window.model_digest`, so an erased model differs from its base), the sampling
-    settings but the batch size (fixed blocks make the images independent of the sharding, not of
-    the batch size: it is kept too), and a digest of the prompt table's rows."""
+    :func:`erasure_lib.window.model_digest`, so an erased model differs from its base), their dtype,
+    the sampling settings (the batch size included: fixed blocks make the images independent of the
+    sharding, not of the batch size), and a digest of the prompt table's rows."""
     from erasure_lib.window import model_digest
 
     rows = prompts[["case_number", "prompt", "evaluation_seed"]].to_csv(index=False).encode()
@@ -106,9 +106,9 @@ def claim_folder(folder: str | Path, expected: dict[str, object]) -> Path:
     folder = Path(folder)
     path = folder / STAMP
     if path.is_file():
-        found = json.loads(path.read_text())
-        if found != json.loads(json.dumps(expected)):
-            differs = sorted(k for k in set(found) | set(expected) if found.get(k) != json.loads(json.dumps(expected)).get(k))
+        found, wanted = json.loads(path.read_text()), json.loads(json.dumps(expected))  # as JSON holds it (tuples as lists)
+        if found != wanted:
+            differs = sorted(k for k in found.keys() | wanted.keys() if found.get(k) != wanted.get(k))
             raise ValueError(f"{folder} holds images of another model or other settings (differing: {differs}); "
                              "delete it or generate into another folder")  # fmt: skip
         return folder
