@@ -16,6 +16,7 @@ fewest hypernym links from ``x`` up to ``c``. Two sister classes are at 2, a cla
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -240,7 +241,7 @@ def nearest_classes(
     hierarchy = _or_default(hierarchy)
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ValueError(f"n must be a non-negative integer, got {n!r}")
-    ambiguous = {name for name in hierarchy.names if hierarchy.names.count(name) > 1}
+    ambiguous = {name for name, count in Counter(hierarchy.names).items() if count > 1}
     candidates = [j for j in hierarchy.related(index, max_distance) if j not in exclude and hierarchy.names[j] not in ambiguous]
     return sorted(candidates, key=lambda j: (int(hierarchy.distances[index, j]), j))[:n]
 
@@ -270,9 +271,9 @@ def judge_with_neighbours(
     if unknown:
         raise ValueError(f"classes {unknown} are not evaluated by the judge (its classes: {list(judge.classes)})")
     evaluated = dict(judge.classes)
+    own = set(judge.classes.values())
     groups: dict[str, tuple[str, ...]] = {}
     for concept in classes:
-        own = set(judge.classes.values())
         near = nearest_classes(judge.classes[concept], n_related, max_distance, exclude=own, hierarchy=hierarchy)
         names = []
         for j in near:
