@@ -67,6 +67,12 @@ def _from_repo(path: str | Path) -> Path:
     return path if path.is_absolute() else REPO_ROOT / path
 
 
+def repo_path(path: str | Path) -> Path:
+    """A folder parameter of a notebook as a path: relative paths are relative to the repository root,
+    whatever folder the notebook runs in (``make`` runs them with papermill's ``--cwd /tmp``)."""
+    return _from_repo(path)
+
+
 def model_source(model: str) -> str:
     """``model`` as :func:`erasure_lib.models.load_pipeline` takes it, with a local folder given
     relative to the repository root made absolute (hub ids and ``"builtin"`` pass through)."""

@@ -351,3 +351,9 @@ def test_related_groups_garment_groups_and_wordnet() -> None:
         experiment.related_groups(imagenet, "garment groups")
     with pytest.raises(ValueError, match="must be 'garment groups' or 'wordnet'"):
         experiment.related_groups(imagenet, "wordnett")  # type: ignore[arg-type]
+
+
+def test_folder_parameters_are_relative_to_the_repository(tmp_path: Path) -> None:
+    """Notebooks run with papermill's --cwd /tmp under make: a relative folder must not land there."""
+    assert experiment.repo_path("build/sd14/coco-quality") == REPO_ROOT / "build" / "sd14" / "coco-quality"
+    assert experiment.repo_path(tmp_path) == tmp_path

@@ -95,7 +95,7 @@ erasures = lambda concept, seed: experiment.erase_with_methods(setup.pipeline, c
 pool = quality.FeaturePool()  # every judged model's Inception features, pooled per method and seed
 comparison = evaluation.compare_methods(setup.pipeline, setup.judge, setup.classes, erasures, setup.generation,
                                         n_erased, n_others, scorer, setup.universe, seeds=seeds, on_features=pool.add,
-                                        quality_dir=quality_dir or None)  # fmt: skip
+                                        quality_dir=experiment.repo_path(quality_dir) if quality_dir else None)  # fmt: skip
 results.write_csv(comparison, results_prefix + "object_erasure_comparison.csv", sort_by=["method", "erased_class", "seed"])
 
 # %% [markdown]
