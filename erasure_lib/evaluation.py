@@ -1108,6 +1108,18 @@ COMPARISON_COLUMNS = ("method", "erased_class", "erased_share", "others_accuracy
                       "clip_score_erased", "optimization_seconds", "total_seconds")  # fmt: skip
 
 
+def comparison_seed_offset(concept: str, universe: Sequence[str], n_erased: int, n_others: int, stride: int = 1_000) -> int:
+    """The first evaluation seed of the judged models of one erased class in :func:`compare_methods`:
+    each class of the judge's ``universe`` has a block of ``stride`` seeds of its own, so that images
+    pooled over the erased classes (:class:`erasure_lib.metrics.quality.FeaturePool`) are distinct.
+    With one block for all, every erased class's models drew the other classes from the same prompts
+    and seeds: a pooled set held each image once per erased class (the base model's as exact copies),
+    and FID, which rises as a set's distinct images fall, ranked the base model worst."""
+    if max(n_erased, n_others) > stride:
+        raise ValueError(f"at most {stride} images per class (n_erased={n_erased}, n_others={n_others})")
+    return 10_000 + stride * list(universe).index(concept)
+
+
 def compare_methods(
     pipeline: StableDiffusionPipeline,
     judge: GarmentStyleClassifier | ImageNetEvaluator,
@@ -1210,7 +1222,7 @@ def compare_methods(
         erased_by = dict(erasures(concept) if seed is None else erasures(concept, seed))
         if COMPARED_BASE in erased_by:
             raise ValueError(f"{COMPARED_BASE!r} labels the base model; give the method another name")
-        table = erasure_prompt_table([concept], n_erased, n_others, classes=universe)
+        table = erasure_prompt_table([concept], n_erased, n_others, comparison_seed_offset(concept, universe, n_erased, n_others), universe)
         erased = (table["class"] == concept).to_numpy()
         tag = {"erased_class": concept} | ({} if seed is None else {"seed": seed})
         for method, result in [(COMPARED_BASE, None), *erased_by.items()]:

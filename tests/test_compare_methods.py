@@ -153,7 +153,7 @@ def test_with_seeds_each_seed_erases_anew_and_the_base_model_is_judged_once(
 
 def test_features_pool_per_method_and_seed(tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer) -> None:
     """Every judged model's features reach the pool (the base model's once per seed); a pooled set
-    holds one judged model per class: 2 classes x 2 other-class images."""
+    holds one judged model per class: 2 classes x 2 other-class images, all distinct."""
     pool = quality.FeaturePool()
     evaluation.compare_methods(
         tiny_pipeline, judge, CLASSES, lambda concept, seed: {"perturbed": perturbed(tiny_pipeline, concept, seed)},
@@ -164,6 +164,9 @@ def test_features_pool_per_method_and_seed(tiny_pipeline: StableDiffusionPipelin
     assert (scores.images == len(CLASSES) * N_OTHERS * (len(UNIVERSE) - 1)).all()
     base = scores[scores.method == "base model"]
     assert base.fid.iloc[0] == base.fid.iloc[1] and scores.kid.notna().all()  # the same images in every seed
+    for key in [("base model", 1), ("perturbed", 1)]:  # each class's judged models draw the others from seeds of their own
+        pooled = np.concatenate(pool.features[key])
+        assert len(np.unique(pooled.round(5), axis=0)) == len(pooled)
     pooled = np.concatenate(pool.features[("perturbed", 1)])
     assert scores.fid.iloc[1] == pytest.approx(scorer.fid(pooled)) and scores.fid.iloc[1] != scores.fid.iloc[3]
     with pytest.raises(ValueError, match="empty"):
@@ -205,7 +208,7 @@ def test_a_row_equals_its_measures_computed_by_hand(
     real_images: list[Image.Image],
 ) -> None:
     concept = CLASSES[1]
-    table = evaluation.erasure_prompt_table([concept], N_ERASED, N_OTHERS, classes=UNIVERSE)
+    table = evaluation.erasure_prompt_table([concept], N_ERASED, N_OTHERS, evaluation.comparison_seed_offset(concept, UNIVERSE, N_ERASED, N_OTHERS), UNIVERSE)
     images = images_of(perturbed(tiny_pipeline, concept).apply(tiny_pipeline), table)
     others = (table["class"] != concept).to_numpy()
     inception = fid.load_inception()
@@ -230,7 +233,7 @@ def test_rows_equal_the_notebooks_old_loop(
     classes' images against the other classes' real images: every number the same."""
     rows = []
     for concept in CLASSES:
-        table = evaluation.erasure_prompt_table([concept], N_ERASED, N_OTHERS, classes=UNIVERSE)
+        table = evaluation.erasure_prompt_table([concept], N_ERASED, N_OTHERS, evaluation.comparison_seed_offset(concept, UNIVERSE, N_ERASED, N_OTHERS), UNIVERSE)
         for method in ["base model", "perturbed"]:
             if method == "base model":
                 erased, optimization, total = tiny_pipeline, 0.0, 0.0
@@ -408,3 +411,10 @@ def test_without_quality_prompts_the_scorer_must_name_the_real_images_classes(
     unnamed = quality.QualityScorer(scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor)
     with pytest.raises(ValueError, match="give the scorer real_classes"):
         compare(tiny_pipeline, judge, unnamed, erasures=never)
+
+
+def test_comparison_seed_offset_gives_each_class_its_own_block() -> None:
+    offsets = [evaluation.comparison_seed_offset(c, UNIVERSE, 16, 8) for c in UNIVERSE]
+    assert len(set(offsets)) == len(UNIVERSE) and min(b - a for a, b in zip(offsets, offsets[1:])) >= 16
+    with pytest.raises(ValueError, match="at most 1000 images per class"):
+        evaluation.comparison_seed_offset(UNIVERSE[0], UNIVERSE, 1001, 8)
