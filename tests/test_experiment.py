@@ -314,6 +314,17 @@ def test_time_bars_label_every_ratio_readably() -> None:
     assert fig.axes[0].get_ylim()[1] > 510.0 * 2  # the top label stays inside the axes
 
 
+def test_method_comparison_shows_means_intervals_and_per_seed_points() -> None:
+    rows = pd.DataFrame({"method": ["base model"] * 4 + ["fewshot"] * 4, "erased_class": ["bag", "coat"] * 4,
+                         "seed": [3, 3, 4, 4] * 2, "erased_share": [0.9, 1.0, 0.9, 1.0, 0.0, 0.2, 0.8, 1.0]})  # fmt: skip
+    fig = plots.method_comparison(rows)
+    (ax,) = fig.axes
+    assert [round(b.get_height(), 3) for b in ax.patches] == [0.95, 0.5]  # means over the 4 runs each
+    points = [line for line in ax.lines if line.get_marker() == "o"]
+    assert [list(np.round(p.get_ydata(), 3)) for p in points] == [[0.95, 0.95], [0.1, 0.9]]  # per-seed means
+    assert "lower is better" in ax.get_title()
+
+
 def test_evaluation_seeds_refuse_the_calibration_seed(tmp_path: Path) -> None:
     """The built-in settings were chosen on the seed the calibration's manifest entry records."""
     from erasure_lib.results import record_run
