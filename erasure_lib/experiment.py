@@ -61,23 +61,19 @@ def torch_dtype(name: str) -> torch.dtype:
     return DTYPES[name]
 
 
-def _from_repo(path: str | Path) -> Path:
-    """Relative paths in notebook parameters are relative to the repository root (as the result paths are)."""
+def repo_path(path: str | Path) -> Path:
+    """A path parameter of a notebook as a path: relative paths are relative to the repository root (as
+    the result paths are), whatever folder the notebook runs in (``make`` runs them with papermill's
+    ``--cwd /tmp``)."""
     path = Path(path).expanduser()
     return path if path.is_absolute() else REPO_ROOT / path
-
-
-def repo_path(path: str | Path) -> Path:
-    """A folder parameter of a notebook as a path: relative paths are relative to the repository root,
-    whatever folder the notebook runs in (``make`` runs them with papermill's ``--cwd /tmp``)."""
-    return _from_repo(path)
 
 
 def model_source(model: str) -> str:
     """``model`` as :func:`erasure_lib.models.load_pipeline` takes it, with a local folder given
     relative to the repository root made absolute (hub ids and ``"builtin"`` pass through)."""
-    if model != BUILTIN and _from_repo(model).is_dir():
-        return str(_from_repo(model))
+    if model != BUILTIN and repo_path(model).is_dir():
+        return str(repo_path(model))
     return model
 
 
@@ -91,7 +87,7 @@ def concept_images(images_dir: str, concept: str, n: int, seed: int, work_dir: s
     """
     if images_dir == BUILTIN:
         return data.export_concept_images(Path(work_dir) / f"{concept}-seed{seed}-n{n}", concept, n=n, seed=seed)
-    root = _from_repo(images_dir)
+    root = repo_path(images_dir)
     if not root.is_dir():
         raise FileNotFoundError(
             f"images_dir {root} does not exist: it should hold one folder of real images per concept "
@@ -107,7 +103,7 @@ def real_images(images_dir: str, concept: str, n: int, seed: int = 0) -> list[Im
         test = data.load_fashion_mnist("test")
         index = np.flatnonzero(test.labels == data.CLASSES.index(concept))[:n]
         return [data.to_pil(data.render(test.images[i], "plain")) for i in index]
-    folder = _from_repo(images_dir) / concept
+    folder = repo_path(images_dir) / concept
     count = len([p for p in folder.iterdir() if p.suffix.lower() in data.IMAGE_SUFFIXES]) if folder.is_dir() else 0
     return data.load_concept_images(sd14.concept_image_paths(concept, max(min(n, count), 1), seed, root=folder.parent))
 
@@ -122,7 +118,7 @@ def other_images(images_dir: str, concept: str, n: int, exclude: Sequence[str | 
     """
     if images_dir == BUILTIN:
         return real_images(images_dir, concept, n)
-    folder = _from_repo(images_dir) / concept
+    folder = repo_path(images_dir) / concept
     if not folder.is_dir():
         raise FileNotFoundError(f"no image folder {folder} for concept {concept!r}")
     taken = {Path(p).name for p in exclude}
@@ -156,7 +152,7 @@ def reference_images(fid_reference: str, n: int, seed: int = 0) -> tuple[list[Im
     if fid_reference == BUILTIN:
         test = data.load_fashion_mnist("test")
         return [data.to_pil(data.render(test.images[i], "plain")) for i in range(n)], [data.CLASSES[int(c)] for c in test.labels[:n]]
-    folder = _from_repo(fid_reference)
+    folder = repo_path(fid_reference)
     if not folder.is_dir():
         raise FileNotFoundError(f"fid_reference {folder} does not exist: give a folder of real images (README, 'Stable Diffusion v1.4')")
     files = sorted(f for f in folder.rglob("*") if f.suffix.lower() in data.IMAGE_SUFFIXES)
@@ -173,7 +169,7 @@ def quality_prompts(path: str, n: int) -> pd.DataFrame | None:
     COCO-30k) for FID and CLIP score, or ``None`` for ``""`` (score the class prompts instead)."""
     if not path:
         return None
-    csv = _from_repo(path)
+    csv = repo_path(path)
     if not csv.is_file():
         raise FileNotFoundError(
             f"quality_prompts {csv} does not exist: it should be a CSV with columns case_number,prompt,evaluation_seed "
@@ -329,7 +325,7 @@ def erase_with_methods(
     from erasure_lib.methods import get_method
     from erasure_lib.methods.base import erase_or_load
 
-    folder = _from_repo(erasure_cache)
+    folder = repo_path(erasure_cache)
     return {
         method: erase_or_load(get_method(method), pipeline, concept, images, config, folder / method / concept, base_model)
         for method, config in configs.items()
@@ -422,7 +418,7 @@ def image_source(images_dir: str, n_images: int, work_dir: str | Path) -> Callab
     """``(concept, seed) -> ``:func:`concept_images` ``(images_dir, concept, n_images, seed, work_dir)``:
     the real images of one erasure, as :func:`erasure_lib.evaluation.sweep` takes them (``work_dir``
     relative to the repository root)."""
-    folder = _from_repo(work_dir)
+    folder = repo_path(work_dir)
 
     def images(concept: str, seed: int) -> list[Path]:
         return concept_images(images_dir, concept, n_images, seed, folder)
@@ -435,7 +431,7 @@ def notebook_parameters(notebook: str | Path, namespace: Mapping[str, Any]) -> d
     declares in its cell tagged ``parameters``, for :func:`erasure_lib.results.record_run`: the
     parameters are declared once, in the notebook, and recorded as they were run (papermill's
     values included). ``notebook`` is relative to the repository root."""
-    path = _from_repo(notebook)
+    path = repo_path(notebook)
     cells = json.loads(path.read_text())["cells"]
     tagged = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
