@@ -172,21 +172,28 @@ def choose_setting(
 
     Among the settings whose erased share is at most ``max_erased_share`` and whose other-class
     accuracy is within ``max_others_drop`` of the base model, the one with the smallest
-    ``erased_share + others_drop`` (ties: fewer steps, then the smaller ``group`` value). When none qualifies, the one closest to the target: the smallest
-    ``erased_share + max(0, drop - max_others_drop)``. Only settings with at least ``min_step``
-    steps are considered.
+    ``erased_share + others_drop`` (ties: fewer steps, then the smaller ``group`` value). When none
+    meets both, preservation comes first, as the paper's claim is erasure *without* harming the other
+    concepts (Sec. 4.3): among the settings within ``max_others_drop``, the one that erases most (the
+    smallest erased share; ties: the smaller drop, fewer steps); when none is within it either, the
+    one that harms least. (A fallback that minimised ``erased_share + excess drop`` traded a point of
+    the others' accuracy for a point of erased share, and chose settings that cost the other classes
+    a third of their accuracy: notebook 02 judged at 50 sampling steps instead of 20.) Only settings
+    with at least ``min_step`` steps are considered.
     """
     base = summary.loc[summary[step] == 0, "others_accuracy"].mean()
     trained = summary[summary[step] >= max(1, min_step)].copy()
     trained["others_drop"] = base - trained["others_accuracy"]
-    ok = trained[(trained.erased_share <= max_erased_share) & (trained.others_drop <= max_others_drop)]
+    tolerance = 1e-9  # means of accuracies: a drop of exactly the bound is within it
+    kept = trained[trained.others_drop <= max_others_drop + tolerance]
+    ok = kept[kept.erased_share <= max_erased_share + tolerance]
     if len(ok):
         best = ok.assign(cost=ok.erased_share + ok.others_drop).sort_values(["cost", step, group]).iloc[0]
-        met = True
+    elif len(kept):
+        best = kept.sort_values(["erased_share", "others_drop", step, group]).iloc[0]
     else:
-        trained["gap"] = trained.erased_share + (trained.others_drop - max_others_drop).clip(lower=0)
-        best = trained.sort_values(["gap", step, group]).iloc[0]
-        met = False
+        best = trained.sort_values(["others_drop", "erased_share", step, group]).iloc[0]
+    met = bool(len(ok))
     return {group: float(best[group]), step: int(best[step]), "erased_share": float(best.erased_share),
             "others_drop": float(best.others_drop), "meets_target": met}
 

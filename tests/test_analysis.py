@@ -89,6 +89,25 @@ def test_choose_setting_prefers_a_qualifying_setting_then_the_closest():
     assert np.isfinite(strict["erased_share"])
 
 
+def test_choose_setting_without_a_qualifying_setting_keeps_the_others_first():
+    """Notebook 02's front judged at 50 sampling steps: no setting meets both aims; the old fallback
+    (erased share + excess drop) chose 1e-3 after 8 epochs, which erases but costs the others 0.38."""
+    summary = pd.DataFrame({
+        "lr": [3e-4, 3e-4, 3e-4, 1e-3, 1e-3, 1e-3],
+        "epochs": [0, 2, 8, 0, 2, 8],
+        "erased_share": [0.95, 0.89, 0.42, 0.95, 0.47, 0.05],
+        "others_accuracy": [0.975, 0.983, 0.947, 0.975, 0.908, 0.594],
+    })  # fmt: skip
+    choice = evaluation.choose_setting(summary, max_erased_share=0.10, max_others_drop=0.10)
+    assert not choice["meets_target"] and (choice["lr"], choice["epochs"]) == (3e-4, 8)  # erases most within the bound
+    assert choice["others_drop"] == pytest.approx(0.028)
+    wide = evaluation.choose_setting(summary, max_erased_share=0.10, max_others_drop=0.40)
+    assert wide["meets_target"] and (wide["lr"], wide["epochs"]) == (1e-3, 8)  # a wider bound admits it
+    harmful = summary.assign(others_accuracy=[0.975, 0.7, 0.6, 0.975, 0.5, 0.2])
+    least = evaluation.choose_setting(harmful, max_erased_share=0.10, max_others_drop=0.10)
+    assert (least["lr"], least["epochs"]) == (3e-4, 2)  # none within the bound: the least harm
+
+
 def test_claims_table_is_built_from_result_files(tmp_path):
     pd.DataFrame({"class": list(CLASSES), "generated_accuracy": [0.9] * 10, "real_accuracy": [0.85] * 10}).to_csv(tmp_path / "base_model_quality.csv", index=False)
     summary = {"erased_share_before": 0.9, "erased_share_after": 0.05, "others_accuracy_before": 0.9, "others_accuracy_after": 0.85,
