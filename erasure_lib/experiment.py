@@ -322,12 +322,12 @@ def erase_with_methods(
     when an earlier run saved the same erasure (:func:`erasure_lib.methods.base.erase_or_load`):
     notebooks 08, 12 and 13 share ESD's costly runs this way. ``erasure_cache`` is relative to the
     repository root."""
-    from erasure_lib.methods import get_method
+    from erasure_lib.methods import REVISIONS, get_method
     from erasure_lib.methods.base import erase_or_load
 
     folder = repo_path(erasure_cache)
     return {
-        method: erase_or_load(get_method(method), pipeline, concept, images, config, folder / method / concept, base_model)
+        method: erase_or_load(get_method(method), pipeline, concept, images, config, folder / method / concept, base_model, REVISIONS[method])
         for method, config in configs.items()
     }
 

@@ -395,3 +395,22 @@ def test_erase_or_load_reuses_a_saved_result_only_for_the_same_config(tmp_path: 
     erase_or_load(counting_erase, pipeline, "sneaker", other, ESDConfig(train_method="xattn", iterations=3, ddim_steps=2, seed=0),
                   tmp_path / "e", "tiny")
     assert len(calls) == 3
+    # a fix of the method (its revision bumped): trained again; a key written before revisions existed counts as revision 1
+    config = ESDConfig(train_method="xattn", iterations=3, ddim_steps=2, seed=0)
+    erase_or_load(counting_erase, pipeline, "sneaker", other, config, tmp_path / "e", "tiny", revision=2)
+    assert len(calls) == 4
+    key_file = tmp_path / "e" / "cache_key.json"
+    key = json.loads(key_file.read_text())
+    assert key.pop("revision") == 2
+    key_file.write_text(json.dumps(key))  # as the code before revisions wrote it
+    erase_or_load(counting_erase, pipeline, "sneaker", other, config, tmp_path / "e", "tiny", revision=1)
+    assert len(calls) == 4
+
+
+def test_every_method_has_a_revision() -> None:
+    """The erasure cache keys on each method's revision: a method without one could not be cached."""
+    from typing import get_args
+
+    from erasure_lib.methods import REVISIONS, MethodName
+
+    assert set(REVISIONS) == set(get_args(MethodName)) and all(isinstance(r, int) and r >= 1 for r in REVISIONS.values())

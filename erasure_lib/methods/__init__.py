@@ -15,6 +15,12 @@ from erasure_lib.methods.base import ErasureResult
 
 MethodName = Literal["fewshot", "esd", "uce", "spm"]
 
+# What each method's ``erase`` computes, as a number: bump a method's revision with any fix that
+# changes its result for the same inputs, so that saved erasures of the old code are trained again
+# (:func:`erasure_lib.methods.base.erase_or_load`) rather than read back. Revision 1 is the code of
+# 2026-12-05 (ESD and SPM after their x_0-clip fix), and every cache written before revisions existed.
+REVISIONS: dict[str, int] = {"fewshot": 1, "esd": 1, "uce": 1, "spm": 1}
+
 
 def get_method(name: MethodName) -> Callable[..., ErasureResult]:
     """The ``erase`` function of a method, by name."""
@@ -37,4 +43,4 @@ def get_method(name: MethodName) -> Callable[..., ErasureResult]:
     raise ValueError(f"unknown method {name!r}; expected 'fewshot', 'esd', 'uce' or 'spm'")
 
 
-__all__ = ["ErasureResult", "MethodName", "get_method"]
+__all__ = ["REVISIONS", "ErasureResult", "MethodName", "get_method"]

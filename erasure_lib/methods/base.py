@@ -437,16 +437,20 @@ def erase_or_load(
     config: Any,
     folder: str | Path,
     base_model: str,
+    revision: int = 1,
 ) -> ErasureResult:
     """``erase(pipeline, concept, images, config)``, saved to ``folder``; read back instead when ``folder``
-    holds a result of the same method, concept, images, config and base model (``cache_key.json``).
-    Notebooks share costly erasures this way; the timings are those of the run that saved it.
+    holds a result of the same method, concept, images, config, base model and method ``revision``
+    (:data:`erasure_lib.methods.REVISIONS`; a key written before revisions existed is revision 1) in
+    ``cache_key.json``. Notebooks share costly erasures this way; the timings are those of the run
+    that saved it.
     """
     folder = Path(folder)
     key = {"method": erase.__module__.rsplit(".", 1)[-1], "concept": concept, "base_model": base_model,
-           "images_sha1": _images_fingerprint(images), "config": json.loads(json.dumps(asdict(config), default=str))}
+           "images_sha1": _images_fingerprint(images), "config": json.loads(json.dumps(asdict(config), default=str)),
+           "revision": revision}  # fmt: skip
     key_file = folder / "cache_key.json"
-    if key_file.is_file() and json.loads(key_file.read_text()) == key:
+    if key_file.is_file() and {"revision": 1} | json.loads(key_file.read_text()) == key:
         return ErasureResult.load(folder).placed_like(pipeline)
     result = erase(pipeline, concept, images, config, progress_bar=False)
     result.save(folder, base_model=base_model, overwrite=True)
