@@ -357,10 +357,22 @@ def _images_per_model(run: dict) -> str:
     return f", {run['n_erased']} + {run['n_others']} x {len(run['classes']) - 1} images per judged model"
 
 
-def _comparison_row(summary: pd.DataFrame, manifest: dict) -> dict[str, str]:
-    """Tables 1-2 from notebook 13's summary: UA, success share, IRA and quality per method, with intervals.
-    (Not the pooled FID of ``object_erasure_quality_pooled.csv``: its sets repeat the same prompts and
-    seeds once per erased class, nine near-copies of each image, and the base model's exact copies.)
+def _pooled_quality(pooled: pd.DataFrame | None) -> str:
+    """"; pooled over the erased classes (N images per set): FID base -> method ..., KID ..." from
+    ``object_erasure_quality_pooled.csv`` (one row per method and seed; means over the seeds), or ""
+    without it. Each erased class's judged models draw their own evaluation seeds
+    (:func:`erasure_lib.evaluation.comparison_seed_offset`), so a pooled set holds distinct images."""
+    if pooled is None or pooled.empty:
+        return ""
+    m = pooled.groupby("method", sort=False)[["images", "fid", "kid"]].mean()
+    shown = ", ".join(f"{k} {r.fid:.0f} / {r.kid:.3f}" for k, r in m.iterrows())
+    return f"; others' FID / KID pooled over the erased classes ({int(m.images.min())} images per set, mean over seeds): {shown}"
+
+
+def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame | None = None) -> dict[str, str]:
+    """Tables 1-2 from notebook 13's summary: UA, success share, IRA and quality per method, with
+    intervals, and with ``pooled`` (``object_erasure_quality_pooled.csv``) FID and KID over each
+    method's images pooled over the erased classes, where FID's small-sample bias matters less.
     Few-shot is "as good" as a baseline when its UA is within 0.10 of the baseline's (or above) and
     its IRA within 0.05 (or above)."""
     run = manifest.get("results/object_erasure_comparison_summary.csv", {}).get("parameters", {})
@@ -373,7 +385,7 @@ def _comparison_row(summary: pd.DataFrame, manifest: dict) -> dict[str, str]:
     as_good = (f.UA >= baselines.UA - 0.10) & (f.IRA >= baselines.IRA - 0.05)
     return {
         "claim": "Tables 1-2: few-shot erases as well as ESD / UCE with comparable quality (FID, KID, CLIP score of the other classes' images)",
-        "ours": f"seeds {m.seeds.iloc[0]}, {run.get('num_inference_steps', '?')} sampling steps{_images_per_model(run)}; " + shown,
+        "ours": f"seeds {m.seeds.iloc[0]}, {run.get('num_inference_steps', '?')} sampling steps{_images_per_model(run)}; " + shown + _pooled_quality(pooled),
         "verdict": "reproduced on the built-in model" if as_good.all() else ("mixed" if as_good.any() else "not reproduced"),
         "file": "results/object_erasure_comparison_summary.csv",
         "command": "make results (notebooks/paper/13-compare-methods.ipynb)",
@@ -392,7 +404,9 @@ def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
     compared = results_dir / "object_erasure_comparison_summary.csv"
     comparison = results_dir / "object_erasure_comparison.csv"
     if compared.is_file():
-        rows.append(_comparison_row(pd.read_csv(compared), _read_json(results_dir / "manifest.json") or {}))
+        pooled = results_dir / "object_erasure_quality_pooled.csv"
+        rows.append(_comparison_row(pd.read_csv(compared), _read_json(results_dir / "manifest.json") or {},
+                                    pd.read_csv(pooled) if pooled.is_file() else None))  # fmt: skip
     elif comparison.is_file():  # a comparison run before seeds (one erasure per class and method)
         m = pd.read_csv(comparison).groupby("method")[["erased_share", "others_accuracy", "fid", "clip_score"]].mean()
         shown = "; ".join(f"{k}: erased {r.erased_share:.2f}, others {r.others_accuracy:.2f}, others' FID {r.fid:.0f}, others' CLIP {r.clip_score:.1f}"
