@@ -30,7 +30,7 @@ classes: list = list(data.CLASSES)  # classes evaluated
 n_real: int = 100  # real images per class for the judge's own accuracy (a folder's; the built-in test set is used whole)
 n_per_class: int = 64  # generated images per class (and per style)
 seed_offset: int = 10000  # evaluation seeds are seed_offset + k
-num_inference_steps: int = 25  # sampling steps
+num_inference_steps: int = 50  # sampling steps (notebook 15: shares stop moving between 50 and 100; as the paper notebooks judge)
 guidance_scale: float = 7.5  # classifier-free guidance
 grid_seeds: int = 8  # columns of the sample grid
 threads: int = 2  # torch CPU threads
@@ -66,6 +66,16 @@ print(f"mean generated accuracy {quality.generated_accuracy.mean():.3f}, mean re
 quality.round(3)
 
 # %% [markdown]
+# **What this shows.** In the committed run (64 images per class, 50 PNDM steps) the judge names the
+# prompted class in 0.953 of the generated images, against 0.864 of the real test images: the judge
+# finds the model's garments easier than real ones, which are more varied. Every class passes the
+# project's bar (mean >= 0.80, no class under half its real accuracy); the weakest are shirt (0.69,
+# as on real images, 0.67: shirts look like t-shirts, pullovers and coats) and bag (0.89 against 0.98).
+# At 25 steps the numbers were within 0.03 of these (shirt 0.66, sneaker 0.98, ankle boot 1.00).
+# Against the paper: it checks SD's generations with a classifier the same way (Sec. 4.1); an erasure
+# can only be measured on classes the base model draws, and here all ten are drawn.
+
+# %% [markdown]
 # ## Styles: does "... in the style of sketch" draw a sketch, and still the right garment?
 
 # %%
@@ -78,6 +88,11 @@ else:
 style_quality.round(3)
 
 # %% [markdown]
+# **What this shows.** "... in the style of sketch" (sepia) draws a sketch (sepia) in 1.00 (0.99) of
+# the images, and the garment is still the prompted one in 0.78 (0.91): the styles the style erasures
+# of notebook 07 remove are drawn, and drawing them keeps most of the garment.
+
+# %% [markdown]
 # ## Samples: rows are classes, columns are seeds
 
 # %%
@@ -85,6 +100,11 @@ prompts = [f"a photo of a {c}" for c in classes]
 grid = generate_grid(pipeline, prompts, [seed_offset + k for k in range(grid_seeds)], generation)
 fig = plots.image_grid(grid, classes, [f"seed {seed_offset + k}" for k in range(grid_seeds)])
 results.save_figure(fig, figures_prefix + "base_model_samples.png")
+
+# %% [markdown]
+# **What this shows.** One row per class, the same eight evaluation seeds in every row: the garments
+# are recognisable at 32 px, with the variety of pose and shade of Fashion-MNIST; sandals are the
+# least solid (thin straps on black), shirts the least distinct from t-shirts and pullovers.
 
 # %%
 if styles:
