@@ -69,6 +69,7 @@ OUT_15-erasure-window := erasure_window.csv erasure_window_probes.csv erasure_wi
 OUT_16-stopping-rule := stopping_rule_calibration.csv stopping_rule_heldout.csv stopping_rule_heldout_summary.csv
 OUT_17-calibrate-esd := esd_calibration.csv esd_calibration_summary.csv esd_calibration_windows.csv
 OUT_18-faster-sampler := sampler_agreement.csv
+OUT_19-window-across-stand-ins := erasure_window_stand_ins.csv erasure_window_stand_ins_bounds.csv
 # 01 also writes base_model_style_quality.csv when the model draws styles (not a target: not always written).
 # 99 rewrites the README's claims table: its target is a stamp, build/$(PROFILE)/stamps/99-claims-table.done.
 OUT_99-claims-table :=
@@ -83,7 +84,7 @@ READS_13-compare-methods := esd_calibration_summary.csv
 # 08 reads the erasures 13 saved in erasure_cache (trains them itself when absent); 13's result file stands for them.
 READS_08-robustness := object_erasure_comparison.csv esd_calibration_summary.csv
 # Notebooks that load no model (they read result files only).
-READERS_ONLY := 06-where-the-concept-goes 11-when-to-stop 99-claims-table
+READERS_ONLY := 06-where-the-concept-goes 11-when-to-stop 19-window-across-stand-ins 99-claims-table
 BUILTIN_MODEL := models/builtin/unet/diffusion_pytorch_model.safetensors models/builtin/text_encoder/model.safetensors \
   models/builtin/vae/diffusion_pytorch_model.safetensors models/classifier/classifier.safetensors
 
@@ -106,6 +107,8 @@ $(foreach nb,$(RESULT_NOTEBOOKS),$(eval $(call notebook_vars,$(nb))))
 # 03, 04, 05, 07, 10 and 13 read notebook 02's summary (the calibration seed, kept out of their seeds) from results/
 # itself (not their results_prefix) with the built-in settings.
 $(foreach nb,03-erase-objects 04-which-parameters 05-images-and-epochs 07-erase-styles 10-several-concepts 13-compare-methods,$(eval DEPS_$(nb) += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_$(nb)),builtin)),results/fewshot_calibration_summary.csv)))
+# 19 reads notebook 15's window of every stand-in: the built-in model's and those run with PROFILE=<stand-in>.
+DEPS_19-window-across-stand-ins += results/erasure_window.csv $(wildcard results/stand-ins/*/erasure_window.csv)
 # 13 scores with the built-in CLIP (models/clip, from 00-train-clip-evaluator) unless told otherwise.
 DEPS_13-compare-methods += $(if $(filter models/clip,$(call param,clip_model,$(PARAMS_13-compare-methods),models/clip)),models/clip/model.safetensors)
 # 99 reads every result file in its results_dir: it runs last, after all the others.

@@ -340,14 +340,18 @@ def time_bars(summary) -> plt.Figure:
     return fig
 
 
-def erasure_window(trajectories, bounds) -> plt.Figure:
-    """One panel per (stand-in, learning rate): for each concept and seed, a segment from the first
-    step at which the concept is erased (circle) to the first at which the other classes are
-    damaged (cross); green where a clean window exists. Lower steps are cheaper; a wide green
-    segment is a forgiving window."""
-    panels = list(bounds.groupby(["stand_in", "lr"], sort=True))
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 0.42 * bounds.concept.nunique() + 1.6), squeeze=False)
-    for ax, ((stand_in, lr), part) in zip(axes[0], panels):
+def erasure_window(trajectories, bounds, columns: int | None = None) -> plt.Figure:
+    """One panel per (stand-in, learning rate), ``columns`` to a row (default: all in one row): for
+    each concept and seed, a segment from the first step at which the concept is erased (circle) to
+    the first at which the other classes are damaged (cross); green where a clean window exists.
+    Lower steps are cheaper; a wide green segment is a forgiving window."""
+    panels = list(bounds.groupby(["stand_in", "lr"], sort=False))
+    ncols = min(columns or len(panels), len(panels))
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5.0 * ncols, (0.42 * bounds.concept.nunique() + 1.6) * nrows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
+    for ax, ((stand_in, lr), part) in zip(axes.flat, panels):
         concepts = sorted(part.concept.unique())
         seeds = sorted(part.seed.unique())
         last = float(trajectories[(trajectories.stand_in == stand_in) & (trajectories.lr == lr)].step.max())

@@ -498,6 +498,20 @@ def _window_rows(results_dir: Path) -> list[dict[str, str]]:
             "file": "results/erasure_window_fixed_steps.csv",
             "command": "make results (notebooks/paper/15-erasure-window.ipynb)",
         })  # fmt: skip
+    stand_ins = results_dir / "erasure_window_stand_ins.csv"
+    if stand_ins.is_file():
+        si = pd.read_csv(stand_ins)
+        shown = "; ".join(f"{r.stand_in} (lr {r.lr:g}): clean {r.clean_share:.2f} [{r.clean_share_low:.2f}, {r.clean_share_high:.2f}] of "
+                          f"{r.runs} runs, {r.concepts_clean} of {r.concepts} concepts, best fixed count clean in {r.best_fixed_clean_share:.2f}"
+                          for r in si.itertuples())  # fmt: skip
+        shared = sorted(si[si.best_fixed_clean_share >= 0.8].stand_in.unique())
+        rows.append({
+            "claim": "Beyond the paper: a text encoder more like SD's (frozen, pretrained, larger) gives every concept a shared window",
+            "ours": "on the judged steps all stand-ins share: " + shown,
+            "verdict": f"a shared window on {', '.join(shared)}" if shared else "no stand-in has a shared window",
+            "file": "results/erasure_window_stand_ins.csv",
+            "command": "make results (notebooks/paper/19-window-across-stand-ins.ipynb)",
+        })  # fmt: skip
     heldout = results_dir / "stopping_rule_heldout_summary.csv"
     if heldout.is_file():
         h = pd.read_csv(heldout).set_index("setting")

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
 from erasure_lib.data import CLASS_GROUPS, CLASSES, HELDOUT_OBJECT_TEMPLATES
-from erasure_lib.evaluation import ClassPromptSet, classify_images, per_class_accuracy
+from erasure_lib.evaluation import ClassPromptSet, classify_images, per_class_accuracy, spread
 from erasure_lib.generate import GenerationConfig, generate_from_embeddings
 from erasure_lib.io import atomic_directory
 from erasure_lib.methods import fewshot
@@ -170,6 +170,54 @@ def fixed_step_outcomes(trajectories: pd.DataFrame, thresholds: WindowThresholds
     out = t.groupby([*group, "step"], as_index=False).agg(
         runs=("clean", "size"), clean_share=("clean", "mean"), erased_share=("erased_share", "mean"), others_drop=("others_drop", "mean"))
     return out
+
+
+def shared_steps(trajectories: pd.DataFrame, stand_ins: Sequence[str]) -> dict[float, tuple[int, ...]]:
+    """Per learning rate, the judged optimizer steps (> 0) that every one of ``stand_ins`` measured at
+    that rate has in common (a learning rate that not all of them measured is left out)."""
+    out: dict[float, tuple[int, ...]] = {}
+    for lr, part in trajectories[trajectories.stand_in.isin(stand_ins)].groupby("lr", sort=True):
+        grids = [set(g.step[g.step > 0].astype(int)) for _, g in part.groupby("stand_in")]
+        if len(grids) == len(set(stand_ins)):
+            out[float(lr)] = tuple(sorted(set.intersection(*grids)))
+    return out
+
+
+def compare_stand_ins(
+    trajectories: pd.DataFrame, compared: Mapping[float, Sequence[str]], thresholds: WindowThresholds = WindowThresholds(),
+    level: float = 0.95,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The window of several stand-ins side by side, like for like: at each learning rate of
+    ``compared`` (learning rate -> the stand-ins compared at it), every run is read on the judged steps
+    that all of those stand-ins share (:func:`shared_steps`), so that a finer grid does not find
+    windows a coarser one would miss. Returns (per-run :func:`window_bounds` on the shared steps, one
+    summary row per stand-in and learning rate): runs, ``clean_share`` (runs with a clean step) with a
+    ``level`` bootstrap interval over runs, ``concepts_clean`` (concepts clean in at least one seed),
+    the medians of the first erased and first damaged steps (NaN: not reached; ``never_erased`` and
+    ``never_damaged`` count those runs), and the best fixed step count (:func:`fixed_step_outcomes`)
+    with its clean share, erased share and others' drop."""
+    bounds_parts, rows = [], []
+    for lr, stand_ins in compared.items():
+        steps = shared_steps(trajectories[trajectories.lr == lr], stand_ins).get(float(lr), ())
+        if not steps:
+            raise ValueError(f"lr {lr:g}: the stand-ins {list(stand_ins)} share no judged step (or not all were measured at this rate)")
+        part = trajectories[(trajectories.lr == lr) & trajectories.stand_in.isin(stand_ins) & trajectories.step.isin((0, *steps))]
+        bounds = window_bounds(part, thresholds)
+        bounds = pd.concat([bounds[bounds.stand_in == s] for s in stand_ins], ignore_index=True)  # in the order asked
+        fixed = fixed_step_outcomes(part, thresholds)
+        bounds_parts.append(bounds)
+        for stand_in in stand_ins:
+            b, f = bounds[bounds.stand_in == stand_in], fixed[fixed.stand_in == stand_in]
+            best = f.sort_values(["clean_share", "others_drop"], ascending=[False, True]).iloc[0]
+            low, high = spread(b.clean.astype(float).to_numpy(), level=level)
+            rows.append({"stand_in": stand_in, "lr": float(lr), "shared_steps": " ".join(map(str, steps)), "runs": len(b),
+                         "clean_share": float(b.clean.mean()), "clean_share_low": low, "clean_share_high": high,
+                         "concepts": b.concept.nunique(), "concepts_clean": int(b[b.clean].concept.nunique()),
+                         "median_erased_step": float(b.erased_step.median()), "never_erased": int(b.erased_step.isna().sum()),
+                         "median_damage_step": float(b.damage_step.median()), "never_damaged": int(b.damage_step.isna().sum()),
+                         "best_fixed_step": int(best.step), "best_fixed_clean_share": float(best.clean_share),
+                         "best_fixed_erased_share": float(best.erased_share), "best_fixed_others_drop": float(best.others_drop)})  # fmt: skip
+    return pd.concat(bounds_parts, ignore_index=True), pd.DataFrame(rows)
 
 
 def image_digest(image: str | Path | Image.Image) -> str:

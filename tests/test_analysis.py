@@ -231,6 +231,19 @@ def test_claims_rows_for_the_analyses_follow_the_numbers(tmp_path):
     assert rows["Sec. 4.6: zero-shot (no"].startswith("reproduced") and rows["Sec. 4.4: styles are er"].startswith("reproduced")
 
 
+def test_claims_row_for_the_stand_ins_says_which_has_a_shared_window(tmp_path):
+    summary = pd.DataFrame({"stand_in": ["a", "b"], "lr": [1e-3, 1e-3], "runs": [30, 30], "clean_share": [0.1, 0.5],
+                            "clean_share_low": [0.0, 0.3], "clean_share_high": [0.2, 0.7], "concepts": [10, 10],
+                            "concepts_clean": [2, 9], "best_fixed_clean_share": [0.07, 0.4]})  # fmt: skip
+    summary.to_csv(tmp_path / "erasure_window_stand_ins.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if "more like SD's" in r["claim"])
+    assert row["verdict"] == "no stand-in has a shared window"
+    assert "b (lr 0.001): clean 0.50 [0.30, 0.70] of 30 runs, 9 of 10 concepts, best fixed count clean in 0.40" in row["ours"]
+    summary.assign(best_fixed_clean_share=[0.07, 0.85]).to_csv(tmp_path / "erasure_window_stand_ins.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if "more like SD's" in r["claim"])
+    assert row["verdict"] == "a shared window on b"
+
+
 def test_claims_rows_for_the_window_and_the_rule_follow_the_numbers(tmp_path):
     """The window row and the stopping-rule row flip their verdicts with their numbers."""
     fixed = pd.DataFrame({"stand_in": "s", "lr": 1e-3, "step": [2, 4], "runs": 10, "clean_share": [0.2, 0.5],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,7 +14,7 @@ import torch
 from conftest import CONCEPT, state
 from diffusers import StableDiffusionPipeline
 
-from erasure_lib import data, stopping, window
+from erasure_lib import data, plots, stopping, window
 from erasure_lib.generate import GenerationConfig, generate
 from erasure_lib.methods.base import NonFiniteLossError
 from erasure_lib.methods.fewshot import FewShotConfig, erase
@@ -155,6 +156,38 @@ def test_fixed_step_outcomes_count_clean_runs() -> None:
     f = window.fixed_step_outcomes(TRAJ).set_index("step")
     assert f.loc[4, "clean_share"] == pytest.approx(1 / 3) and f.loc[2, "clean_share"] == 0.0
     assert f.loc[8, "others_drop"] == pytest.approx(np.mean([0.30, 0.40, 0.0]))
+
+
+def test_stand_ins_are_compared_on_the_steps_they_share() -> None:
+    """A finer grid must not find a window that the other stand-in's grid could not see."""
+    fine = pd.concat([
+        trajectory("bag", 0, [1.0, 0.0, 0.0, 0.0, 0.0], [0.9, 0.9, 0.7, 0.6, 0.5], steps=(0, 3, 4, 6, 8)),  # clean only at 3
+        trajectory("coat", 0, [1.0, 0.5, 0.0, 0.0, 0.0], [0.9, 0.9, 0.9, 0.9, 0.6], steps=(0, 3, 4, 6, 8)),  # clean at 4 and 6
+    ], ignore_index=True).assign(stand_in="fine")  # fmt: skip
+    coarse = TRAJ.assign(stand_in="coarse")  # steps 2, 4, 8: bag clean at 4, coat and dress never
+    both = pd.concat([fine, coarse], ignore_index=True)
+    assert window.shared_steps(both, ["fine", "coarse"]) == {1e-3: (4, 8)}
+    bounds, summary = window.compare_stand_ins(both, {1e-3: ["fine", "coarse"]})
+    b = bounds.set_index(["stand_in", "concept"])
+    assert not b.loc[("fine", "bag"), "clean"] and b.loc[("fine", "bag"), "damage_step"] == 4  # step 3 is not shared
+    assert b.loc[("fine", "coat"), "clean_step"] == 4 and b.loc[("coarse", "bag"), "clean_step"] == 4
+    s = summary.set_index("stand_in")
+    assert s.loc["fine", "shared_steps"] == "4 8" and s.loc["fine", "runs"] == 2 and s.loc["coarse", "runs"] == 3
+    assert s.loc["fine", "clean_share"] == 0.5 and s.loc["coarse", "clean_share"] == pytest.approx(1 / 3)
+    assert s.loc["coarse", "concepts_clean"] == 1 and s.loc["coarse", "never_erased"] == 1  # dress
+    assert s.loc["fine", "best_fixed_step"] == 4 and s.loc["fine", "best_fixed_clean_share"] == 0.5
+    assert s.loc["coarse", "clean_share_low"] <= 1 / 3 <= s.loc["coarse", "clean_share_high"]
+    with pytest.raises(ValueError, match="share no judged step"):
+        window.compare_stand_ins(both, {1e-4: ["fine", "coarse"]})
+
+
+def test_window_figure_puts_panels_in_the_order_compared_and_wraps_rows() -> None:
+    three = pd.concat([TRAJ.assign(stand_in=name) for name in ("c", "a", "b")], ignore_index=True)
+    bounds, _ = window.compare_stand_ins(three, {1e-3: ["c", "a", "b"]})
+    fig = plots.erasure_window(three, bounds, columns=2)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 4 and [ax.get_title().split(",")[0] for ax in visible] == ["c", "a", "b"]
+    plt.close(fig)
 
 
 def test_rule_grid_reads_each_stop_from_the_trace() -> None:

@@ -25,6 +25,8 @@ from erasure_lib.paths import BUILTIN_MODEL_DIR
 # %% tags=parameters
 seed: int = 0  # seed of every random draw in training
 steps: int = 1200  # optimizer steps (batch 128)
+text_layers: int = 4  # transformer layers of the text tower (8 for the larger-encoder stand-in)
+text_hidden_size: int = 128  # width of the text tower (heads of 32 channels, feed-forward 4x wide)
 n_eval: int = 500  # held-out test images per style for the retrieval check
 threads: int = 2  # torch CPU threads
 clip_dir: str = "models/clip"  # where the model is saved (relative to the repo root)
@@ -34,7 +36,8 @@ checkpoint: str = "runs/builtin-clip.pt"  # resumable training state
 
 # %%
 torch.set_num_threads(threads)
-config = cs.ClipTrainConfig(seed=seed, steps=steps)
+config = cs.ClipTrainConfig(seed=seed, steps=steps, text_layers=text_layers, text_hidden_size=text_hidden_size,
+                            text_heads=text_hidden_size // 32, text_intermediate_size=4 * text_hidden_size)  # fmt: skip
 print(config)
 t_start = time.perf_counter()
 tokenizer = CLIPTokenizer.from_pretrained(BUILTIN_MODEL_DIR / "tokenizer")
@@ -72,7 +75,7 @@ check
 # %%
 results.record_run(
     "notebooks/00-train-clip-evaluator.ipynb",
-    dict(seed=seed, steps=steps, n_eval=n_eval),
+    dict(seed=seed, steps=steps, text_layers=text_layers, text_hidden_size=text_hidden_size, n_eval=n_eval),
     [clip_dir, results_prefix + "clip_evaluator_check.csv", figures_prefix + "clip_evaluator_training_loss.png"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",

@@ -35,6 +35,7 @@ from erasure_lib.models import load_pipeline
 
 # %% tags=parameters
 recipe: str = "frozen-clip"  # the stand-in built: 'frozen-clip' or 'frozen-minilm'
+stand_in: str = ""  # its name in paths and tables ('': the recipe; e.g. 'frozen-clip-8x256' for a larger CLIP's tower)
 text_encoder_source: str = "default"  # 'default': models/clip (frozen-clip) or 'package', the PyPI package's MiniLM (frozen-minilm)
 init_model: str = "models/builtin"  # the U-Net starts from this model's (its VAE is reused)
 steps: int = 1500  # optimizer steps of the U-Net
@@ -45,14 +46,15 @@ seed: int = 0  # seed of every random draw
 check_per_class: int = 16  # generated images per class in the quality check
 check_steps: list = [10, 25, 50]  # sampling-step counts of the quality check (convergence)
 threads: int = 1  # torch CPU threads
-model_dir: str = "models/stand-ins/{recipe}"  # where the stand-in is saved (not committed: rebuilt here)
-checkpoint: str = "runs/stand-in-{recipe}.pt"  # resumable training state
+model_dir: str = "models/stand-ins/{stand_in}"  # where the stand-in is saved (not committed: rebuilt here)
+checkpoint: str = "runs/stand-in-{stand_in}.pt"  # resumable training state
 results_prefix: str = "results/"  # folder of the result files
 
 # %%
 t_start = time.perf_counter()
 torch.set_num_threads(threads)
-model_dir, checkpoint = model_dir.format(recipe=recipe), checkpoint.format(recipe=recipe)
+stand_in = stand_in or recipe
+model_dir, checkpoint = model_dir.format(stand_in=stand_in), checkpoint.format(stand_in=stand_in)
 source = {"frozen-clip": "models/clip", "frozen-minilm": "package"}.get(recipe) if text_encoder_source == "default" else text_encoder_source
 base = load_pipeline(results.resolve(init_model))
 trained = json.loads((results.resolve(init_model) / "training.json").read_text())["config"]
@@ -67,7 +69,7 @@ print(f"{len(train.labels)} images encoded in {encode_seconds:.0f} s")
 (unet, losses), train_seconds = builtin.timed(builtin.train_unet_to_read, config, train, latents, tokenizer, text_encoder, unet,
                                               steps, lr, checkpoint=results.resolve(checkpoint))  # fmt: skip
 pipeline = builtin.assemble_pipeline(config, base.vae, unet, text_encoder, tokenizer)
-record = {"recipe": recipe, "text_encoder_source": source, "init_model": init_model, "steps": steps, "lr": lr, "n_train": n_train,
+record = {"stand_in": stand_in, "recipe": recipe, "text_encoder_source": source, "init_model": init_model, "steps": steps, "lr": lr, "n_train": n_train,
           "train_seconds": train_seconds, "final_loss_mean_last_100": float(np.mean(losses[-100:]))}  # fmt: skip
 builtin.save_builtin(pipeline, results.resolve(model_dir), config, record)
 print(record)
@@ -84,9 +86,9 @@ real = pd.read_csv(results.resolve("results/classifier_accuracy.csv")).query("st
 rows = []
 for n_steps in check_steps:
     accuracy = evaluation.per_class_accuracy(evaluation.classify_generated(pipeline, judge, prompts, GenerationConfig(n_steps, 7.5, 160)))
-    rows += [{"stand_in": recipe, "sampling_steps": n_steps, "class": c, "accuracy": float(accuracy[c]), "real_accuracy": float(real[c])} for c in data.CLASSES]
+    rows += [{"stand_in": stand_in, "sampling_steps": n_steps, "class": c, "accuracy": float(accuracy[c]), "real_accuracy": float(real[c])} for c in data.CLASSES]
 quality = pd.DataFrame(rows)
-results.write_csv(quality, results_prefix + f"stand_in_quality_{recipe}.csv", sort_by=["sampling_steps", "class"])
+results.write_csv(quality, results_prefix + f"stand_in_quality_{stand_in}.csv", sort_by=["sampling_steps", "class"])
 bar = quality.groupby("sampling_steps").apply(lambda q: pd.Series({"mean_accuracy": q.accuracy.mean(), "worst_ratio_to_real": (q.accuracy / q.real_accuracy).min()}))
 bar["meets_bar"] = (bar.mean_accuracy >= 0.90) & (bar.worst_ratio_to_real >= 0.75)
 bar.round(3)
@@ -100,7 +102,7 @@ bar.round(3)
 results.record_run(
     "notebooks/00-train-stand-in.ipynb",
     experiment.notebook_parameters("notebooks/00-train-stand-in.ipynb", globals()),
-    [results_prefix + f"stand_in_quality_{recipe}.csv"],
+    [results_prefix + f"stand_in_quality_{stand_in}.csv"],
     time.perf_counter() - t_start,
     manifest=results_prefix + "manifest.json",
 )
