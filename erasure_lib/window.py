@@ -185,7 +185,7 @@ def shared_steps(trajectories: pd.DataFrame, stand_ins: Sequence[str]) -> dict[f
 
 def compare_stand_ins(
     trajectories: pd.DataFrame, compared: Mapping[float, Sequence[str]], thresholds: WindowThresholds = WindowThresholds(),
-    level: float = 0.95,
+    min_base_share: float = 0.5, level: float = 0.95,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The window of several stand-ins side by side, like for like: at each learning rate of
     ``compared`` (learning rate -> the stand-ins compared at it), every run is read on the judged steps
@@ -195,22 +195,34 @@ def compare_stand_ins(
     ``level`` bootstrap interval over runs, ``concepts_clean`` (concepts clean in at least one seed),
     the medians of the first erased and first damaged steps (NaN: not reached; ``never_erased`` and
     ``never_damaged`` count those runs), and the best fixed step count (:func:`fixed_step_outcomes`)
-    with its clean share, erased share and others' drop."""
+    with its clean share, erased share and others' drop. A run whose base model (step 0) draws the
+    concept in fewer than ``min_base_share`` of its images is left out (there is nothing to erase:
+    it would count as erased at once); ``left_out`` counts those runs and ``left_out_concepts`` names
+    their concepts."""
     bounds_parts, rows = [], []
     for lr, stand_ins in compared.items():
         steps = shared_steps(trajectories[trajectories.lr == lr], stand_ins).get(float(lr), ())
         if not steps:
             raise ValueError(f"lr {lr:g}: the stand-ins {list(stand_ins)} share no judged step (or not all were measured at this rate)")
         part = trajectories[(trajectories.lr == lr) & trajectories.stand_in.isin(stand_ins) & trajectories.step.isin((0, *steps))]
+        run_keys = ["stand_in", "concept", "seed"]
+        drawn = part[part.step == 0].set_index(run_keys).erased_share >= min_base_share
+        kept = drawn.reindex(pd.MultiIndex.from_frame(part[run_keys])).fillna(False).to_numpy(dtype=bool)
+        left_out = part[~kept & (part.step == 0)]
+        part = part[kept]
         bounds = window_bounds(part, thresholds)
         bounds = pd.concat([bounds[bounds.stand_in == s] for s in stand_ins], ignore_index=True)  # in the order asked
         fixed = fixed_step_outcomes(part, thresholds)
         bounds_parts.append(bounds)
         for stand_in in stand_ins:
             b, f = bounds[bounds.stand_in == stand_in], fixed[fixed.stand_in == stand_in]
+            if b.empty:
+                raise ValueError(f"{stand_in} at lr {lr:g}: no run whose base model draws its concept in >= {min_base_share} of the images")
             best = f.sort_values(["clean_share", "others_drop"], ascending=[False, True]).iloc[0]
             low, high = spread(b.clean.astype(float).to_numpy(), level=level)
+            out = left_out[left_out.stand_in == stand_in]
             rows.append({"stand_in": stand_in, "lr": float(lr), "shared_steps": " ".join(map(str, steps)), "runs": len(b),
+                         "left_out": len(out), "left_out_concepts": " ".join(sorted(out.concept.unique())),
                          "clean_share": float(b.clean.mean()), "clean_share_low": low, "clean_share_high": high,
                          "concepts": b.concept.nunique(), "concepts_clean": int(b[b.clean].concept.nunique()),
                          "median_erased_step": float(b.erased_step.median()), "never_erased": int(b.erased_step.isna().sum()),

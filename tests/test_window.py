@@ -179,6 +179,14 @@ def test_stand_ins_are_compared_on_the_steps_they_share() -> None:
     assert s.loc["coarse", "clean_share_low"] <= 1 / 3 <= s.loc["coarse", "clean_share_high"]
     with pytest.raises(ValueError, match="share no judged step"):
         window.compare_stand_ins(both, {1e-4: ["fine", "coarse"]})
+    # a run whose base model does not draw the concept has nothing to erase: left out, and said so
+    undrawn = both.copy()
+    undrawn.loc[(undrawn.stand_in == "coarse") & (undrawn.concept == "dress") & (undrawn.step == 0), "erased_share"] = 0.2
+    bounds, summary = window.compare_stand_ins(undrawn, {1e-3: ["fine", "coarse"]})
+    s = summary.set_index("stand_in")
+    assert s.loc["coarse", "runs"] == 2 and s.loc["coarse", "left_out"] == 1 and s.loc["coarse", "left_out_concepts"] == "dress"
+    assert s.loc["fine", "left_out"] == 0 and s.loc["coarse", "clean_share"] == 0.5
+    assert "dress" not in set(bounds[bounds.stand_in == "coarse"].concept)
 
 
 def test_window_figure_puts_panels_in_the_order_compared_and_wraps_rows() -> None:

@@ -162,7 +162,7 @@ STRUCTURE: dict[str, dict] = {
                                           "columns": {"erased_share": N, "others_accuracy": N, "related_accuracy": N,
                                                       "unrelated_accuracy": N}},
     "erasure_window_stand_ins.csv": {"notebook": "19-window-across-stand-ins", "keys": ["lr", "stand_in"],
-                                     "columns": {c: N for c in ("runs", "clean_share", "clean_share_low", "clean_share_high",
+                                     "columns": {c: N for c in ("runs", "left_out", "clean_share", "clean_share_low", "clean_share_high",
                                                                 "concepts_clean", "median_erased_step", "never_erased",
                                                                 "median_damage_step", "never_damaged", "best_fixed_step",
                                                                 "best_fixed_clean_share", "best_fixed_erased_share",

@@ -40,6 +40,7 @@ encoders: dict = {  # stand-in -> its text encoder, in words (the table's second
 compared: dict = {  # learning rate -> the stand-ins compared at it (each must have been run at that rate)
     1e-3: ["joint-clip", "frozen-clip", "frozen-clip-8x256", "frozen-minilm"],
 }
+min_base_share: float = 0.5  # a run counts only if the base model draws its concept in at least this share of its images
 results_prefix: str = "results/"  # folder of the result files written
 figures_prefix: str = "figures/"  # folder of the figures
 
@@ -51,7 +52,7 @@ if missing:
 trajectories = pd.concat([pd.read_csv(results.resolve(folder + "erasure_window.csv")).assign(stand_in=name)
                           for name, folder in sources.items()], ignore_index=True)  # fmt: skip
 compared = {float(lr): list(names) for lr, names in compared.items()}
-bounds, summary = window.compare_stand_ins(trajectories, compared)
+bounds, summary = window.compare_stand_ins(trajectories, compared, min_base_share=min_base_share)
 summary.insert(1, "text_encoder", summary.stand_in.map(encoders))
 results.write_csv(bounds, results_prefix + "erasure_window_stand_ins_bounds.csv", sort_by=["lr", "stand_in", "concept", "seed"])
 results.write_csv(summary, results_prefix + "erasure_window_stand_ins.csv", sort_by=["lr", "stand_in"])
@@ -61,7 +62,9 @@ summary.drop(columns=["never_damaged"]).round(2)
 # **What this shows.** One row per stand-in and learning rate, every run (10 garments x 3 erasure
 # seeds, judged on held-out wordings) read on the steps in `shared_steps` only. `clean_share`: the
 # runs with a judged step at which the garment is erased (share <= 0.10) and the other classes are
-# kept (accuracy within 0.10 of the base model), with a 95% bootstrap interval over runs;
+# kept (accuracy within 0.10 of the base model), with a 95% bootstrap interval over runs (a run whose
+# base model draws its garment in fewer than `min_base_share` of the images has nothing to erase: it
+# is left out, `left_out` counts such runs and `left_out_concepts` names them);
 # `concepts_clean`: garments clean in at least one seed; the medians of the first erased and first
 # damaged steps (a window needs the first before the second); `best_fixed_*`: the one step count
 # that is clean in most runs, the paper's fixed-epochs setting at its best. A shared window would
