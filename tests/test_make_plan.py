@@ -88,7 +88,7 @@ def test_changed_notebook_replans_it_and_its_readers_only(scratch: Path) -> None
 @pytest.mark.parametrize(("changed", "expected"), [
     ("05-images-and-epochs", ["05-images-and-epochs", "11-when-to-stop", "99-claims-table"]),
     ("13-compare-methods", ["13-compare-methods", "08-robustness", "99-claims-table"]),  # 08 reads 13's erasure cache
-    ("15-erasure-window", ["15-erasure-window", "16-stopping-rule", "99-claims-table"]),
+    ("15-erasure-window", ["15-erasure-window", "16-stopping-rule", "19-window-across-stand-ins", "99-claims-table"]),
     # 13 runs and 14 times 17's choice; 08 attacks 13's erasures
     ("17-calibrate-esd", ["17-calibrate-esd", "13-compare-methods", "08-robustness", "14-erasure-time", "99-claims-table"]),
     ("18-faster-sampler", ["18-faster-sampler", "99-claims-table"]),

@@ -10,6 +10,8 @@
 # - `joint-clip`: the built-in model, a 4 x 128 CLIP-architecture text encoder trained jointly with the U-Net;
 # - `frozen-clip`: SD's recipe, the 4 x 128 text tower of a small CLIP trained contrastively on this world, frozen;
 # - `frozen-clip-8x256`: the same recipe with an 8 x 256 text tower (a step toward SD's 12 x 768);
+#   its window covers part of the garments so far, so it is compared on those in its own run
+#   (`notebooks/params/frozen-clip-8x256/19-window-across-stand-ins.yaml`, `make results PROFILE=frozen-clip-8x256`);
 # - `frozen-minilm`: a really pretrained language encoder (all-MiniLM-L6-v2, 6 x 384), frozen.
 #
 # If the paper's fixed epochs are to serve every concept, the windows must overlap across concepts
@@ -22,13 +24,12 @@ import time
 
 import pandas as pd
 
-from erasure_lib import experiment, plots, results, window
+from erasure_lib import data, experiment, plots, results, window
 
 # %% tags=parameters
 sources: dict = {  # stand-in -> the folder holding its notebook-15 results (erasure_window.csv)
     "joint-clip": "results/",
     "frozen-clip": "results/stand-ins/frozen-clip/",
-    "frozen-clip-8x256": "results/stand-ins/frozen-clip-8x256/",
     "frozen-minilm": "results/stand-ins/frozen-minilm/",
 }
 encoders: dict = {  # stand-in -> its text encoder, in words (the table's second column)
@@ -38,8 +39,9 @@ encoders: dict = {  # stand-in -> its text encoder, in words (the table's second
     "frozen-minilm": "MiniLM-L6 (BERT), 6 x 384, pretrained on 1B sentence pairs, frozen",
 }
 compared: dict = {  # learning rate -> the stand-ins compared at it (each must have been run at that rate)
-    1e-3: ["joint-clip", "frozen-clip", "frozen-clip-8x256", "frozen-minilm"],
+    1e-3: ["joint-clip", "frozen-clip", "frozen-minilm"],
 }
+concepts: list = list(data.CLASSES)  # the garments compared (every compared stand-in must have run each)
 min_base_share: float = 0.5  # a run counts only if the base model draws its concept in at least this share of its images
 results_prefix: str = "results/"  # folder of the result files written
 figures_prefix: str = "figures/"  # folder of the figures
@@ -52,6 +54,12 @@ if missing:
 trajectories = pd.concat([pd.read_csv(results.resolve(folder + "erasure_window.csv")).assign(stand_in=name)
                           for name, folder in sources.items()], ignore_index=True)  # fmt: skip
 compared = {float(lr): list(names) for lr, names in compared.items()}
+for lr, names in compared.items():
+    for name in names:
+        absent = sorted(set(concepts) - set(trajectories[(trajectories.stand_in == name) & (trajectories.lr == lr)].concept))
+        if absent:
+            raise ValueError(f"{name} has no window at lr {lr:g} for {absent}: compare fewer `concepts` or run them (notebook 15)")
+trajectories = trajectories[trajectories.concept.isin(concepts)]
 bounds, summary = window.compare_stand_ins(trajectories, compared, min_base_share=min_base_share)
 summary.insert(1, "text_encoder", summary.stand_in.map(encoders))
 results.write_csv(bounds, results_prefix + "erasure_window_stand_ins_bounds.csv", sort_by=["lr", "stand_in", "concept", "seed"])
@@ -59,7 +67,7 @@ results.write_csv(summary, results_prefix + "erasure_window_stand_ins.csv", sort
 summary.drop(columns=["never_damaged"]).round(2)
 
 # %% [markdown]
-# **What this shows.** One row per stand-in and learning rate, every run (10 garments x 3 erasure
+# **What this shows.** One row per stand-in and learning rate, every run (the `concepts` x 3 erasure
 # seeds, judged on held-out wordings) read on the steps in `shared_steps` only. `clean_share`: the
 # runs with a judged step at which the garment is erased (share <= 0.10) and the other classes are
 # kept (accuracy within 0.10 of the base model), with a 95% bootstrap interval over runs (a run whose
