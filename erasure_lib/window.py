@@ -185,7 +185,7 @@ def shared_steps(trajectories: pd.DataFrame, stand_ins: Sequence[str]) -> dict[f
 
 def compare_stand_ins(
     trajectories: pd.DataFrame, compared: Mapping[float, Sequence[str]], thresholds: WindowThresholds = WindowThresholds(),
-    min_base_share: float = 0.5, level: float = 0.95,
+    min_base_share: float = 0.5, level: float = 0.95, concepts: Sequence[str] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The window of several stand-ins side by side, like for like: at each learning rate of
     ``compared`` (learning rate -> the stand-ins compared at it), every run is read on the judged steps
@@ -198,7 +198,17 @@ def compare_stand_ins(
     with its clean share, erased share and others' drop. A run whose base model (step 0) draws the
     concept in fewer than ``min_base_share`` of its images is left out (there is nothing to erase:
     it would count as erased at once); ``left_out`` counts those runs and ``left_out_concepts`` names
-    their concepts."""
+    their concepts. ``concepts`` (default: all in ``trajectories``) restricts the comparison to those
+    concepts, each of which every compared stand-in must have run at the rate (ValueError otherwise:
+    a stand-in missing a concept would be compared on fewer runs than the others)."""
+    if concepts is not None:
+        for lr, stand_ins in compared.items():
+            for stand_in in stand_ins:
+                ran = trajectories[(trajectories.stand_in == stand_in) & (trajectories.lr == lr)].concept
+                absent = sorted(set(concepts) - set(ran))
+                if absent:
+                    raise ValueError(f"{stand_in} has no window at lr {lr:g} for {absent}: compare fewer concepts or run them (notebook 15)")
+        trajectories = trajectories[trajectories.concept.isin(concepts)]
     bounds_parts, rows = [], []
     for lr, stand_ins in compared.items():
         steps = shared_steps(trajectories[trajectories.lr == lr], stand_ins).get(float(lr), ())

@@ -187,6 +187,11 @@ def test_stand_ins_are_compared_on_the_steps_they_share() -> None:
     assert s.loc["coarse", "runs"] == 2 and s.loc["coarse", "left_out"] == 1 and s.loc["coarse", "left_out_concepts"] == "dress"
     assert s.loc["fine", "left_out"] == 0 and s.loc["coarse", "clean_share"] == 0.5
     assert "dress" not in set(bounds[bounds.stand_in == "coarse"].concept)
+    # `concepts` compares those only, and every compared stand-in must have run each of them
+    bounds, summary = window.compare_stand_ins(both, {1e-3: ["fine", "coarse"]}, concepts=["bag", "coat"])
+    assert set(bounds.concept) == {"bag", "coat"} and summary.set_index("stand_in").loc["coarse", "runs"] == 2
+    with pytest.raises(ValueError, match=r"fine has no window at lr 0.001 for \['dress'\]"):
+        window.compare_stand_ins(both, {1e-3: ["fine", "coarse"]}, concepts=["bag", "dress"])
 
 
 def test_window_figure_puts_panels_in_the_order_compared_and_wraps_rows() -> None:

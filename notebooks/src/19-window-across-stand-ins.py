@@ -54,13 +54,8 @@ if missing:
 trajectories = pd.concat([pd.read_csv(results.resolve(folder + "erasure_window.csv")).assign(stand_in=name)
                           for name, folder in sources.items()], ignore_index=True)  # fmt: skip
 compared = {float(lr): list(names) for lr, names in compared.items()}
-for lr, names in compared.items():
-    for name in names:
-        absent = sorted(set(concepts) - set(trajectories[(trajectories.stand_in == name) & (trajectories.lr == lr)].concept))
-        if absent:
-            raise ValueError(f"{name} has no window at lr {lr:g} for {absent}: compare fewer `concepts` or run them (notebook 15)")
 trajectories = trajectories[trajectories.concept.isin(concepts)]
-bounds, summary = window.compare_stand_ins(trajectories, compared, min_base_share=min_base_share)
+bounds, summary = window.compare_stand_ins(trajectories, compared, min_base_share=min_base_share, concepts=concepts)
 summary.insert(1, "text_encoder", summary.stand_in.map(encoders))
 results.write_csv(bounds, results_prefix + "erasure_window_stand_ins_bounds.csv", sort_by=["lr", "stand_in", "concept", "seed"])
 results.write_csv(summary, results_prefix + "erasure_window_stand_ins.csv", sort_by=["lr", "stand_in"])
