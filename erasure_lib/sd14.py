@@ -9,9 +9,12 @@ The component configs live in ``erasure_lib/configs/sd14/`` (copied from the pub
   (four levels, the same block types, 2 layers per block, 8 attention heads, one transformer per
   attention block, the same norm groups and latent channels, hence the same module tree) at widths
   (32, 64, 128, 128): a tenth of the U-Net's, a quarter of the VAE's, in the same ratios; 64 px.
-  The text encoder, tokenizer and scheduler are SD v1.4's own at full size, so the U-Net's
-  cross-attention dimension stays 768 and the few-shot method trains exactly the parameters it
-  trains on SD v1.4.
+  The text encoder keeps CLIP ViT-L/14's module tree (12 layers, 12 heads, quick-GELU, 77
+  positions, the 49,408-token vocabulary) at width 96 (feed-forward 384, the same 4x), an eighth
+  of 768, and the U-Net's cross-attention reads that width: the few-shot method trains the same
+  modules as on SD v1.4, 0.93M parameters instead of 59.0M for ``mlp-final-attn`` (a full-width
+  text encoder made the CI's weightless SD path spend most of its time in the text encoder).
+  Tokenizer and scheduler are SD v1.4's own.
 
 Weights are random (meaningless images); the code path is what is under test.
 """
@@ -41,9 +44,11 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs" / "sd14"
 PARAMETER_COUNTS: dict[str, int] = {"unet": 859_520_964, "vae": 83_653_863, "text_encoder": 123_060_480}
 
 # The "tiny" scale: only widths and the sample size change; every structural key stays SD v1.4's.
+_TINY_WIDTH = 96  # the tiny text encoder's width, which the tiny U-Net's cross-attention reads (12 heads of 8)
 _TINY_OVERRIDES: dict[str, dict[str, Any]] = {
-    "unet": {"block_out_channels": [32, 64, 128, 128], "sample_size": 8},
+    "unet": {"block_out_channels": [32, 64, 128, 128], "sample_size": 8, "cross_attention_dim": _TINY_WIDTH},
     "vae": {"block_out_channels": [32, 64, 128, 128], "sample_size": 64},
+    "text_encoder": {"hidden_size": _TINY_WIDTH, "intermediate_size": 4 * _TINY_WIDTH, "projection_dim": _TINY_WIDTH},
 }
 
 
@@ -97,7 +102,7 @@ def build_vae(scale: Scale = "full", resolution: int | None = None) -> Autoencod
 
 
 def build_text_encoder(scale: Scale = "full") -> CLIPTextModel:
-    """SD v1.4's text encoder, CLIP ViT-L/14's text tower: 12 layers, width 768 (at both scales)."""
+    """SD v1.4's text encoder, CLIP ViT-L/14's text tower: 12 layers, width 768 (96 at the tiny scale)."""
     config = sd14_config("text_encoder", scale)
     return CLIPTextModel(CLIPTextConfig(**{k: v for k, v in config.items() if k not in ("_name_or_path", "architectures")}))
 

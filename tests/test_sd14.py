@@ -75,23 +75,39 @@ def _layout(module: torch.nn.Module) -> list[tuple[str, str]]:
     return [(name, type(m).__name__) for name, m in module.named_modules()]
 
 
-@pytest.mark.parametrize("component", ["unet", "vae"])
+TINY_CHANGES = {  # the only keys the tiny scale changes: widths and the sample size
+    "unet": {"block_out_channels", "sample_size", "cross_attention_dim"},
+    "vae": {"block_out_channels", "sample_size"},
+    "text_encoder": {"hidden_size", "intermediate_size", "projection_dim"},
+}
+
+
+@pytest.mark.parametrize("component", ["unet", "vae", "text_encoder"])
 def test_tiny_scale_keeps_the_structure(component: str) -> None:
     full, tiny = sd14.sd14_config(component, "full"), sd14.sd14_config(component, "tiny")  # type: ignore[arg-type]
-    changed = {k for k in full if full[k] != tiny[k]}
-    assert changed == {"block_out_channels", "sample_size"}
-    builder = sd14.build_unet if component == "unet" else sd14.build_vae
+    assert {k for k in full if full[k] != tiny[k]} == TINY_CHANGES[component]
+    builder = {"unet": sd14.build_unet, "vae": sd14.build_vae, "text_encoder": sd14.build_text_encoder}[component]
     with torch.device("meta"):
         assert _layout(builder("full")) == _layout(builder("tiny"))
 
 
-def test_tiny_scale_keeps_the_text_encoder_and_cross_attention() -> None:
-    assert sd14.sd14_config("text_encoder", "tiny") == sd14.sd14_config("text_encoder", "full")
-    assert sd14.sd14_config("unet", "tiny")["cross_attention_dim"] == 768
+@pytest.mark.parametrize(("scale", "width"), [("full", 768), ("tiny", 96)])
+def test_cross_attention_reads_the_text_encoder_at_both_scales(scale: str, width: int) -> None:
+    text = sd14.sd14_config("text_encoder", scale)  # type: ignore[arg-type]
+    assert text["hidden_size"] == width and text["intermediate_size"] == 4 * width and text["num_attention_heads"] == 12
+    assert sd14.sd14_config("unet", scale)["cross_attention_dim"] == width  # type: ignore[arg-type]
     with torch.device("meta"):
-        unet = sd14.build_unet("tiny")
+        unet = sd14.build_unet(scale)  # type: ignore[arg-type]
     attn2 = [m for n, m in unet.named_modules() if n.endswith("attn2")]
-    assert len(attn2) == 16 and all(m.to_k.in_features == 768 for m in attn2)  # SD v1.4: 16 cross-attentions
+    assert len(attn2) == 16 and all(m.to_k.in_features == width for m in attn2)  # SD v1.4: 16 cross-attentions
+
+
+def test_mlp_final_attn_trains_sd14s_59m_parameters() -> None:
+    """What the paper's option trains on SD v1.4's full-width text encoder (counted on the meta device)."""
+    with torch.device("meta"):
+        text_encoder = sd14.build_text_encoder("full")
+    trained = fewshot.trainable_parameters(text_encoder, "mlp-final-attn")
+    assert sum(p.numel() for p in trained.values()) == _mlp_final_attn_count() == 59_031_552
 
 
 def test_resolution_override_and_its_check() -> None:
@@ -124,7 +140,7 @@ def test_saved_folder_is_a_diffusers_pipeline(tiny_sd14_dir: Path) -> None:
     for component in ("unet", "vae", "text_encoder"):
         assert list((tiny_sd14_dir / component).glob("*.safetensors")), component
     unet_config = json.loads((tiny_sd14_dir / "unet" / "config.json").read_text())
-    assert unet_config["cross_attention_dim"] == 768 and unet_config["block_out_channels"] == [32, 64, 128, 128]
+    assert unet_config["cross_attention_dim"] == 96 and unet_config["block_out_channels"] == [32, 64, 128, 128]
 
 
 def test_load_pipeline_loads_the_folder(tiny_sd14: StableDiffusionPipeline) -> None:
@@ -156,7 +172,7 @@ def test_fewshot_erase_and_generate_on_tiny_sd14(tiny_sd14: StableDiffusionPipel
     config = fewshot.FewShotConfig(epochs=1)  # the paper's settings, one epoch (2 steps) to stay fast
     result = fewshot.erase(tiny_sd14, "tench", images, config, progress_bar=False)
     assert len(result.losses) == 2 and all(np.isfinite(result.losses))
-    assert result.info["trainable_parameters"] == _mlp_final_attn_count() == 59_031_552
+    assert result.info["trainable_parameters"] == _mlp_final_attn_count(96, 384) == 927_744  # the tiny width's share
     erased = result.apply(tiny_sd14)
     prompts = pd.DataFrame(
         {"case_number": [0, 1], "prompt": ["a photo of a tench", "a photo of a church"], "evaluation_seed": [10, 11]}

@@ -91,7 +91,7 @@ def check_rank_one_edit(base: UNet2DConditionModel, result: ErasureResult) -> No
 
 @pytest.fixture(scope="module")
 def sd14_tiny() -> StableDiffusionPipeline:
-    """SD v1.4's architecture (full-size text encoder, reduced-width U-Net), random weights, at 128 px:
+    """SD v1.4's architecture (at the tiny scale's reduced widths), random weights, at 128 px:
     16x16 latents, so that the mid-block attention sees 2x2 tokens (at the default 64 px it sees one
     token, and a one-token self-attention gives its query and key projections no gradient)."""
     if not (BUILTIN_MODEL_DIR / "tokenizer").is_dir():

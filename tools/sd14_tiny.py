@@ -2,8 +2,9 @@
 
 ``python tools/sd14_tiny.py build/sd14-tiny`` writes
 
-- ``model/``: SD v1.4's architecture at reduced U-Net/VAE widths (SD's own text encoder, tokenizer
-  and scheduler), random weights, as a local diffusers folder (:func:`erasure_lib.sd14.build_random_sd14`);
+- ``model/``: SD v1.4's architecture at reduced widths (U-Net, VAE and text encoder: see
+  :mod:`erasure_lib.sd14`; SD's own tokenizer and scheduler), random weights, as a local diffusers
+  folder (:func:`erasure_lib.sd14.build_random_sd14`);
 - ``imagenette/<class>/*.png``: random-noise stand-ins for the Imagenette images, one folder per class,
   laid out as ``data/imagenette`` is;
 - ``coco/prompts.csv`` and ``coco/images/``: a few captions and noise images in the layout of the
