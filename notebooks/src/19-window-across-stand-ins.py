@@ -10,8 +10,6 @@
 # - `joint-clip`: the built-in model, a 4 x 128 CLIP-architecture text encoder trained jointly with the U-Net;
 # - `frozen-clip`: SD's recipe, the 4 x 128 text tower of a small CLIP trained contrastively on this world, frozen;
 # - `frozen-clip-8x256`: the same recipe with an 8 x 256 text tower (a step toward SD's 12 x 768);
-#   its window covers part of the garments so far, so it is compared on those in its own run
-#   (`notebooks/params/frozen-clip-8x256/19-window-across-stand-ins.yaml`, `make results PROFILE=frozen-clip-8x256`);
 # - `frozen-minilm`: a really pretrained language encoder (all-MiniLM-L6-v2, 6 x 384), frozen.
 #
 # If the paper's fixed epochs are to serve every concept, the windows must overlap across concepts
@@ -30,6 +28,7 @@ from erasure_lib import data, experiment, plots, results, window
 sources: dict = {  # stand-in -> the folder holding its notebook-15 results (erasure_window.csv)
     "joint-clip": "results/",
     "frozen-clip": "results/stand-ins/frozen-clip/",
+    "frozen-clip-8x256": "results/stand-ins/frozen-clip-8x256/",
     "frozen-minilm": "results/stand-ins/frozen-minilm/",
 }
 encoders: dict = {  # stand-in -> its text encoder, in words (the table's second column)
@@ -39,7 +38,7 @@ encoders: dict = {  # stand-in -> its text encoder, in words (the table's second
     "frozen-minilm": "MiniLM-L6 (BERT), 6 x 384, pretrained on 1B sentence pairs, frozen",
 }
 compared: dict = {  # learning rate -> the stand-ins compared at it (each must have been run at that rate)
-    1e-3: ["joint-clip", "frozen-clip", "frozen-minilm"],
+    1e-3: ["joint-clip", "frozen-clip", "frozen-clip-8x256", "frozen-minilm"],
 }
 concepts: list = list(data.CLASSES)  # the garments compared (every compared stand-in must have run each)
 min_base_share: float = 0.5  # a run counts only if the base model draws its concept in at least this share of its images
