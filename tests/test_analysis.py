@@ -267,8 +267,8 @@ def test_claims_rows_for_the_window_and_the_rule_follow_the_numbers(tmp_path):
     assert rows["a classifier-free s"] == "bar not met; does not beat the fixed count"
 
 
-def test_claim_one_compares_every_timed_esd_with_fewshot(tmp_path):
-    """Claim 1's verdict reads every ESD row (one per timed setting) and flips when one is not 10x slower."""
+def test_claim_one_compares_every_timed_unet_method_with_fewshot(tmp_path):
+    """Claim 1's verdict reads every ESD row (one per timed setting) and SPM's, and flips when one is not 10x slower."""
     times = pd.DataFrame({"method": ["esd 1000 it, lr 1e-05", "esd 200 it, lr 0.0001", "fewshot", "uce"],
                           "seconds_median": [500.0, 100.0, 0.25, 0.01], "ratio_to_fewshot": [2000.0, 400.0, 1.0, 0.04],
                           "peak_memory_mb": 600.0, "total_seconds_median": [500.0, 100.0, 0.3, 0.05]})
@@ -280,8 +280,15 @@ def test_claim_one_compares_every_timed_esd_with_fewshot(tmp_path):
     assert "esd 1000 it, lr 1e-05 2,000x (on bag); esd 200 it, lr 0.0001 400x (on bag); uce 0.04x (median" in claim["ours"]
     times.assign(ratio_to_fewshot=[2000.0, 4.0, 1.0, 0.04]).to_csv(tmp_path / "erasure_time.csv", index=False)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "mixed"
+    spm = pd.DataFrame({"method": ["spm"], "seconds_median": [2.0], "ratio_to_fewshot": [8.0], "peak_memory_mb": 600.0,
+                        "total_seconds_median": [2.1]})
+    pd.concat([times, spm]).to_csv(tmp_path / "erasure_time.csv", index=False)
+    claim = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))
+    assert claim["verdict"] == "mixed" and "; spm 8.00x" in claim["ours"]  # ESD 2000x and 400x, SPM under 10x
+    pd.concat([times[times.method != "esd 200 it, lr 0.0001"], spm.assign(ratio_to_fewshot=80.0)]).to_csv(tmp_path / "erasure_time.csv", index=False)
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "reproduced"
     times[times.method.isin(["fewshot", "uce"])].to_csv(tmp_path / "erasure_time.csv", index=False)
-    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "no ESD timed"
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "no U-Net method timed"
 
 
 def test_esd_calibration_row_reports_the_chosen_setting(tmp_path):
