@@ -12,7 +12,7 @@ PAPER_NOTEBOOKS := $(sort $(wildcard notebooks/paper/*.ipynb))
 TUTORIALS := $(sort $(wildcard notebooks/tutorials/*.ipynb))
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup data venv reproduce results results-all test unit nbval lint notebooks clean-smoke sd14-smoke FORCE
+.PHONY: setup data venv reproduce results results-all test unit nbval nbval-paper nbval-tutorials lint notebooks clean-smoke sd14-smoke FORCE
 
 setup: data venv
 
@@ -140,7 +140,11 @@ results-all: setup
 results: setup $(foreach nb,$(RESULT_NOTEBOOKS),$(TARGETS_$(nb)))
 	$(if $(SKIPPED_NOTEBOOKS),@echo "== skipped (no $(PROFILE) parameters): $(SKIPPED_NOTEBOOKS)")
 
-test: setup lint unit nbval sd14-smoke
+# The two notebook phases run side by side, each on one torch thread (two jobs on the two cores: while
+# one imports or starts a kernel, the other computes); the strict tutorial check runs after them.
+test: setup lint unit
+	$(MAKE) -j2 --output-sync=target nbval-paper sd14-smoke
+	$(MAKE) nbval-tutorials
 
 # Two pytest-xdist workers on the two cores, one torch thread each (tests/conftest.py).
 unit:
@@ -150,12 +154,21 @@ unit:
 # their key numbers (build/smoke/results/) compared with tests/expectations/smoke_numbers.json
 # (a change that moves one updates it in the same commit: tools/check_smoke_numbers.py --update).
 # Tutorials: executed as committed, outputs compared by strict nbval.
-nbval:
+# The smoke runs and the sd14 path use one torch thread (every notebook's `threads` parameter, and
+# OMP_NUM_THREADS for the rest): their numbers are the same alone or side by side (the thread count
+# changes the order of floating-point sums, so the expected smoke numbers are those of one thread).
+SMOKE_ENV := OMP_NUM_THREADS=1
+nbval: nbval-paper nbval-tutorials
+
+nbval-paper:
 	rm -rf build/nbval build/smoke && mkdir -p build/nbval build/smoke && cp README.md build/smoke/README.md
 	set -e; for nb in notebooks/00-train-base-model.ipynb notebooks/00-train-clip-evaluator.ipynb notebooks/00-train-stand-in.ipynb $(PAPER_NOTEBOOKS); do \
-	  $(VENV)/bin/papermill --prepare-only -f notebooks/params/smoke/$$(basename $$nb .ipynb).yaml $$nb build/nbval/$$(basename $$nb) > /dev/null 2>&1; done
-	$(PY) -m pytest -q -p no:cacheprovider --durations=10 --nbval-lax build/nbval
+	  $(VENV)/bin/papermill --prepare-only -f notebooks/params/smoke/$$(basename $$nb .ipynb).yaml -p threads 1 \
+	    $$nb build/nbval/$$(basename $$nb) > /dev/null 2>&1; done
+	$(SMOKE_ENV) $(PY) -m pytest -q -p no:cacheprovider --durations=10 --nbval-lax build/nbval
 	$(PY) tools/check_smoke_numbers.py build/smoke/results
+
+nbval-tutorials:
 	$(PY) -m pytest -q -p no:cacheprovider --nbval --nbval-sanitize-with notebooks/tutorials/sanitize.cfg $(TUTORIALS)
 
 lint:
@@ -180,9 +193,9 @@ benchmark: venv
 SD14_TINY_NOTEBOOKS := $(patsubst notebooks/params/sd14-tiny/%.yaml,notebooks/paper/%.ipynb,$(sort $(wildcard notebooks/params/sd14-tiny/*.yaml)))
 sd14-smoke:
 	rm -rf build/sd14-tiny/results build/sd14-tiny/figures build/sd14-tiny/erasures build/sd14-tiny/coco-quality build/sd14-tiny/esd-calibration build/sd14-tiny/nb && mkdir -p build/sd14-tiny/nb
-	PYTHONPATH=$(CURDIR) $(PY) tools/sd14_tiny.py build/sd14-tiny
+	$(SMOKE_ENV) PYTHONPATH=$(CURDIR) $(PY) tools/sd14_tiny.py build/sd14-tiny
 	set -e; for nb in $(SD14_TINY_NOTEBOOKS); do name=$$(basename $$nb .ipynb); echo "== sd14 path of $$name"; \
-	  PYTHONPATH=$(CURDIR) $(PAPERMILL) $$nb build/sd14-tiny/nb/$$name.ipynb \
-	    -f notebooks/params/sd14/$$name.yaml -f notebooks/params/sd14-tiny/$$name.yaml > build/sd14-tiny/nb/$$name.log 2>&1 \
+	  $(SMOKE_ENV) PYTHONPATH=$(CURDIR) $(PAPERMILL) $$nb build/sd14-tiny/nb/$$name.ipynb \
+	    -f notebooks/params/sd14/$$name.yaml -f notebooks/params/sd14-tiny/$$name.yaml -p threads 1 > build/sd14-tiny/nb/$$name.log 2>&1 \
 	    || { tail -40 build/sd14-tiny/nb/$$name.log; exit 1; }; done
 	$(PY) tools/sd14_tiny.py --check build/sd14-tiny

@@ -184,7 +184,7 @@ def real_accuracy(judge: Judge, images_dir: str, classes: Sequence[str], n_per_c
     from erasure_lib.evaluation import classify_images
 
     if images_dir == BUILTIN:
-        return clf.real_accuracy(judge, data.load_fashion_mnist("test"))["plain"]  # type: ignore[arg-type]
+        return clf.real_accuracy(judge, data.load_fashion_mnist("test"), styles=("plain",))["plain"]  # type: ignore[arg-type]
     universe = evaluator_classes(judge)
     accuracy = {}
     for concept in classes:

@@ -175,6 +175,18 @@ def test_real_accuracy_feeds_the_classifier_what_render_batch_gives(fashion_mnis
         assert torch.equal(x, render_batch(test, idx, np.full(12, s), np.zeros(12, bool), 32))
 
 
+def test_real_accuracy_of_some_styles_is_that_of_all_styles(fashion_mnist_available: None) -> None:
+    """Notebook 01 measures the plain renders only: the same numbers as when every style is measured."""
+    test = load_fashion_mnist("test").subset(60)
+    torch.manual_seed(0)
+    model = GarmentStyleClassifier(8).eval()
+    every, plain = real_accuracy(model, test), real_accuracy(model, test, styles=("plain",))
+    assert list(plain) == ["plain"] and plain["plain"] == every["plain"]
+    assert list(real_accuracy(model, test, styles=("sepia", "sketch"))) == ["sketch", "sepia"]  # in STYLES' order
+    with pytest.raises(ValueError, match="unknown styles"):
+        real_accuracy(model, test, styles=("watercolour",))
+
+
 # --- tools/py2nb.py --keep-outputs ----------------------------------------------------------------
 
 SOURCE = """# %% [markdown]

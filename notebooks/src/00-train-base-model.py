@@ -32,6 +32,7 @@ batch_size: int = 64  # diffusion batch size
 lr: float = 5e-4  # peak learning rate of U-Net + text encoder (cosine decay, warm-up)
 classifier_steps: int = 1500  # optimizer steps of the evaluator
 n_train: int = 60000  # training images used (the first n of the 60k; fewer only for smoke runs)
+n_test: int = 10000  # held-out test images the evaluator and the VAE are measured on (the first n of the 10k; fewer only for smoke runs)
 threads: int = 2  # torch CPU threads
 model_dir: str = "models/builtin"  # where the pipeline is saved (relative to the repo root)
 classifier_path: str = "models/classifier/classifier.safetensors"  # where the evaluator is saved
@@ -54,7 +55,7 @@ t_start = time.perf_counter()
 
 # %%
 train = data.load_fashion_mnist("train").subset(n_train)
-test = data.load_fashion_mnist("test")
+test = data.load_fashion_mnist("test").subset(n_test)
 print(f"train {train.images.shape}, test {test.images.shape}")
 rng = np.random.default_rng(seed)
 fig, axes = plt.subplots(3, 10, figsize=(10, 3.3))
