@@ -261,6 +261,20 @@ def model_digest(pipeline: StableDiffusionPipeline) -> str:
     return digest.hexdigest()[:16]
 
 
+def run_key(
+    model: str, concept: str, config: FewShotConfig, judged_steps: Sequence[int], prompts: pd.DataFrame,
+    generation: GenerationConfig, images: Sequence,
+) -> str:
+    """What a cached window run is read back for: the model's digest, the concept, every option, the
+    judged steps, the judging prompts and sampler, and the real images' content."""
+    options = asdict(config)
+    if config.probe_every == 1:  # the default: runs cached before the option existed stay valid
+        del options["probe_every"]
+    return json.dumps({"model": model, "concept": concept, "config": options, "steps": sorted(set(judged_steps)),
+                       "prompts": prompts.to_dict(orient="list"), "generation": asdict(generation),
+                       "images": [image_digest(p) for p in images]}, sort_keys=True, default=str)  # fmt: skip
+
+
 def run_window(
     pipeline: StableDiffusionPipeline,
     judge: GarmentStyleClassifier,
@@ -275,13 +289,11 @@ def run_window(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """One erasure run to ``max(judged_steps)`` optimizer steps, judged after each of ``judged_steps``
     (not step 0: judge the base model once with :func:`judge_base`), with the classifier-free probes
-    of every step. Returns (judged rows, probe trace); both are cached in ``cache`` (a folder, written
+    of every ``config.probe_every``-th step. Returns (judged rows, probe trace); both are cached in ``cache`` (a folder, written
     atomically) and read back when the run's settings and ``model`` (its :func:`model_digest`) are
     unchanged, so a sweep resumes."""
     cache = Path(cache)
-    key = json.dumps({"model": model, "concept": concept, "config": asdict(config), "steps": sorted(set(judged_steps)),
-                      "prompts": prompts.to_dict(orient="list"), "generation": asdict(generation),
-                      "images": [image_digest(p) for p in images]}, sort_keys=True, default=str)  # fmt: skip
+    key = run_key(model, concept, config, judged_steps, prompts, generation, images)
     if (cache / "key.json").is_file() and (cache / "key.json").read_text() == key:
         return pd.read_csv(cache / "judged.csv"), pd.read_csv(cache / "trace.csv")
     steps = sorted({int(s) for s in judged_steps})
@@ -327,18 +339,23 @@ def sweep(
     generation: GenerationConfig,
     cache_dir: str | Path,
     progress_bar: bool = True,
+    probe_every: Mapping[float, int] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The window of every (learning rate, concept, seed): ``judged_steps`` maps each learning rate
-    to the optimizer steps judged after (the run goes to the largest). ``concept_images(concept, seed)``
+    to the optimizer steps judged after (the run goes to the largest), ``probe_every`` a learning rate
+    to how often its probes are measured (every step when absent: long, slow runs probe less often). ``concept_images(concept, seed)``
     gives a run's real images and ``prompts_for(concept)`` the prompts that judge it. Returns tidy trajectories (``lr, concept, seed, step`` and the
     measures, step 0 = the base model) and the per-step probe traces; runs are cached under
     ``cache_dir`` so an interrupted sweep resumes."""
+    unknown = sorted(set(probe_every or {}) - set(judged_steps))
+    if unknown:
+        raise ValueError(f"probe_every names learning rates that judged_steps does not run: {unknown}")
     base = judge_base(pipeline, judge, prompts_for, concepts, generation)
     model = model_digest(pipeline)
     runs = [(lr, c, s) for lr in judged_steps for c in concepts for s in seeds]
     rows, traces = [], []
     for lr, concept, seed in tqdm(runs, desc="erasure windows", disable=not progress_bar):
-        run_config = replace(config, lr=lr, seed=seed)
+        run_config = replace(config, lr=lr, seed=seed, probe_every=int((probe_every or {}).get(lr, 1)))
         judged, trace = run_window(pipeline, judge, concept, concept_images(concept, seed), run_config, judged_steps[lr],
                                    prompts_for(concept), generation, Path(cache_dir) / f"lr{lr:g}-{concept.replace(' ', '_')}-seed{seed}", model)  # fmt: skip
         tag = {"lr": lr, "concept": concept, "seed": seed}

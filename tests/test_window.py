@@ -79,7 +79,32 @@ def test_the_rule_stops_where_its_trace_says(tiny_pipeline: StableDiffusionPipel
     assert "retain drift" in by_drift.info["stop_reason"]
 
 
+def test_probes_every_k_steps_are_those_of_every_step(tiny_pipeline: StableDiffusionPipeline, concept_dir: Path, traced) -> None:
+    sparse = run(tiny_pipeline, concept_dir, epochs=3, stop_check="step", stop_retain=RETAIN, checkpoint_steps=(5,), probe_every=4)
+    assert sparse.losses == traced.losses  # the probes draw from a generator of their own
+    every = {e["step"]: e for e in traced.info["probe_trace"]}
+    # step 2 ends the first epoch with nothing measured yet; 4 is the 4th step, 6 the last
+    assert [e["step"] for e in sparse.info["probe_trace"]] == [2, 4, 6]
+    for entry in sparse.info["probe_trace"]:
+        assert entry == pytest.approx(every[entry["step"]])
+    assert sparse.info["probe_ratios"] == pytest.approx([every[s]["concept_loss_ratio"] for s in (2, 4, 6)])
+    trace = pd.DataFrame(traced.info["probe_trace"])
+    ratio = float(trace.concept_loss_ratio.iloc[2])  # first reached at step 3: a rule probing every 4 steps stops at 4
+    stopped = run(tiny_pipeline, concept_dir, epochs=3, stop_check="step", stop_retain=RETAIN, stop_loss_ratio=ratio, probe_every=4)
+    assert stopped.info["steps_run"] == 4 and stopped.losses == traced.losses[:4]
+
+
+def test_a_cached_run_is_keyed_by_the_probe_interval() -> None:
+    prompts = window.heldout_prompts(CONCEPT, n_erased=1, n_others=1)
+    def key(**options: object) -> str:
+        return window.run_key("m", CONCEPT, FewShotConfig(**options), [2, 4], prompts, GenerationConfig(2, 7.5, 8), [])  # type: ignore[arg-type]
+    assert "probe_every" not in key()  # every step: the key of runs cached before the option existed
+    assert key(probe_every=1) == key() != key(probe_every=5)
+
+
 def test_rule_options_are_checked() -> None:
+    with pytest.raises(ValueError, match="probe_every"):
+        FewShotConfig(probe_every=0)
     with pytest.raises(ValueError, match="stop_retain"):
         FewShotConfig(stop_retain_drift=1.0)
     with pytest.raises(ValueError, match="positive"):

@@ -85,6 +85,7 @@ class FewShotConfig:
     stop_loss_ratio: float | None = None  # stop once the concept probe reaches this multiple of its start
     stop_retain_drift: float | None = None  # stop once the retain drift reaches this value
     stop_check: Literal["epoch", "step"] = "epoch"
+    probe_every: int = 1  # with stop_check="step", probes after every k-th step and the last (ignored per epoch)
     stop_retain: tuple[str, ...] = ()  # concepts whose drift is watched (the erased ones are skipped)
     checkpoint_steps: tuple[int, ...] = ()  # also keep the trained weights after these optimizer steps
 
@@ -116,6 +117,8 @@ class FewShotConfig:
             raise ValueError("stop_retain_drift needs stop_retain: the concepts whose drift is watched")
         if self.stop_check not in ("epoch", "step"):
             raise ValueError(f"stop_check must be 'epoch' or 'step', got {self.stop_check!r}")
+        if self.probe_every < 1:
+            raise ValueError(f"probe_every must be at least 1 (probes after every k-th optimizer step), got {self.probe_every}")
         if isinstance(self.stop_retain, str) or isinstance(self.checkpoint_steps, int):
             raise ValueError("stop_retain and checkpoint_steps are tuples, not a single value")
         if any(int(k) < 1 for k in self.checkpoint_steps):
@@ -165,7 +168,8 @@ class FewShotInfo(ErasureInfo):
         Why the stopping rule ended the run; ``None`` when it ran its fixed epochs.
     probe_trace
         Every probe measurement: ``{"step", "concept_loss_ratio"}`` and, with watched concepts,
-        ``"retain_drift"``; after every epoch or every step (``config.stop_check``).
+        ``"retain_drift"``; after every epoch, or with ``config.stop_check="step"`` after every
+        ``config.probe_every``-th step and the last (and at the first epoch's end if none was yet).
     """
 
     n_images: int
@@ -641,7 +645,8 @@ def optimization_loop(
         record.probe_trace.append(measure_probes(pipeline, noise_scheduler, text_encoder, probes, step))  # type: ignore[arg-type]
         return record.probe_trace[-1]
 
-    with tqdm(total=config.epochs * -(-n // config.batch_size), desc=f"erasing {title!r}", disable=not progress_bar) as bar:
+    last_step = config.epochs * -(-n // config.batch_size)
+    with tqdm(total=last_step, desc=f"erasing {title!r}", disable=not progress_bar) as bar:
         for _epoch in range(config.epochs):
             order = torch.randperm(n, generator=generator)
             for start in range(0, n, config.batch_size):
@@ -654,7 +659,7 @@ def optimization_loop(
                 bar.set_postfix(loss=f"{value:.4f}")
                 if step in keep_steps:
                     record.step_checkpoints[step] = _trained_state(text_encoder, trainable)
-                if probes is not None and config.stop_check == "step":
+                if probes is not None and config.stop_check == "step" and (step % config.probe_every == 0 or step == last_step):
                     record.stop_reason = stop_reason(measure(step), config)
                     if record.stop_reason is not None:
                         break
@@ -662,7 +667,9 @@ def optimization_loop(
             if config.keep_checkpoints:
                 record.checkpoints.append(_trained_state(text_encoder, trainable))
             if probes is not None:
-                entry = record.probe_trace[-1] if config.stop_check == "step" else measure(step)
+                # per step: the latest measurement (up to probe_every - 1 steps old), else one now
+                measured = config.stop_check == "step" and bool(record.probe_trace)
+                entry = record.probe_trace[-1] if measured else measure(step)
                 record.probe_ratios.append(entry["concept_loss_ratio"])
                 record.stop_reason = record.stop_reason or stop_reason(entry, config)
                 if record.stop_reason is not None:

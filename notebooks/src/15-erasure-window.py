@@ -35,6 +35,7 @@ judged_steps: dict = {  # learning rate -> optimizer steps judged (each run goes
     1e-3: [2, 3, 4, 5, 6, 8, 10, 12, 16, 24],
     1e-4: [20, 40, 60, 80, 100, 120, 160, 240],
 }
+probe_every: dict = {}  # learning rate -> probe the run every k optimizer steps (default every step; long runs at low rates)
 n_images: int = 4  # real images per erasure (the paper's 4)
 n_per_class: int = 3  # judged images of every class per checkpoint (held-out wordings)
 n_erased: int = 6  # judged images of the erased class per checkpoint
@@ -65,7 +66,8 @@ print(config)
 # %%
 images = lambda concept, seed: experiment.concept_images("builtin", concept, n_images, seed, results.resolve(cache_dir) / "images")  # noqa: E731
 trajectories, traces = window.sweep(pipeline, judge, images, classes, seeds, {float(lr): list(steps) for lr, steps in judged_steps.items()},
-                                    config, prompts_for, generation, results.resolve(cache_dir))
+                                    config, prompts_for, generation, results.resolve(cache_dir),
+                                    probe_every={float(lr): int(k) for lr, k in probe_every.items()})
 trajectories.insert(0, "stand_in", stand_in)
 traces.insert(0, "stand_in", stand_in)
 bounds = window.window_bounds(trajectories)
