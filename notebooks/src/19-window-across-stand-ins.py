@@ -40,6 +40,7 @@ encoders: dict = {  # stand-in -> its text encoder, in words (the table's second
 compared: dict = {  # learning rate -> the stand-ins compared at it (each must have been run at that rate)
     1e-3: ["joint-clip", "frozen-clip", "frozen-clip-8x256", "frozen-minilm"],
     1e-4: ["frozen-clip-8x256", "frozen-minilm"],  # joint-clip's 1e-4 grid (20, 40, ...) shares no step with theirs
+    1e-5: ["frozen-clip-8x256"],  # the paper's rate, measured on the larger CLIP tower only (steps 20-480)
 }
 concepts: list = list(data.CLASSES)  # the garments compared (every compared stand-in must have run each)
 min_base_share: float = 0.5  # a run counts only if the base model draws its concept in at least this share of its images
