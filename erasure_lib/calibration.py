@@ -1,12 +1,13 @@
-"""ESD at its own best trade-off (issue 14): the baseline calibrated the way few-shot unlearning is.
+"""The U-Net baselines at their own best trade-off (issue 14): ESD and SPM calibrated the way
+few-shot unlearning is.
 
 Few-shot unlearning's built-in settings come from a sweep of learning rate x epochs (notebook 02);
-ESD's published settings (1000 iterations at lr 1e-5, Gandikota et al. 2023) were tuned for SD's
-U-Net. To compare the two fairly on the built-in model (Sec. 4.3 of the paper), ESD gets the same
-treatment: one run per (learning rate, class, seed) to the largest iteration count, its weights
-judged after each of several iteration counts, on the same prompts and seeds as the base model.
-Each run's judged rows are cached (written atomically), so a sweep resumes and can be split across
-processes that share the cache (each given its own classes).
+ESD's published settings (1000 iterations at lr 1e-5, Gandikota et al. 2023) and SPM's (3000 at
+1e-4, Lyu et al. 2024) were tuned for SD's U-Net. To compare fairly on the built-in model (Sec. 4.3
+of the paper), each baseline gets the same treatment: one run per (learning rate, class, seed) to
+the largest iteration count, its weights judged after each of several iteration counts, on the same
+prompts and seeds as the base model. Each run's judged rows are cached (written atomically), so a
+sweep resumes and can be split across processes that share the cache (each given its own classes).
 """
 
 from __future__ import annotations
@@ -24,34 +25,47 @@ from erasure_lib import results
 from erasure_lib.evaluation import choose_setting, classify_generated, erased_and_others
 from erasure_lib.generate import GenerationConfig
 from erasure_lib.io import atomic_directory
-from erasure_lib.methods import esd
+from erasure_lib.methods import REVISIONS, get_method
 from erasure_lib.methods.esd import ESDConfig
+from erasure_lib.methods.spm import SPMConfig
 from erasure_lib.metrics.classifier import GarmentStyleClassifier
 from erasure_lib.metrics.imagenet import ImageNetEvaluator
 from erasure_lib.window import WindowThresholds, model_digest, window_bounds
 
 Judge = GarmentStyleClassifier | ImageNetEvaluator  # what :func:`erasure_lib.experiment.load_evaluator` gives
 MEASURES = ("erased_share", "others_accuracy")
+BaselineConfig = ESDConfig | SPMConfig  # the iterative U-Net baselines a sweep calibrates
 
 
-def judge_esd_run(
+def baseline_name(config: BaselineConfig) -> str:
+    """The method a config belongs to: ``"esd"`` or ``"spm"``."""
+    if isinstance(config, ESDConfig):
+        return "esd"
+    if isinstance(config, SPMConfig):
+        return "spm"
+    raise TypeError(f"a calibration sweep takes an ESDConfig or an SPMConfig, got {type(config).__name__}")
+
+
+def judge_baseline_run(
     pipeline: StableDiffusionPipeline,
     judge: Judge,
     concept: str,
-    config: ESDConfig,
+    config: BaselineConfig,
     judged_iterations: Sequence[int],
     prompts: pd.DataFrame,
     generation: GenerationConfig,
 ) -> pd.DataFrame:
-    """One ESD erasure of ``concept`` run to ``max(judged_iterations)`` iterations, its U-Net judged
-    after each of ``judged_iterations`` on ``prompts`` (``prompt``, ``evaluation_seed``, ``class``,
-    ``class_index``): one row per judged count with ``iterations``, the erased share, the other
-    classes' accuracy and ``optimization_seconds`` (the loop's time up to that checkpoint)."""
+    """One ESD or SPM erasure of ``concept`` run to ``max(judged_iterations)`` iterations, its U-Net
+    judged after each of ``judged_iterations`` on ``prompts`` (``prompt``, ``evaluation_seed``,
+    ``class``, ``class_index``): one row per judged count with ``iterations``, the erased share, the
+    other classes' accuracy and ``optimization_seconds`` (the loop's time up to that checkpoint).
+    SPM's default schedule (cosine with restarts over the whole run) makes a checkpoint differ from
+    a shorter run; give it ``lr_scheduler="constant"`` for a sweep whose counts are runs of their own."""
     steps = sorted({int(k) for k in judged_iterations})
     if not steps or steps[0] < 1:
         raise ValueError(f"judged_iterations must be positive iteration counts, got {list(judged_iterations)}")
     run_config = replace(config, iterations=steps[-1], checkpoint_iterations=tuple(steps))
-    result = esd.erase(pipeline, concept, None, run_config, progress_bar=False)
+    result = get_method(baseline_name(config))(pipeline, concept, None, run_config, progress_bar=False)
     rows = []
     for k in steps:
         classified = classify_generated(result.apply(pipeline, step=k), judge, prompts, generation)
@@ -60,59 +74,61 @@ def judge_esd_run(
     return pd.DataFrame(rows, columns=["iterations", *MEASURES, "optimization_seconds"])
 
 
-def cached_esd_run(
+def cached_baseline_run(
     pipeline: StableDiffusionPipeline,
     judge: Judge,
     concept: str,
-    config: ESDConfig,
+    config: BaselineConfig,
     judged_iterations: Sequence[int],
     prompts: pd.DataFrame,
     generation: GenerationConfig,
     cache: str | Path,
     model: str,
 ) -> pd.DataFrame:
-    """:func:`judge_esd_run`, its rows cached in the folder ``cache`` with a key of everything they
-    depend on (``model``, a digest of the base weights, the config, the judged counts, the prompts and
-    the sampling settings); read back when the key matches, recomputed (and the folder replaced
+    """:func:`judge_baseline_run`, its rows cached in the folder ``cache`` with a key of everything they
+    depend on (``model``, a digest of the base weights, the method and its revision, the config, the
+    judged counts, the prompts and the sampling settings); read back when the key matches, recomputed (and the folder replaced
     whole) when it does not. The judge is not in the key: give each judge its own cache folder."""
     cache = Path(cache)
-    key = json.dumps({"model": model, "concept": concept, "config": asdict(config),
+    method = baseline_name(config)
+    key = json.dumps({"model": model, "concept": concept, "method": method, "revision": REVISIONS[method], "config": asdict(config),
                       "iterations": sorted({int(k) for k in judged_iterations}),
                       "prompts": prompts.to_dict(orient="list"), "generation": asdict(generation)},
                      sort_keys=True, default=str)  # fmt: skip
     if (cache / "key.json").is_file() and (cache / "key.json").read_text() == key:
         return pd.read_csv(cache / "judged.csv")
-    judged = judge_esd_run(pipeline, judge, concept, config, judged_iterations, prompts, generation)
+    judged = judge_baseline_run(pipeline, judge, concept, config, judged_iterations, prompts, generation)
     with atomic_directory(cache, overwrite=True) as tmp:
         judged.to_csv(tmp / "judged.csv", index=False)
         (tmp / "key.json").write_text(key)
     return judged
 
 
-def esd_sweep(
+def baseline_sweep(
     pipeline: StableDiffusionPipeline,
     judge: Judge,
     concepts: Sequence[str],
     seeds: Sequence[int],
     learning_rates: Sequence[float],
     judged_iterations: Sequence[int],
-    config: ESDConfig,
+    config: BaselineConfig,
     prompts_for: Callable[[str], pd.DataFrame],
     generation: GenerationConfig,
     cache_dir: str | Path,
     progress_bar: bool = True,
 ) -> pd.DataFrame:
-    """ESD's trade-off: every (learning rate, concept, seed) run to ``max(judged_iterations)`` and
+    """ESD's or SPM's trade-off: every (learning rate, concept, seed) run to ``max(judged_iterations)`` and
     judged after each of them on ``prompts_for(concept)``, the base model judged once per concept on
     the same prompts as ``iterations == 0``.
 
     Parameters
     ----------
     config
-        The ESD options shared by every run (``train_method`` above all); each run replaces its
-        ``lr``, ``seed``, ``iterations`` and ``checkpoint_iterations``.
+        The method's options shared by every run (ESD's ``train_method`` above all; an
+        :class:`SPMConfig` makes it an SPM sweep); each run replaces its ``lr``, ``seed``,
+        ``iterations`` and ``checkpoint_iterations``.
     cache_dir
-        One folder per run (``lr<lr>-<concept>-seed<seed>``) holds its judged rows: an interrupted
+        One folder per run (``<method>-lr<lr>-<concept>-seed<seed>``) holds its judged rows: an interrupted
         sweep resumes, and processes given different classes (or learning rates) fill one cache side
         by side (there is no lock: two processes given the same run both compute it).
 
@@ -129,9 +145,9 @@ def esd_sweep(
     base = {c: erased_and_others(classify_generated(pipeline, judge, prompts_for(c), generation), c) for c in concepts}
     runs = [(float(lr), c, int(s)) for lr in learning_rates for c in concepts for s in seeds]
     tables = []
-    for lr, concept, seed in tqdm(runs, desc="ESD sweep", disable=not progress_bar):
-        folder = Path(cache_dir) / f"lr{lr:g}-{concept.replace(' ', '_')}-seed{seed}"
-        judged = cached_esd_run(pipeline, judge, concept, replace(config, lr=lr, seed=seed), judged_iterations,
+    for lr, concept, seed in tqdm(runs, desc=f"{baseline_name(config).upper()} sweep", disable=not progress_bar):
+        folder = Path(cache_dir) / f"{baseline_name(config)}-lr{lr:g}-{concept.replace(' ', '_')}-seed{seed}"
+        judged = cached_baseline_run(pipeline, judge, concept, replace(config, lr=lr, seed=seed), judged_iterations,
                                 prompts_for(concept), generation, folder, model)  # fmt: skip
         start = pd.DataFrame([{"iterations": 0, **base[concept], "optimization_seconds": 0.0}])
         tables.append(pd.concat([start, judged], ignore_index=True).assign(lr=lr, erased_class=concept, seed=seed))
@@ -140,7 +156,7 @@ def esd_sweep(
 
 
 def sweep_summary(rows: pd.DataFrame) -> pd.DataFrame:
-    """The mean over classes and seeds per (learning rate, iterations) of :func:`esd_sweep`'s rows, with
+    """The mean over classes and seeds per (learning rate, iterations) of :func:`baseline_sweep`'s rows, with
     the number of runs: the table :func:`erasure_lib.evaluation.choose_setting` chooses from
     (``step="iterations"``, ``group="lr"``)."""
     return (rows.groupby(["lr", "iterations"])
@@ -150,7 +166,7 @@ def sweep_summary(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def chosen_setting(summary_file: str | Path, manifest: str | Path | None = None) -> dict[str, float]:
-    """The ESD setting a calibration chose: :func:`erasure_lib.evaluation.choose_setting` applied
+    """The setting a baseline's calibration chose: :func:`erasure_lib.evaluation.choose_setting` applied
     again to ``summary_file`` (:func:`sweep_summary`'s table, as notebook 17 writes it) with the
     thresholds its run recorded in ``manifest`` (by default the ``manifest.json`` beside the summary),
     so every reader applies the one rule. Adds the calibration's ``seed``, which an evaluation must
@@ -181,8 +197,8 @@ def chosen_fewshot_setting(
     return choice | {"seed": int(recorded["seed"])}
 
 
-def esd_windows(rows: pd.DataFrame, thresholds: WindowThresholds = WindowThresholds()) -> pd.DataFrame:
-    """ESD's erasure window per (lr, class, seed), read off :func:`esd_sweep`'s rows as notebook 15
+def baseline_windows(rows: pd.DataFrame, thresholds: WindowThresholds = WindowThresholds()) -> pd.DataFrame:
+    """A baseline's erasure window per (lr, class, seed), read off :func:`baseline_sweep`'s rows as notebook 15
     reads few-shot's (:func:`erasure_lib.window.window_bounds`): ``erased_iterations``, the first judged
     count whose erased share is at most the threshold; ``damage_iterations``, the first whose other
     classes fell more than the threshold below the base model; ``clean`` when some judged count is

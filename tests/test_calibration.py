@@ -1,6 +1,6 @@
-"""ESD's own trade-off sweep (erasure_lib.calibration): one run per (lr, class, seed) judged after
-several iteration counts, cached per run; on the built-in model and classifier at tiny sizes (1 class,
-4 DDIM steps inside ESD, 2 sampling steps, 2 + 1 x 9 judged images)."""
+"""The baselines' own trade-off sweep (erasure_lib.calibration): one ESD or SPM run per (lr, class,
+seed) judged after several iteration counts, cached per run; on the built-in model and classifier at
+tiny sizes (1 class, 3-4 DDIM steps inside the method, 2 sampling steps, 2 + 1 x 9 judged images)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 
 from erasure_lib import calibration, evaluation, experiment
-from erasure_lib.methods import esd
+from erasure_lib.methods import esd, spm
 from erasure_lib.methods.esd import ESDConfig
 from erasure_lib.methods.fewshot import FewShotConfig
+from erasure_lib.methods.spm import SPMConfig
 
 CLASS = "sneaker"
 CONFIG = ESDConfig(train_method="noxattn", ddim_steps=4)
@@ -32,8 +33,8 @@ def prompts_for(concept: str) -> pd.DataFrame:
 
 def sweep(setup: experiment.Setup, cache: Path, **overrides: object) -> pd.DataFrame:
     options = {"concepts": [CLASS], "seeds": [0], "learning_rates": LRS, "judged_iterations": ITERATIONS, "config": CONFIG} | overrides
-    return calibration.esd_sweep(setup.pipeline, setup.judge, prompts_for=prompts_for, generation=setup.generation,
-                                 cache_dir=cache, progress_bar=False, **options)  # type: ignore[arg-type]  # fmt: skip
+    return calibration.baseline_sweep(setup.pipeline, setup.judge, prompts_for=prompts_for, generation=setup.generation,
+                                      cache_dir=cache, progress_bar=False, **options)  # type: ignore[arg-type]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +64,7 @@ def test_a_checkpoint_is_judged_as_a_run_that_stopped_there(setup: experiment.Se
 
 def test_cached_runs_are_read_back_and_a_changed_setting_reruns(setup: experiment.Setup, rows, monkeypatch: pytest.MonkeyPatch) -> None:
     table, cache = rows
-    assert [p.name for p in cache.iterdir()] == ["lr0.001-sneaker-seed0"]
+    assert [p.name for p in cache.iterdir()] == ["esd-lr0.001-sneaker-seed0"]
     calls: list[str] = []
     real_erase = esd.erase
 
@@ -77,6 +78,21 @@ def test_cached_runs_are_read_back_and_a_changed_setting_reruns(setup: experimen
     pd.testing.assert_frame_equal(again, table)
     sweep(setup, cache, judged_iterations=[1, 2])  # another set of judged counts: the run is recomputed
     assert calls == ["erase"]
+
+
+def test_an_spm_sweep_judges_its_checkpoints_as_shorter_runs(setup: experiment.Setup, tmp_path: Path) -> None:
+    """SPM at a constant lr: iteration 1's row equals judging a separate one-iteration run; the run's
+    folder names the method, so ESD and SPM sweeps can share a cache folder."""
+    config = SPMConfig(max_denoising_steps=3, lr_scheduler="constant", lr_warmup_steps=0)
+    table = sweep(setup, tmp_path, config=config, judged_iterations=[1, 2])
+    assert table.iterations.tolist() == [0, 1, 2] and [p.name for p in tmp_path.iterdir()] == ["spm-lr0.001-sneaker-seed0"]
+    short = spm.erase(setup.pipeline, CLASS, None, SPMConfig(max_denoising_steps=3, lr_scheduler="constant", lr_warmup_steps=0,
+                                                              iterations=1, lr=1e-3), progress_bar=False)  # fmt: skip
+    judged = evaluation.erased_and_others(
+        evaluation.classify_generated(short.apply(setup.pipeline), setup.judge, prompts_for(CLASS), setup.generation), CLASS)
+    assert table[table.iterations == 1][["erased_share", "others_accuracy"]].iloc[0].to_dict() == pytest.approx(judged)
+    with pytest.raises(TypeError, match="ESDConfig or an SPMConfig"):
+        calibration.baseline_name(FewShotConfig())  # type: ignore[arg-type]
 
 
 def test_summary_means_over_classes_and_seeds() -> None:
@@ -95,7 +111,7 @@ def test_bad_sweeps_fail_early(setup: experiment.Setup, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least one"):
         sweep(setup, tmp_path, learning_rates=[])
     with pytest.raises(ValueError, match="positive iteration counts"):
-        calibration.judge_esd_run(setup.pipeline, setup.judge, CLASS, CONFIG, [0, 2], prompts_for(CLASS), setup.generation)
+        calibration.judge_baseline_run(setup.pipeline, setup.judge, CLASS, CONFIG, [0, 2], prompts_for(CLASS), setup.generation)
 
 
 def test_chosen_setting_reapplies_the_recorded_rule(tmp_path: Path) -> None:
@@ -145,7 +161,7 @@ def test_windows_are_read_off_the_sweep() -> None:
     rows = pd.DataFrame({"lr": [1e-4] * 6, "erased_class": ["a"] * 3 + ["b"] * 3, "seed": [0] * 6,
                          "iterations": [0, 50, 100] * 2, "erased_share": [0.9, 0.05, 0.0, 0.9, 0.5, 0.1],
                          "others_accuracy": [0.9, 0.85, 0.6, 0.9, 0.75, 0.7], "optimization_seconds": [0.0, 1.0, 2.0] * 2})  # fmt: skip
-    windows = calibration.esd_windows(rows).set_index("erased_class")
+    windows = calibration.baseline_windows(rows).set_index("erased_class")
     assert list(windows.columns) == ["lr", "seed", "erased_iterations", "damage_iterations", "clean", "clean_iterations", "last_iterations"]
     assert windows.loc["a", ["erased_iterations", "damage_iterations", "clean", "clean_iterations"]].tolist() == [50, 100, True, 50]
     assert windows.loc["b", ["erased_iterations", "damage_iterations", "clean"]].tolist() == [100, 50, False]

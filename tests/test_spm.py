@@ -135,6 +135,8 @@ def test_defaults_are_the_published_ones() -> None:
         ({"anchor_prompts": "shirt"}, "anchor_prompts"),
         ({"anchor_prompts": ("shirt", " ")}, "empty prompt"),
         ({"template": "a photo"}, "template"),
+        ({"iterations": 2, "checkpoint_iterations": (3,)}, "outside 1..2"),
+        ({"checkpoint_iterations": 5}, "not a single value"),
     ],
 )
 def test_config_rejects_bad_options(options: dict[str, object], word: str) -> None:
@@ -315,6 +317,24 @@ def test_same_seed_same_weights_other_seed_other_weights(tiny_pipeline: StableDi
     assert same_state(a.components["unet"].state_dict(), b.components["unet"].state_dict())
     assert same_state(a.info["adapter"].state_dict, b.info["adapter"].state_dict)
     assert not same_state(a.components["unet"].state_dict(), c.components["unet"].state_dict())
+
+
+def test_checkpoints_hold_the_weights_of_a_shorter_run(tiny_pipeline: StableDiffusionPipeline, tmp_path: Path) -> None:
+    """At a constant lr (the schedule of a run does not depend on its length) the merged weights kept
+    after iteration k are those of a run of k iterations with the same seed, and keeping them changes
+    nothing; the last one is the result's own U-Net."""
+    kept = run(tiny_pipeline, iterations=3, checkpoint_iterations=(1, 3))
+    plain = run(tiny_pipeline, iterations=3)
+    assert kept.losses == plain.losses and same_state(state(kept.components["unet"]), state(plain.components["unet"]))
+    assert sorted(kept.step_checkpoints) == [1, 3] and not plain.step_checkpoints
+    shorter = run(tiny_pipeline, iterations=1)
+    assert same_state(state(kept.component_after_step("unet", 1)), state(shorter.components["unet"]))
+    assert same_state(state(kept.component_after_step("unet", 3)), state(kept.components["unet"]))
+    names = {f"{n}.weight" for n in adapted_layer_names(tiny_pipeline.unet, "xattn")}
+    assert set(kept.step_checkpoints[1]) == names  # the adapted layers' merged weights only
+    assert 0 < kept.info.checkpoint_seconds[1] < kept.info.checkpoint_seconds[3] <= kept.optimization_seconds
+    loaded = ErasureResult.load(kept.save(tmp_path / "spm", base_model="tiny"))
+    assert loaded.config.checkpoint_iterations == (1, 3) and list(loaded.info.checkpoint_seconds) == [1, 3]
 
 
 def test_anchor_prompts(tiny_pipeline: StableDiffusionPipeline) -> None:

@@ -45,7 +45,7 @@ import copy
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -119,6 +119,7 @@ class SPMConfig:
     neutral: str = ""  # prompt.yaml neutral (and unconditional): "" the empty prompt
     template: str = "{}"  # prompt.yaml target/positive: the bare concept
     seed: int = 0
+    checkpoint_iterations: tuple[int, ...] = ()  # also keep the merged weights after these iterations (a sweep)
 
     def __post_init__(self) -> None:
         for name in ("iterations", "rank", "anchor_batch_size", "lr_num_cycles"):
@@ -151,6 +152,11 @@ class SPMConfig:
             raise ValueError(f"anchor_prompts holds an empty prompt: {self.anchor_prompts!r}")
         if "{}" not in self.template:
             raise ValueError(f"template must contain '{{}}' where the concept goes, got {self.template!r}")
+        if isinstance(self.checkpoint_iterations, int | str):
+            raise ValueError(f"checkpoint_iterations is a tuple of iterations, not a single value: {self.checkpoint_iterations!r}")
+        outside = [k for k in self.checkpoint_iterations if not 1 <= int(k) <= self.iterations]
+        if outside:
+            raise ValueError(f"checkpoint_iterations {outside} lie outside 1..{self.iterations} (1-based, at most iterations)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,6 +261,15 @@ def merge_adapters(unet: UNet2DConditionModel, adapters: dict[str, Adapter]) -> 
     return unet
 
 
+@torch.no_grad()
+def merged_weights(adapters: dict[str, Adapter]) -> dict[str, torch.Tensor]:
+    """The weights :func:`merge_adapters` would give each adapted layer now, keyed by the U-Net's own
+    parameter names (``<layer>.weight``): a checkpoint that ``ErasureResult.apply(pipeline, step=k)``
+    loads into the merged U-Net."""
+    return {f"{name}.weight": (a.base.weight + a.delta_weight().to(a.base.weight.dtype)).detach().clone()
+            for name, a in adapters.items()}  # fmt: skip
+
+
 def adapter_key(layer_name: str) -> str:
     """The authors' name for a layer's adapter: ``lora_unet_`` + the module path with ``_`` for ``.``."""
     return f"{ADAPTER_PREFIX}.{layer_name}".replace(".", "_")
@@ -326,6 +341,8 @@ class SPMInfo(ErasureInfo):
         Each iteration's t_enc: the DDIM steps after which the sampling of z_t stopped.
     latent_sizes
         Each iteration's latent (height, width).
+    checkpoint_seconds
+        The optimization loop's seconds up to each kept checkpoint (``config.checkpoint_iterations``).
     """
 
     adapter: AdapterWeights
@@ -335,6 +352,7 @@ class SPMInfo(ErasureInfo):
     anchor_losses: list[float]
     stop_steps: list[int]
     latent_sizes: list[tuple[int, int]]
+    checkpoint_seconds: dict[int, float] = field(default_factory=dict)
 
     def to_json(self, folder: Path) -> dict[str, Any]:
         """The record as JSON data, the adapter's tensors written to ``folder / ADAPTER_FILE``
@@ -556,6 +574,9 @@ def erase(
     anchor_losses: list[float] = []
     stop_steps: list[int] = []
     latent_sizes: list[tuple[int, int]] = []
+    kept = {int(k) for k in config.checkpoint_iterations}
+    step_checkpoints: dict[int, dict[str, torch.Tensor]] = {}
+    checkpoint_seconds: dict[int, float] = {}
     t1 = time.perf_counter()
     channels = frozen_unet.config.in_channels
     for iteration in tqdm(range(config.iterations), desc=f"SPM erasing {concept!r}", disable=not progress_bar):
@@ -603,6 +624,9 @@ def erase(
         anchor_losses.append(anchor_loss.item())
         stop_steps.append(t_enc)
         latent_sizes.append((h, w))
+        if len(losses) in kept:  # the merged weights after this iteration, for a sweep over iterations
+            checkpoint_seconds[len(losses)] = time.perf_counter() - t1
+            step_checkpoints[len(losses)] = merged_weights(adapters)
     optimization_seconds = time.perf_counter() - t1
 
     # The last update can overflow the adapters even when its loss was finite: check them once.
@@ -627,5 +651,7 @@ def erase(
             anchor_losses=anchor_losses,
             stop_steps=stop_steps,
             latent_sizes=latent_sizes,
+            checkpoint_seconds=checkpoint_seconds,
         ),
+        step_checkpoints=step_checkpoints,
     )

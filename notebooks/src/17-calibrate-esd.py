@@ -59,8 +59,8 @@ print(config, setup, sep="\n")
 
 # %%
 prompts_for = lambda concept: evaluation.erasure_prompt_table([concept], n_erased, n_others, classes=setup.universe)  # noqa: E731
-rows = calibration.esd_sweep(setup.pipeline, setup.judge, setup.classes, [seed], learning_rates, judged_iterations,
-                             config, prompts_for, setup.generation, results.resolve(cache_dir))  # fmt: skip
+rows = calibration.baseline_sweep(setup.pipeline, setup.judge, setup.classes, [seed], learning_rates, judged_iterations,
+                                  config, prompts_for, setup.generation, results.resolve(cache_dir))  # fmt: skip
 results.write_csv(rows, results_prefix + "esd_calibration.csv", sort_by=["lr", "erased_class", "iterations"])
 
 # %% [markdown]
@@ -108,7 +108,7 @@ at_choice.pivot(index="erased_class", columns="iterations", values=["erased_shar
 # every class only where their clean counts overlap.
 
 # %%
-windows = calibration.esd_windows(rows, WindowThresholds(max_erased_share, max_others_drop))
+windows = calibration.baseline_windows(rows, WindowThresholds(max_erased_share, max_others_drop))
 results.write_csv(windows, results_prefix + "esd_calibration_windows.csv", sort_by=["lr", "erased_class", "seed"])
 windows.pivot(index="erased_class", columns="lr", values="clean_iterations")
 
