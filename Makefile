@@ -67,7 +67,8 @@ OUT_13-compare-methods := object_erasure_comparison.csv object_erasure_compariso
 OUT_14-erasure-time := erasure_time_runs.csv erasure_time.csv
 OUT_15-erasure-window := erasure_window.csv erasure_window_probes.csv erasure_window_bounds.csv erasure_window_fixed_steps.csv erasure_window_sampling_steps.csv
 OUT_16-stopping-rule := stopping_rule_calibration.csv stopping_rule_heldout.csv stopping_rule_heldout_summary.csv
-OUT_17-calibrate-esd := esd_calibration.csv esd_calibration_summary.csv esd_calibration_windows.csv
+# 17's files are named after the baseline it calibrates (its `method`: esd, or spm with PROFILE=spm).
+OUT_17-calibrate-esd = $(addprefix $(call param,method,$(PARAMS_17-calibrate-esd),esd)_,calibration.csv calibration_summary.csv calibration_windows.csv)
 OUT_18-faster-sampler := sampler_agreement.csv
 OUT_19-window-across-stand-ins := erasure_window_stand_ins.csv erasure_window_stand_ins_bounds.csv
 # 01 also writes base_model_style_quality.csv when the model draws styles (not a target: not always written).

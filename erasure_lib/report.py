@@ -310,22 +310,30 @@ def _analysis_rows(results_dir: Path) -> list[dict[str, str]]:
     return rows
 
 
-def _esd_calibration_row(summary_file: Path) -> dict[str, str]:
-    """The baseline given its own sweep (notebook 17): the setting notebook 02's rule chooses for ESD."""
+# The U-Net baselines notebook 17 calibrates, as the claims table names them, and the command of each.
+_CALIBRATED_BASELINES = {
+    "esd": ("ESD-u", "make results (notebooks/paper/17-calibrate-esd.ipynb)"),
+    "spm": ("SPM (at a constant lr)", "make results PROFILE=spm (notebooks/paper/17-calibrate-esd.ipynb, method spm)"),
+}
+
+
+def _baseline_calibration_row(summary_file: Path, method: str) -> dict[str, str]:
+    """A baseline given its own sweep (notebook 17): the setting notebook 02's rule chooses for it."""
     from erasure_lib import calibration  # loads torch and diffusers: only when the file is there
 
     summary = pd.read_csv(summary_file)
     choice = calibration.chosen_setting(summary_file)
     at = summary[(summary.lr == choice["lr"]) & (summary.iterations == choice["iterations"])].iloc[0]
     base = summary[summary.iterations == 0].iloc[0]
+    name, command = _CALIBRATED_BASELINES[method]
     return {
-        "claim": "Baseline: ESD-u at its own best setting on the built-in model (as few-shot's settings come from a sweep)",
+        "claim": f"Baseline: {name} at its own best setting on the built-in model (as few-shot's settings come from a sweep)",
         "ours": (f"lr x iterations swept on seed {choice['seed']} over {int(at.runs)} classes: chosen lr {choice['lr']:g}, "
                  f"{choice['iterations']} iterations: erased share {base.erased_share:.2f} -> "
                  f"{at.erased_share:.2f}, others {base.others_accuracy:.2f} -> {at.others_accuracy:.2f}"),
         "verdict": "meets the target (erased <= 0.10, others within 0.10)" if choice["meets_target"] else "no setting meets the target; the one that erases most within the others' bound",
-        "file": "results/esd_calibration_summary.csv",
-        "command": "make results (notebooks/paper/17-calibrate-esd.ipynb)",
+        "file": f"results/{summary_file.name}",
+        "command": command,
     }  # fmt: skip
 
 
@@ -421,9 +429,10 @@ def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
             "file": "results/object_erasure_comparison.csv",
             "command": "make results (notebooks/paper/13-compare-methods.ipynb)",
         })  # fmt: skip
-    esd_sweep = results_dir / "esd_calibration_summary.csv"
-    if esd_sweep.is_file():
-        rows.append(_esd_calibration_row(esd_sweep))
+    for method in _CALIBRATED_BASELINES:
+        sweep = results_dir / f"{method}_calibration_summary.csv"
+        if sweep.is_file():
+            rows.append(_baseline_calibration_row(sweep, method))
     sampler = results_dir / "sampler_agreement.csv"
     if sampler.is_file():
         rows.append(_sampler_row(pd.read_csv(sampler), _read_json(results_dir / "manifest.json") or {}))

@@ -306,6 +306,22 @@ def test_esd_calibration_row_reports_the_chosen_setting(tmp_path):
     results.record_run("17.ipynb", {"max_erased_share": 0.01, "max_others_drop": 0.01, "seed": 0},
                        [tmp_path / "esd_calibration_summary.csv"], 1.0, tmp_path / "manifest.json")  # fmt: skip
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Baseline: ESD-u"))["verdict"].startswith("no setting")
+    assert not [r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Baseline: SPM")]
+
+
+def test_spm_calibration_row_is_its_own(tmp_path):
+    """Notebook 17 run for SPM (its files named spm_calibration*) gets its own row, with its own command."""
+    from erasure_lib import results
+
+    summary = pd.DataFrame({"lr": [1e-4, 1e-4, 1e-4], "iterations": [0, 50, 400], "erased_share": [0.9, 0.5, 0.3],
+                            "others_accuracy": [0.9, 0.88, 0.6], "optimization_seconds": [0.0, 50.0, 400.0], "runs": [10] * 3})  # fmt: skip
+    summary.to_csv(tmp_path / "spm_calibration_summary.csv", index=False)
+    results.record_run("17.ipynb", {"max_erased_share": 0.1, "max_others_drop": 0.1, "seed": 0},
+                       [tmp_path / "spm_calibration_summary.csv"], 1.0, tmp_path / "manifest.json")  # fmt: skip
+    rows = [r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Baseline:")]
+    assert len(rows) == 1 and rows[0]["claim"].startswith("Baseline: SPM") and "PROFILE=spm" in rows[0]["command"]
+    assert "chosen lr 0.0001, 50 iterations: erased share 0.90 -> 0.50" in rows[0]["ours"]
+    assert rows[0]["verdict"].startswith("no setting") and rows[0]["file"] == "results/spm_calibration_summary.csv"
 
 
 def test_claim_three_compares_the_options_at_matched_erasure(tmp_path):

@@ -117,3 +117,13 @@ def test_sd14_profile_plans_its_notebooks_only(scratch: Path) -> None:
     assert sorted(plan) == with_params
     assert plan.index("13-compare-methods") < plan.index("08-robustness")
     assert plan.index("17-calibrate-esd") < plan.index("14-erasure-time")
+
+
+def test_spm_profile_runs_notebook_17_into_spm_files(scratch: Path) -> None:
+    """Notebook 17's result files are named after its `method`: with PROFILE=spm it writes SPM's."""
+    for path in (scratch / "results").glob("spm_calibration*"):
+        path.unlink()
+    dry_run = _make(scratch, "-n", "results", "PROFILE=spm")
+    assert PLANNED.findall(dry_run) == ["17-calibrate-esd"]
+    assert "ls results/spm_calibration.csv results/spm_calibration_summary.csv results/spm_calibration_windows.csv" in dry_run
+    assert "esd_calibration" not in dry_run
