@@ -263,15 +263,19 @@ def method_configs(
     esd_lr: float = 1e-5,
     spm_iterations: int = 3000,
     only: Sequence[str] | None = None,
+    spm_lr: float | None = None,
 ) -> dict[str, MethodConfig]:
     """One config per method compared (Sec. 4.3): few-shot unlearning, ESD (published defaults: 1000
-    iterations at lr 1e-5; ESD-u for objects), UCE and SPM (its published defaults, 3000 iterations),
-    all seeded alike; ``only`` keeps the methods it names, in its order."""
+    iterations at lr 1e-5; ESD-u for objects), UCE and SPM (its published defaults, 3000 iterations
+    on its warm-up and cosine schedule; with ``spm_lr``, that rate held constant, as notebook 17's
+    sweep runs it), all seeded alike; ``only`` keeps the methods it names, in its order."""
+    spm_config = (spm.SPMConfig(iterations=int(spm_iterations), seed=seed) if spm_lr is None
+                  else spm.SPMConfig.constant_lr(iterations=int(spm_iterations), lr=float(spm_lr), seed=seed))  # fmt: skip
     configs: dict[str, MethodConfig] = {
         "fewshot": fewshot_config(fewshot_settings, seed=seed),
         "esd": esd.ESDConfig(train_method=esd_train_method, iterations=int(esd_iterations), lr=float(esd_lr), seed=seed),
         "uce": uce.UCEConfig(seed=seed),
-        "spm": spm.SPMConfig(iterations=spm_iterations, seed=seed),
+        "spm": spm_config,
     }
     if only is None:
         return configs

@@ -3,6 +3,7 @@ settings, and the evaluation tables with an ImageNet judge (the sd14 path)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +273,16 @@ def test_timed_methods_label_one_esd_per_setting() -> None:
     assert list(experiment.method_configs("builtin", 4, only=["uce", "fewshot"])) == ["uce", "fewshot"]
     with pytest.raises(ValueError, match="must be some of"):
         experiment.method_configs("builtin", 4, only=["ESD"])
+
+
+def test_spm_at_a_calibrated_lr_runs_at_that_constant_rate() -> None:
+    """Notebook 17 sweeps SPM at a constant lr; the setting it chooses must run on that schedule."""
+    config = experiment.method_configs("builtin", 5, spm_iterations=50, spm_lr=1e-3)["spm"]
+    assert (config.iterations, config.lr, config.seed, config.lr_scheduler, config.lr_warmup_steps) == (50, 1e-3, 5, "constant", 0)
+    assert config == SPMConfig.constant_lr(iterations=50, lr=1e-3, seed=5)
+    published = SPMConfig()
+    assert (published.lr_scheduler, published.lr_warmup_steps) == ("cosine_with_restarts", 500)  # the default stays the paper's
+    assert SPMConfig.constant_lr() == replace(published, lr_scheduler="constant", lr_warmup_steps=0)  # nothing else changes
 
 
 def test_time_summary_compares_each_method_with_fewshot_on_the_same_classes() -> None:

@@ -158,6 +158,14 @@ class SPMConfig:
         if outside:
             raise ValueError(f"checkpoint_iterations {outside} lie outside 1..{self.iterations} (1-based, at most iterations)")
 
+    @classmethod
+    def constant_lr(cls, **overrides: object) -> SPMConfig:
+        """The published options with the learning rate held constant (no warm-up, no restarts): the
+        schedule of a calibration sweep (notebook 17), where a checkpoint after k iterations must be
+        the run of k iterations, and of any run at a setting such a sweep chose. The published
+        schedule ties each iteration's rate to the run's length (cosine over ``iterations``)."""
+        return cls(**({"lr_scheduler": "constant", "lr_warmup_steps": 0} | overrides))  # type: ignore[arg-type]
+
 
 # --------------------------------------------------------------------------------------------
 # The one-dimensional adapter

@@ -19,7 +19,9 @@
 #
 # ESD's published defaults are 1000 iterations at lr 1e-5 for SD's U-Net. On the built-in model ESD
 # runs at the setting its own sweep chose (notebook 17, `esd_calibration`), as few-shot unlearning
-# runs at notebook 02's; with `esd_calibration` empty, at `esd_iterations` and `esd_lr`. With the sd14 parameters the same cells
+# runs at notebook 02's; with `esd_calibration` empty, at `esd_iterations` and `esd_lr`. SPM, when `methods`
+# holds it, runs at its published schedule, or with `spm_calibration` at the constant rate and
+# iterations notebook 17's SPM sweep chose. With the sd14 parameters the same cells
 # run on Stable Diffusion v1.4 with Imagenette images (`images_dir`), EVA02 (`evaluator`), CLIP
 # ViT-L/14, the paper's few-shot settings, and COCO prompts and images for FID and CLIP score.
 
@@ -44,7 +46,8 @@ esd_train_method: str = "noxattn"  # ESD-u, the paper's setting for objects
 esd_calibration: str = "results/esd_calibration_summary.csv"  # notebook 17's sweep: ESD's lr and iterations; empty: the two below
 esd_iterations: int = 1000  # ESD iterations without a calibration (published default 1000)
 esd_lr: float = 1e-5  # ESD learning rate without a calibration (published default 1e-5)
-spm_iterations: int = 3000  # SPM iterations, when methods holds spm (published default 3000)
+spm_calibration: str = ""  # notebook 17's SPM sweep (make results PROFILE=spm), when methods holds spm: its lr (constant) and iterations; empty: the published schedule
+spm_iterations: int = 3000  # SPM iterations without a calibration (published default 3000)
 seeds: list = [3, 4, 5, 6, 7]  # erasure seeds: each picks its images and seeds every method (never a calibration seed)
 n_erased: int = 16  # generated images of the erased class per evaluation
 n_others: int = 8  # generated images of every other class per evaluation
@@ -74,8 +77,10 @@ erasure_cache: str = "build/erasures"  # where each erasure is saved (and read b
 t_start = time.perf_counter()
 setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads, sampler)
 esd = calibration.chosen_setting(esd_calibration) if esd_calibration else {"iterations": esd_iterations, "lr": esd_lr}
-seeds = experiment.evaluation_seeds(seeds, fewshot_settings, also_calibrated_on=[esd.get("seed")])
-configs = lambda seed: experiment.method_configs(fewshot_settings, seed, esd_train_method, esd["iterations"], esd["lr"], spm_iterations, only=methods)  # noqa: E731
+spm = calibration.chosen_setting(spm_calibration) if spm_calibration and "spm" in methods else {"iterations": spm_iterations, "lr": None}
+seeds = experiment.evaluation_seeds(seeds, fewshot_settings, also_calibrated_on=[esd.get("seed"), spm.get("seed")])
+configs = lambda seed: experiment.method_configs(fewshot_settings, seed, esd_train_method, esd["iterations"], esd["lr"],  # noqa: E731
+                                                 spm["iterations"], only=methods, spm_lr=spm["lr"])  # fmt: skip
 real, real_classes = experiment.reference_images(fid_reference, n_real)
 scorer = quality.load_scorer(clip_model, real, experiment.quality_prompts(quality_prompts, n_quality), device,
                              real_classes=real_classes)  # fmt: skip

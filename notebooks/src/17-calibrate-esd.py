@@ -56,7 +56,7 @@ cache_dir: str = "build/esd-calibration"  # one folder per run: an interrupted s
 # %%
 t_start = time.perf_counter()
 setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads)
-configs = {"esd": ESDConfig(train_method=esd_train_method), "spm": SPMConfig(lr_scheduler="constant", lr_warmup_steps=0)}
+configs = {"esd": ESDConfig(train_method=esd_train_method), "spm": SPMConfig.constant_lr()}
 if method not in configs:
     raise ValueError(f"method must be one of {list(configs)}, got {method!r}")
 config = configs[method]
