@@ -553,11 +553,14 @@ def claims_markdown(results_dir: Path) -> str:
 def run_times(manifest: Path) -> pd.DataFrame:
     """Each notebook's last recorded run in ``manifest`` (``results/manifest.json``): ``notebook``,
     ``seconds`` (the whole notebook, as ``record_run`` timed it), ``threads`` (its CPU threads, where
-    it has that parameter), ``device`` and ``finished``; in the order of the notebooks' names."""
+    it has that parameter), ``device`` and ``finished``; in the order of the notebooks' names. A
+    notebook run for several methods into one results folder (notebook 17: ESD, and SPM with
+    ``PROFILE=spm``) has a last run per ``method`` parameter, named ``<notebook> (<method>)``."""
     records = _read_json(manifest) or {}
     last: dict[str, dict] = {}
     for record in records.values():
-        name = record["notebook"]
+        method = record.get("parameters", {}).get("method")
+        name = record["notebook"] + (f" ({method})" if method else "")
         if name not in last or record.get("finished", "") > last[name].get("finished", ""):
             last[name] = record
     rows = [{"notebook": name, "seconds": float(r["seconds"]), "threads": r.get("parameters", {}).get("threads"),

@@ -158,6 +158,21 @@ def test_run_times_come_from_the_manifest(tmp_path):
     assert "stale" not in readme.read_text() and "03-erase-objects" in readme.read_text()
 
 
+def test_run_times_keep_one_run_per_method_of_a_notebook(tmp_path):
+    """Notebook 17 calibrates ESD and, run again with method spm, SPM into the same manifest: both count."""
+    run = {"notebook": "notebooks/paper/17-calibrate-esd.ipynb", "finished": "2026-12-01T09:00:00Z"}
+    manifest = {
+        "results/esd_calibration.csv": run | {"seconds": 180.0, "parameters": {"method": "esd", "threads": 1}},
+        "results/spm_calibration.csv": run | {"seconds": 5400.0, "finished": "2026-12-06T09:00:00Z", "parameters": {"method": "spm", "threads": 1}},
+        "results/old.csv": run | {"seconds": 60.0, "finished": "2026-11-01T09:00:00Z", "parameters": {"method": "esd"}},
+    }  # fmt: skip
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    times = report.run_times(tmp_path / "manifest.json")
+    assert times.notebook.tolist() == ["notebooks/paper/17-calibrate-esd.ipynb (esd)", "notebooks/paper/17-calibrate-esd.ipynb (spm)"]
+    assert times.seconds.tolist() == [180.0, 5400.0]
+    assert "| **93.0** |" in report.run_times_markdown(tmp_path)  # both runs in the sum
+
+
 def test_stopping_rule_table_on_a_hand_made_sweep():
     epochs = pd.DataFrame({
         "erased_class": ["sneaker"] * 4,
