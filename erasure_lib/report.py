@@ -319,18 +319,27 @@ _CALIBRATED_BASELINES = {
 
 def _baseline_calibration_row(summary_file: Path, method: str) -> dict[str, str]:
     """A baseline given its own sweep (notebook 17): the setting notebook 02's rule chooses for it."""
-    from erasure_lib import calibration  # loads torch and diffusers: only when the file is there
+    from erasure_lib import calibration, results  # load torch and diffusers: only when the file is there
 
     summary = pd.read_csv(summary_file)
     choice = calibration.chosen_setting(summary_file)
+    recorded = results.recorded_parameters(summary_file, summary_file.parent / "manifest.json")
     at = summary[(summary.lr == choice["lr"]) & (summary.iterations == choice["iterations"])].iloc[0]
     base = summary[summary.iterations == 0].iloc[0]
     name, command = _CALIBRATED_BASELINES[method]
+    judged = {"num_inference_steps", "n_erased", "n_others", "classes"} <= set(recorded)
+    images = (f", {recorded['num_inference_steps']} sampling steps, {recorded['n_erased']} + {recorded['n_others']} x "
+              f"{len(recorded['classes']) - 1} images per judged model" if judged else "")  # fmt: skip
+    windows_file = summary_file.with_name(f"{method}_calibration_windows.csv")
+    own = ""
+    if windows_file.is_file():  # each class's own window (notebook 17's last table)
+        clean = pd.read_csv(windows_file).groupby("erased_class").clean.any()
+        own = f"; each class on its own: erased with the others kept at some judged setting in {int(clean.sum())} of {len(clean)}"
     return {
         "claim": f"Baseline: {name} at its own best setting on the built-in model (as few-shot's settings come from a sweep)",
-        "ours": (f"lr x iterations swept on seed {choice['seed']} over {int(at.runs)} classes: chosen lr {choice['lr']:g}, "
+        "ours": (f"lr x iterations swept on seed {choice['seed']} over {int(at.runs)} classes{images}: chosen lr {choice['lr']:g}, "
                  f"{choice['iterations']} iterations: erased share {base.erased_share:.2f} -> "
-                 f"{at.erased_share:.2f}, others {base.others_accuracy:.2f} -> {at.others_accuracy:.2f}"),
+                 f"{at.erased_share:.2f}, others {base.others_accuracy:.2f} -> {at.others_accuracy:.2f}{own}"),
         "verdict": "meets the target (erased <= 0.10, others within 0.10)" if choice["meets_target"] else "no setting meets the target; the one that erases most within the others' bound",
         "file": f"results/{summary_file.name}",
         "command": command,

@@ -331,12 +331,18 @@ def test_spm_calibration_row_is_its_own(tmp_path):
     summary = pd.DataFrame({"lr": [1e-4, 1e-4, 1e-4], "iterations": [0, 50, 400], "erased_share": [0.9, 0.5, 0.3],
                             "others_accuracy": [0.9, 0.88, 0.6], "optimization_seconds": [0.0, 50.0, 400.0], "runs": [10] * 3})  # fmt: skip
     summary.to_csv(tmp_path / "spm_calibration_summary.csv", index=False)
-    results.record_run("17.ipynb", {"max_erased_share": 0.1, "max_others_drop": 0.1, "seed": 0},
-                       [tmp_path / "spm_calibration_summary.csv"], 1.0, tmp_path / "manifest.json")  # fmt: skip
+    recorded = {"max_erased_share": 0.1, "max_others_drop": 0.1, "seed": 0, "num_inference_steps": 50, "n_erased": 12,
+                "n_others": 4, "classes": [f"class {i}" for i in range(10)]}  # fmt: skip
+    results.record_run("17.ipynb", recorded, [tmp_path / "spm_calibration_summary.csv"], 1.0, tmp_path / "manifest.json")
     rows = [r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Baseline:")]
     assert len(rows) == 1 and rows[0]["claim"].startswith("Baseline: SPM") and "PROFILE=spm" in rows[0]["command"]
-    assert "chosen lr 0.0001, 50 iterations: erased share 0.90 -> 0.50" in rows[0]["ours"]
+    assert "over 10 classes, 50 sampling steps, 12 + 4 x 9 images per judged model: chosen lr 0.0001, 50 iterations: erased share 0.90 -> 0.50" in rows[0]["ours"]
     assert rows[0]["verdict"].startswith("no setting") and rows[0]["file"] == "results/spm_calibration_summary.csv"
+    windows = pd.DataFrame({"lr": [1e-4, 1e-3, 1e-4, 1e-3], "erased_class": ["bag", "bag", "coat", "coat"], "seed": [0] * 4,
+                            "clean": [False, True, False, False]})  # fmt: skip
+    windows.to_csv(tmp_path / "spm_calibration_windows.csv", index=False)
+    ours = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Baseline: SPM"))["ours"]
+    assert ours.endswith("each class on its own: erased with the others kept at some judged setting in 1 of 2")
 
 
 def test_claim_three_compares_the_options_at_matched_erasure(tmp_path):
