@@ -46,7 +46,7 @@ esd_train_method: str = "noxattn"  # ESD-u, the paper's setting for objects
 esd_calibration: str = "results/esd_calibration_summary.csv"  # notebook 17's sweep: ESD's lr and iterations; empty: the two below
 esd_iterations: int = 1000  # ESD iterations without a calibration (published default 1000)
 esd_lr: float = 1e-5  # ESD learning rate without a calibration (published default 1e-5)
-spm_calibration: str = ""  # notebook 17's SPM sweep (make results PROFILE=spm), when methods holds spm: its lr (constant) and iterations; empty: the published schedule
+spm_calibration: str = ""  # notebook 17's SPM sweep (the spm profile), when methods holds spm: its lr (constant) and iterations; empty: the published schedule
 spm_iterations: int = 3000  # SPM iterations without a calibration (published default 3000)
 seeds: list = [3, 4, 5, 6, 7]  # erasure seeds: each picks its images and seeds every method (never a calibration seed)
 n_erased: int = 16  # generated images of the erased class per evaluation
