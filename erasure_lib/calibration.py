@@ -60,7 +60,7 @@ def judge_baseline_run(
     ``class``, ``class_index``): one row per judged count with ``iterations``, the erased share, the
     other classes' accuracy and ``optimization_seconds`` (the loop's time up to that checkpoint).
     SPM's default schedule (cosine with restarts over the whole run) makes a checkpoint differ from
-    a shorter run; give it ``lr_scheduler="constant"`` for a sweep whose counts are runs of their own."""
+    a shorter run; give it :meth:`SPMConfig.constant_lr` for a sweep whose counts are runs of their own."""
     steps = sorted({int(k) for k in judged_iterations})
     if not steps or steps[0] < 1:
         raise ValueError(f"judged_iterations must be positive iteration counts, got {list(judged_iterations)}")
