@@ -37,6 +37,17 @@ MEASURES = ("erased_share", "others_accuracy")
 BaselineConfig = ESDConfig | SPMConfig  # the iterative U-Net baselines a sweep calibrates
 
 
+def baseline_config(method: str, esd_train_method: str = "noxattn") -> BaselineConfig:
+    """The options a sweep of ``method`` shares across its runs: ESD's published ones (``train_method``
+    given), or SPM's at a constant rate (:meth:`SPMConfig.constant_lr`: a checkpoint after k
+    iterations is then the run of k iterations)."""
+    if method == "esd":
+        return ESDConfig(train_method=esd_train_method)  # type: ignore[arg-type]
+    if method == "spm":
+        return SPMConfig.constant_lr()
+    raise ValueError(f"method must be 'esd' or 'spm', got {method!r}")
+
+
 def baseline_name(config: BaselineConfig) -> str:
     """The method a config belongs to: ``"esd"`` or ``"spm"``."""
     if isinstance(config, ESDConfig):

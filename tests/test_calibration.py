@@ -166,3 +166,14 @@ def test_windows_are_read_off_the_sweep() -> None:
     assert windows.loc["a", ["erased_iterations", "damage_iterations", "clean", "clean_iterations"]].tolist() == [50, 100, True, 50]
     assert windows.loc["b", ["erased_iterations", "damage_iterations", "clean"]].tolist() == [100, 50, False]
     assert np.isnan(windows.loc["b", "clean_iterations"]) and windows.last_iterations.tolist() == [100, 100]
+
+
+def test_baseline_config_names_the_sweep_options():
+    """Notebook 17's `method`: ESD's published options, or SPM's at a constant rate; anything else fails."""
+    from erasure_lib.methods.esd import ESDConfig
+    from erasure_lib.methods.spm import SPMConfig
+
+    assert calibration.baseline_config("esd", "xattn") == ESDConfig(train_method="xattn")
+    assert calibration.baseline_config("spm") == SPMConfig.constant_lr()
+    with pytest.raises(ValueError, match="'esd' or 'spm'"):
+        calibration.baseline_config("uce")

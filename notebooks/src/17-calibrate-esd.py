@@ -17,8 +17,6 @@ import time
 import pandas as pd
 
 from erasure_lib import calibration, data, evaluation, experiment, plots, results
-from erasure_lib.methods.esd import ESDConfig
-from erasure_lib.methods.spm import SPMConfig
 from erasure_lib.window import WindowThresholds
 
 # %% tags=parameters
@@ -56,10 +54,7 @@ cache_dir: str = "build/esd-calibration"  # one folder per run: an interrupted s
 # %%
 t_start = time.perf_counter()
 setup = experiment.setup(model, evaluator, device, dtype, classes, num_inference_steps, guidance_scale, threads)
-configs = {"esd": ESDConfig(train_method=esd_train_method), "spm": SPMConfig.constant_lr()}
-if method not in configs:
-    raise ValueError(f"method must be one of {list(configs)}, got {method!r}")
-config = configs[method]
+config = calibration.baseline_config(method, esd_train_method)
 print(config, setup, sep="\n")
 
 # %% [markdown]
