@@ -292,24 +292,34 @@ def timed_methods(
     esd_train_method: esd.TrainMethod = "noxattn",
     esd_settings: Sequence[Sequence[float]] = ((1000, 1e-5),),
     spm_iterations: int = 3000,
+    spm_settings: Sequence[Sequence[float]] = (),
 ) -> dict[str, tuple[str, MethodConfig]]:
     """Label -> (method name, config) for :func:`erasure_lib.benchmark.time_methods`: every method of
     ``methods`` with :func:`method_configs`' settings, and ESD once per ``(iterations, lr)`` of
     ``esd_settings``, labelled ``"esd <iterations> it, lr <lr>"``, so that a time ratio can compare the
-    ESD whose quality another notebook reports (notebook 13's setting) as well as the published one."""
+    ESD whose quality another notebook reports (notebook 13's setting) as well as the published one.
+    SPM is timed at its published schedule (``spm_iterations``), labelled ``"spm"``, and once more per
+    ``(iterations, lr)`` of ``spm_settings`` at that constant rate (the schedule of notebook 17's SPM
+    sweep, :meth:`SPMConfig.constant_lr`), labelled ``"spm <iterations> it, lr <lr> constant"``."""
     unknown = sorted(set(methods) - {"fewshot", "esd", "uce", "spm"})
     if unknown:
         raise ValueError(f"unknown methods {unknown}; expected 'fewshot', 'esd', 'uce' or 'spm'")
     if "esd" in methods and not esd_settings:
         raise ValueError("ESD is timed but esd_settings is empty: give at least one (iterations, lr)")
+    if spm_settings and "spm" not in methods:
+        raise ValueError(f"spm_settings {[list(s) for s in spm_settings]} given but methods {list(methods)} lacks 'spm'")
     variants: dict[str, tuple[str, MethodConfig]] = {}
     for method in methods:
-        if method != "esd":
-            variants[method] = (method, method_configs(fewshot_settings, seed, spm_iterations=spm_iterations)[method])
+        if method == "esd":
+            for iterations, lr in esd_settings:
+                config = esd.ESDConfig(train_method=esd_train_method, iterations=int(iterations), lr=float(lr), seed=seed)
+                variants[f"esd {int(iterations)} it, lr {float(lr):g}"] = ("esd", config)
             continue
-        for iterations, lr in esd_settings:
-            config = esd.ESDConfig(train_method=esd_train_method, iterations=int(iterations), lr=float(lr), seed=seed)
-            variants[f"esd {int(iterations)} it, lr {float(lr):g}"] = ("esd", config)
+        variants[method] = (method, method_configs(fewshot_settings, seed, spm_iterations=spm_iterations)[method])
+        if method == "spm":
+            for iterations, lr in spm_settings:
+                config = method_configs(fewshot_settings, seed, spm_iterations=int(iterations), spm_lr=float(lr))["spm"]
+                variants[f"spm {int(iterations)} it, lr {float(lr):g} constant"] = ("spm", config)
     return variants
 
 

@@ -302,6 +302,10 @@ def test_claim_one_compares_every_timed_unet_method_with_fewshot(tmp_path):
     assert claim["verdict"] == "mixed" and "; spm 8.00x" in claim["ours"]  # ESD 2000x and 400x, SPM under 10x
     pd.concat([times[times.method != "esd 200 it, lr 0.0001"], spm.assign(ratio_to_fewshot=80.0)]).to_csv(tmp_path / "erasure_time.csv", index=False)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "reproduced"
+    calibrated_spm = spm.assign(method="spm 200 it, lr 0.001 constant", ratio_to_fewshot=5.0)  # SPM at notebook 17's choice
+    pd.concat([times[times.method != "esd 200 it, lr 0.0001"], spm.assign(ratio_to_fewshot=80.0), calibrated_spm]).to_csv(tmp_path / "erasure_time.csv", index=False)
+    claim = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))
+    assert claim["verdict"] == "mixed" and "; spm 200 it, lr 0.001 constant 5.00x" in claim["ours"]
     times[times.method.isin(["fewshot", "uce"])].to_csv(tmp_path / "erasure_time.csv", index=False)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 1"))["verdict"] == "no U-Net method timed"
 

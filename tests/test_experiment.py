@@ -270,6 +270,13 @@ def test_timed_methods_label_one_esd_per_setting() -> None:
     method, config = experiment.timed_methods("builtin", 4, ["spm"], spm_iterations=7)["spm"]
     assert method == "spm" and config == SPMConfig(iterations=7, seed=4)  # the paper's third baseline, published defaults
     assert experiment.method_configs("builtin", 4)["spm"] == SPMConfig(seed=4)
+    # SPM at notebook 17's choice too: that constant rate, beside the published schedule.
+    variants = experiment.timed_methods("builtin", 4, ["fewshot", "spm"], spm_iterations=7, spm_settings=[[200, 1e-3]])
+    assert list(variants) == ["fewshot", "spm", "spm 200 it, lr 0.001 constant"]
+    assert variants["spm 200 it, lr 0.001 constant"] == ("spm", SPMConfig.constant_lr(iterations=200, lr=1e-3, seed=4))
+    assert variants["spm"][1] == SPMConfig(iterations=7, seed=4)
+    with pytest.raises(ValueError, match="lacks 'spm'"):
+        experiment.timed_methods("builtin", 4, ["fewshot"], spm_settings=[[200, 1e-3]])
     assert list(experiment.method_configs("builtin", 4, only=["uce", "fewshot"])) == ["uce", "fewshot"]
     with pytest.raises(ValueError, match="must be some of"):
         experiment.method_configs("builtin", 4, only=["ESD"])
