@@ -110,10 +110,9 @@ $(foreach nb,$(RESULT_NOTEBOOKS),$(eval $(call notebook_vars,$(nb))))
 $(foreach nb,03-erase-objects 04-which-parameters 05-images-and-epochs 07-erase-styles 10-several-concepts 13-compare-methods,$(eval DEPS_$(nb) += $(if $(filter builtin,$(call param,fewshot_settings,$(PARAMS_$(nb)),builtin)),results/fewshot_calibration_summary.csv)))
 # 19 reads notebook 15's window of every stand-in: the built-in model's and those run with PROFILE=<stand-in>.
 DEPS_19-window-across-stand-ins += results/erasure_window.csv $(wildcard results/stand-ins/*/erasure_window.csv)
-# 14 times SPM at the setting notebook 17's SPM sweep chose (its spm_calibration), a file `make results
-# PROFILE=spm` writes: run for it when missing.
-SPM_CALIBRATION_14 := $(filter-out "",$(call param,spm_calibration,$(PARAMS_14-erasure-time),results/spm_calibration_summary.csv))
-DEPS_14-erasure-time += $(SPM_CALIBRATION_14)
+# 13 runs and 14 times SPM at the setting notebook 17's SPM sweep chose (their spm_calibration), a file
+# `make results PROFILE=spm` writes: run for it when missing.
+$(foreach nb,13-compare-methods 14-erasure-time,$(eval DEPS_$(nb) += $(filter-out "",$(call param,spm_calibration,$(PARAMS_$(nb)),results/spm_calibration_summary.csv))))
 ifeq ($(PROFILE),default)
 results/spm_calibration_summary.csv:
 	$(MAKE) results PROFILE=spm

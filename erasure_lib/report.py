@@ -402,8 +402,9 @@ def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame 
         f"CLIP {r.clip_score_before:.1f} -> {r.clip_score:.1f}" for k, r in m.iterrows())
     f, baselines = m.loc["fewshot"], m.drop(index="fewshot")
     as_good = (f.UA >= baselines.UA - 0.10) & (f.IRA >= baselines.IRA - 0.05)
+    compared = " / ".join(method.upper() for method in baselines.index)  # the paper: ESD / SPM / UCE
     return {
-        "claim": "Tables 1-2: few-shot erases as well as ESD / UCE with comparable quality (FID, KID, CLIP score of the other classes' images)",
+        "claim": f"Tables 1-2: few-shot erases as well as {compared} with comparable quality (FID, KID, CLIP score of the other classes' images)",
         "ours": f"seeds {m.seeds.iloc[0]}, {run.get('num_inference_steps', '?')} sampling steps{_images_per_model(run)}; " + shown + _pooled_quality(pooled),
         "verdict": "reproduced on the built-in model" if as_good.all() else ("mixed" if as_good.any() else "not reproduced"),
         "file": "results/object_erasure_comparison_summary.csv",

@@ -426,6 +426,7 @@ def test_tables_one_two_row_reads_the_summary_with_intervals(tmp_path):
     summary.to_csv(tmp_path / "object_erasure_comparison_summary.csv", index=False)
     row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))
     assert row["verdict"] == "mixed"  # as good as ESD, erases far less than UCE
+    assert row["claim"].startswith("Tables 1-2: few-shot erases as well as ESD / UCE with")  # the baselines the run compared
     assert "fewshot: UA 0.45 [0.35, 0.55] (succeeded in 0.23 of 50 runs), IRA 0.97 -> 0.88, others' FID 140 -> 150" in row["ours"]
     assert row["ours"].startswith("seeds 3 4 5 6 7, ? sampling steps") and row["file"].endswith("comparison_summary.csv")
     assert "pooled" not in row["ours"]  # no pooled file: no pooled numbers
@@ -440,6 +441,10 @@ def test_tables_one_two_row_reads_the_summary_with_intervals(tmp_path):
                                 "base model 41 / 0.010, fewshot 55 / 0.025")  # fmt: skip
     summary.assign(UA=[0.5, 0.95, 0.9]).to_csv(tmp_path / "object_erasure_comparison_summary.csv", index=False)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))["verdict"] == "reproduced on the built-in model"
+    with_spm = pd.concat([summary, pd.DataFrame([method("spm", 0.05, 0.97)])]).sort_values("method")
+    with_spm.to_csv(tmp_path / "object_erasure_comparison_summary.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))
+    assert row["claim"].startswith("Tables 1-2: few-shot erases as well as ESD / SPM / UCE with") and "spm: UA 0.05" in row["ours"]
 
 
 def test_robustness_row_gives_intervals_seeds_and_steps_where_recorded(tmp_path):

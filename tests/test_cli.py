@@ -33,13 +33,21 @@ def test_help_lists_every_option(capsys):
         (["generate", "--model", "{saved}", "--out", "{out}"], "--prompt"),
     ],
 )
-def test_bad_input_gives_one_line_and_exit_2(argv, message, tmp_path, saved_pipeline_dir, concept_dir):
+def test_bad_input_gives_one_line_and_exit_2(argv, message, tmp_path, saved_pipeline_dir, concept_dir, capfd):
     values = {"missing": str(tmp_path / "missing"), "out": str(tmp_path / "out"), "saved": str(saved_pipeline_dir), "images": str(concept_dir)}
     argv = [a.format(**values) for a in argv]
-    proc = subprocess.run([sys.executable, "-m", "erasure_lib", *argv], capture_output=True, text=True)
-    assert proc.returncode == 2
-    last = proc.stderr.strip().splitlines()[-1]
+    assert cli.main(argv) == 2
+    last = capfd.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error:") and message in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_input_exits_2_from_a_fresh_process(tmp_path, concept_dir):
+    """``python -m erasure_lib`` turns main's 2 into the exit status (in-process calls above cover each message)."""
+    proc = subprocess.run([sys.executable, "-m", "erasure_lib", "erase", "--model", "no such model", "--concept", "x",
+                           "--images", str(concept_dir), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown model")
     assert not (tmp_path / "out").exists()
 
 

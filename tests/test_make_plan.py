@@ -129,16 +129,16 @@ def test_spm_profile_runs_notebook_17_into_spm_files(scratch: Path) -> None:
     assert "esd_calibration" not in dry_run
 
 
-def test_notebook_14_times_spm_at_notebook_17s_spm_choice(scratch: Path) -> None:
-    """14 reads the SPM sweep's summary (PROFILE=spm): a newer one re-times, a missing one is made first."""
+def test_notebooks_13_and_14_run_spm_at_notebook_17s_spm_choice(scratch: Path) -> None:
+    """13 and 14 read the SPM sweep's summary (PROFILE=spm): a newer one re-runs them, a missing one is made first."""
     summary = scratch / "results" / "spm_calibration_summary.csv"
     os.utime(summary, (T0 + 200, T0 + 200))
-    assert _plan(scratch) == ["14-erasure-time", "99-claims-table"]
+    assert _plan(scratch) == ["13-compare-methods", "08-robustness", "14-erasure-time", "99-claims-table"]
     summary.unlink()
     dry_run = _make(scratch, "-n", "results")
     assert "make results PROFILE=spm" in dry_run.replace("--no-print-directory ", "")
     plan = PLANNED.findall(dry_run)
-    assert plan.index("17-calibrate-esd") < plan.index("14-erasure-time")  # SPM's sweep (17, method spm) before 14
+    assert plan.index("17-calibrate-esd") < min(plan.index("13-compare-methods"), plan.index("14-erasure-time"))  # SPM's sweep first
     assert "ls results/spm_calibration.csv results/spm_calibration_summary.csv" in dry_run
-    smoke = _make(scratch, "-n", "results", "PROFILE=smoke")  # its notebook 14 names no SPM sweep
-    assert "14-erasure-time" in PLANNED.findall(smoke) and "PROFILE=spm" not in smoke
+    smoke = _make(scratch, "-n", "results", "PROFILE=smoke")  # its notebooks 13 and 14 name no SPM sweep
+    assert {"13-compare-methods", "14-erasure-time"} <= set(PLANNED.findall(smoke)) and "PROFILE=spm" not in smoke

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 13 · Few-shot unlearning against ESD and UCE (paper, Sec. 4.1-4.3)
+# # 13 · Few-shot unlearning against ESD, SPM and UCE (paper, Sec. 4.1-4.3)
 #
 # The paper's case rests on a comparison: its method against U-Net-based erasure on the 10
 # Imagenette objects, on preserved quality and on time. Here on the built-in model, every method
@@ -19,11 +19,12 @@
 #
 # ESD's published defaults are 1000 iterations at lr 1e-5 for SD's U-Net. On the built-in model ESD
 # runs at the setting its own sweep chose (notebook 17, `esd_calibration`), as few-shot unlearning
-# runs at notebook 02's; with `esd_calibration` empty, at `esd_iterations` and `esd_lr`. SPM, when `methods`
-# holds it, runs at its published schedule, or with `spm_calibration` at the constant rate and
-# iterations notebook 17's SPM sweep chose. With the sd14 parameters the same cells
-# run on Stable Diffusion v1.4 with Imagenette images (`images_dir`), EVA02 (`evaluator`), CLIP
-# ViT-L/14, the paper's few-shot settings, and COCO prompts and images for FID and CLIP score.
+# runs at notebook 02's; with `esd_calibration` empty, at `esd_iterations` and `esd_lr`. SPM likewise
+# runs at the constant rate and iterations notebook 17's SPM sweep chose (`spm_calibration`, written by
+# `make results PROFILE=spm`); with it empty, at its published schedule for `spm_iterations`. With
+# the sd14 parameters the same cells run on Stable Diffusion v1.4 with Imagenette images
+# (`images_dir`), EVA02 (`evaluator`), CLIP ViT-L/14, the paper's few-shot settings, and COCO prompts
+# and images for FID and CLIP score.
 
 # %%
 import time
@@ -41,12 +42,12 @@ fewshot_settings: str = "builtin"  # 'builtin' (notebook 02's lr and epochs) or 
 device: str = "cpu"  # 'cpu' or 'cuda'
 dtype: str = "float32"  # the model's floating-point type
 classes: list = list(data.CLASSES)  # classes erased, one at a time
-methods: list = ["fewshot", "esd", "uce"]  # methods compared ("spm" too; the sd14 profile adds it)
+methods: list = ["fewshot", "esd", "spm", "uce"]  # methods compared: the paper's three baselines beside few-shot
 esd_train_method: str = "noxattn"  # ESD-u, the paper's setting for objects
 esd_calibration: str = "results/esd_calibration_summary.csv"  # notebook 17's sweep: ESD's lr and iterations; empty: the two below
 esd_iterations: int = 1000  # ESD iterations without a calibration (published default 1000)
 esd_lr: float = 1e-5  # ESD learning rate without a calibration (published default 1e-5)
-spm_calibration: str = ""  # notebook 17's SPM sweep (the spm profile), when methods holds spm: its lr (constant) and iterations; empty: the published schedule
+spm_calibration: str = "results/spm_calibration_summary.csv"  # notebook 17's SPM sweep (the spm profile), when methods holds spm: its lr (constant) and iterations; empty: the published schedule
 spm_iterations: int = 3000  # SPM iterations without a calibration (published default 3000)
 seeds: list = [3, 4, 5, 6, 7]  # erasure seeds: each picks its images and seeds every method (never a calibration seed)
 n_erased: int = 16  # generated images of the erased class per evaluation
