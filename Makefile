@@ -200,7 +200,7 @@ benchmark: venv
 # parameters, then the tiny overrides. Its numbers mean nothing; it proves the path runs.
 SD14_TINY_NOTEBOOKS := $(patsubst notebooks/params/sd14-tiny/%.yaml,notebooks/paper/%.ipynb,$(sort $(wildcard notebooks/params/sd14-tiny/*.yaml)))
 sd14-smoke:
-	rm -rf build/sd14-tiny/results build/sd14-tiny/figures build/sd14-tiny/erasures build/sd14-tiny/coco-quality build/sd14-tiny/esd-calibration build/sd14-tiny/nb && mkdir -p build/sd14-tiny/nb
+	rm -rf build/sd14-tiny/results build/sd14-tiny/figures build/sd14-tiny/erasures build/sd14-tiny/compare-methods build/sd14-tiny/coco-quality build/sd14-tiny/esd-calibration build/sd14-tiny/nb && mkdir -p build/sd14-tiny/nb
 	$(SMOKE_ENV) PYTHONPATH=$(CURDIR) $(PY) tools/sd14_tiny.py build/sd14-tiny
 	set -e; for nb in $(SD14_TINY_NOTEBOOKS); do name=$$(basename $$nb .ipynb); echo "== sd14 path of $$name"; \
 	  $(SMOKE_ENV) PYTHONPATH=$(CURDIR) $(PAPERMILL) $$nb build/sd14-tiny/nb/$$name.ipynb \

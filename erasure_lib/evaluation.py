@@ -1127,6 +1127,71 @@ def comparison_seed_offset(concept: str, universe: Sequence[str], n_erased: int,
     return 10_000 + stride * list(universe).index(concept)
 
 
+JUDGED_REVISION = 1  # raise when what a judged model's saved verdict holds, or how it is computed, changes
+
+
+@dataclass(frozen=True)
+class Judged:
+    """What :func:`compare_methods` keeps of one judged model: the judge's summary of its prompt
+    table's images (:func:`summarize`), the CLIP score of each of those images against its prompt,
+    the Inception features its FID and KID are computed from (of the other classes' images, or of the
+    quality prompts' images), and the CLIP scores of the quality prompts' images (``None`` without)."""
+
+    summary: dict[str, float]
+    clip: np.ndarray
+    features: np.ndarray
+    clip_quality: np.ndarray | None = None
+
+    def save(self, folder: Path, key: Mapping[str, object]) -> None:
+        """Write the verdict, then its key (last, atomically: a folder without a key is not read)."""
+        import json
+        from io import BytesIO
+
+        from erasure_lib.io import atomic_write_bytes, atomic_write_text
+
+        arrays = {"clip": self.clip, "features": self.features} | ({} if self.clip_quality is None else {"clip_quality": self.clip_quality})
+        buffer = BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(folder / "judged.npz", buffer.getvalue())
+        atomic_write_text(folder / "summary.json", json.dumps({k: float(v) for k, v in self.summary.items()}, indent=1))
+        atomic_write_text(folder / "judged_key.json", json.dumps(dict(key), indent=1, sort_keys=True, default=str))
+
+    @classmethod
+    def load(cls, folder: Path, key: Mapping[str, object]) -> Judged | None:
+        """The verdict saved in ``folder`` under the same ``key``, or ``None``."""
+        import json
+
+        key_file = folder / "judged_key.json"
+        if not key_file.is_file() or json.loads(key_file.read_text()) != json.loads(json.dumps(dict(key), sort_keys=True, default=str)):
+            return None
+        with np.load(folder / "judged.npz") as arrays:
+            return cls(json.loads((folder / "summary.json").read_text()), arrays["clip"], arrays["features"],
+                       arrays["clip_quality"] if "clip_quality" in arrays else None)  # fmt: skip
+
+
+def _table_fingerprint(table: pd.DataFrame | None) -> str | None:
+    """SHA-1 of a prompt table's prompts and evaluation seeds (what decides its images)."""
+    import hashlib
+
+    if table is None:
+        return None
+    text = "\n".join(f"{p}\t{s}" for p, s in zip(table.prompt, table.evaluation_seed, strict=True))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def judged_key(method: str, concept: str, seed: int | None, result: ErasureResult | None, table: pd.DataFrame,
+               quality_prompts: pd.DataFrame | None, generation: GenerationConfig, judged_with: Mapping[str, object]) -> dict[str, object]:
+    """What decides one judged model's verdict in :func:`compare_methods`: the model (the method, its
+    configuration and erased concept; the base model and judge as the caller names them in
+    ``judged_with``), its prompt table and quality prompts, and the sampling settings."""
+    from dataclasses import asdict, is_dataclass
+
+    config = None if result is None or result.config is None else (asdict(result.config) if is_dataclass(result.config) else dict(result.config))
+    return {"revision": JUDGED_REVISION, "method": method, "erased_class": concept, "seed": seed, "config": config,
+            "prompts": _table_fingerprint(table), "quality_prompts": _table_fingerprint(quality_prompts),
+            "generation": asdict(generation), "judged_with": dict(judged_with)}  # fmt: skip
+
+
 def compare_methods(
     pipeline: StableDiffusionPipeline,
     judge: GarmentStyleClassifier | ImageNetEvaluator,
@@ -1141,6 +1206,8 @@ def compare_methods(
     seeds: Sequence[int] | None = None,
     on_features: Callable[[str, int | None, np.ndarray], None] | None = None,
     quality_dir: str | Path | None = None,
+    judged_cache: str | Path | None = None,
+    judged_with: Mapping[str, object] | None = None,
 ) -> pd.DataFrame:
     """Erase each class with every method, then judge, score and time the base model and each erased
     model alike (paper, Sec. 4.3: few-shot unlearning against ESD and UCE).
@@ -1193,6 +1260,16 @@ def compare_methods(
         an interrupted run resumes and a sharded pre-generation (``python -m erasure_lib.shard
         --erasure ...`` across GPUs) is used as is; each folder's stamp refuses another model's
         images. ``None``: generated in memory.
+    judged_cache
+        Where each judged model's verdict (:class:`Judged`: the judge's summary, CLIP scores and
+        Inception features) is kept, ``<method>/<class>[/seed-<seed>]`` (``base-model/<class>`` for
+        the base model), keyed by :func:`judged_key`; a verdict saved under the same key is read
+        back instead of generated and judged again, so an interrupted run resumes, and runs over
+        parts of ``classes`` (side by side) fill it for one run over all. FID and KID are computed
+        from the kept features with ``quality``'s real images at read-back. ``None``: nothing kept.
+    judged_with
+        With ``judged_cache``: what the key cannot see, named by the caller: the base model, the
+        judge, the CLIP model, the images the erasures used (e.g. the notebook's parameters).
 
     Returns
     -------
@@ -1221,6 +1298,8 @@ def compare_methods(
                          "real images: give the scorer real_classes (experiment.reference_images returns them)")  # fmt: skip
     if seeds is not None and not len(seeds):
         raise ValueError("give at least one seed, or seeds=None for one erasure per class and method")
+    if judged_cache is not None and judged_with is None:
+        raise ValueError("judged_cache needs judged_with: the base model, judge and CLIP model its verdicts are keyed by")
     rows: list[dict[str, object]] = []
     runs = [(concept, None) for concept in classes] if seeds is None else [(c, int(s)) for c in classes for s in seeds]
     base: dict[str, dict[str, object]] = {}
@@ -1238,22 +1317,20 @@ def compare_methods(
                 if on_features is not None:
                     on_features(COMPARED_BASE, seed, base_features[concept])
                 continue
-            model = pipeline if result is None else result.apply(pipeline)
-            generated = generate(model, list(table.prompt), list(table.evaluation_seed), generation, progress_bar=False)
-            classified = classify_images(judge, table, generated)
-            clip = quality.clip_scores(generated, table.prompt)
-            if quality.prompts is None:  # the other classes' images, against the other classes' real images
-                others = [image for image, of_concept in zip(generated, erased) if not of_concept]
-                features, clip_quality, leave_out = quality.features(others), clip[~erased], concept
-            else:  # the paper's COCO-30k: quality of the images of other prompts
-                coco = quality.prompts
-                if quality_dir is None:
-                    scored = generate(model, list(coco.prompt), list(coco.evaluation_seed), generation, progress_bar=False)
-                else:
-                    folder = shard.quality_folder(quality_dir, None if result is None else method, concept, seed)
-                    scored = [Image.open(p).convert("RGB") for p in shard.generate_quality_images(model, coco, folder, generation)]
-                features, clip_quality, leave_out = quality.features(scored), quality.clip_scores(scored, coco.prompt), None
-            rows.append({"method": method, **tag, **summarize(classified, [concept]),
+            key = folder = judged = None
+            if judged_cache is not None:
+                key = judged_key(method, concept, None if result is None else seed, result, table, quality.prompts, generation, judged_with or {})
+                folder = Path(judged_cache) / ("base-model" if result is None else method) / concept
+                folder = folder if result is None or seed is None else folder / f"seed-{seed}"
+                judged = Judged.load(folder, key)
+            if judged is None:
+                judged = _judge_model(pipeline if result is None else result.apply(pipeline), judge, table, erased, concept, quality,
+                                      generation, None if quality_dir is None else shard.quality_folder(quality_dir, None if result is None else method, concept, seed))  # fmt: skip
+                if folder is not None and key is not None:
+                    judged.save(folder, key)
+            features, clip = judged.features, judged.clip
+            clip_quality, leave_out = (clip[~erased], concept) if quality.prompts is None else (judged.clip_quality, None)
+            rows.append({"method": method, **tag, **judged.summary,
                          "fid": quality.fid(features, leave_out), "kid": quality.kid(features, leave_out),
                          "clip_score": reported_clip_score(clip_quality), "clip_score_erased": reported_clip_score(clip[erased]),
                          "optimization_seconds": 0.0 if result is None else result.optimization_seconds,
@@ -1264,6 +1341,26 @@ def compare_methods(
                 on_features(method, seed, features)
     columns = list(COMPARISON_COLUMNS)
     return pd.DataFrame(rows, columns=columns if seeds is None else [*columns[:2], "seed", *columns[2:]])
+
+
+def _judge_model(model: StableDiffusionPipeline, judge: GarmentStyleClassifier | ImageNetEvaluator, table: pd.DataFrame,
+                 erased: np.ndarray, concept: str, quality: QualityScorer, generation: GenerationConfig,
+                 quality_folder: Path | None) -> Judged:
+    """One judged model of :func:`compare_methods`: its prompt table's images judged and CLIP-scored,
+    and the Inception features of the other classes' images (without quality prompts) or of the
+    quality prompts' images (generated, or kept in ``quality_folder``) with their CLIP scores."""
+    generated = generate(model, list(table.prompt), list(table.evaluation_seed), generation, progress_bar=False)
+    classified = classify_images(judge, table, generated)
+    clip = quality.clip_scores(generated, table.prompt)
+    if quality.prompts is None:  # the other classes' images, against the other classes' real images
+        others = [image for image, of_concept in zip(generated, erased) if not of_concept]
+        return Judged(summarize(classified, [concept]), clip, quality.features(others))
+    coco = quality.prompts  # the paper's COCO-30k: quality of the images of other prompts
+    if quality_folder is None:
+        scored = generate(model, list(coco.prompt), list(coco.evaluation_seed), generation, progress_bar=False)
+    else:
+        scored = [Image.open(p).convert("RGB") for p in shard.generate_quality_images(model, coco, quality_folder, generation)]
+    return Judged(summarize(classified, [concept]), clip, quality.features(scored), quality.clip_scores(scored, coco.prompt))
 
 
 def comparison_summary(table: pd.DataFrame, min_ua: float = 0.9, max_others_drop: float = 0.10) -> pd.DataFrame:

@@ -327,6 +327,38 @@ def test_quality_images_kept_in_a_folder_are_the_ones_scored_and_read_back(
         run()
 
 
+def test_judged_models_kept_in_a_cache_are_read_back_and_parts_fill_it_for_the_whole(
+    tmp_path, monkeypatch, tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer
+) -> None:  # fmt: skip
+    """With judged_cache every judged model's verdict is kept (the base model's once per class): runs
+    over parts of the classes fill it, and a run over all of them reads every verdict back (nothing
+    generated) and gives the rows of a run without a cache, FID and KID included. Another key
+    (judged_with) is not read back."""
+    erasures = lambda concept, seed: {"perturbed": perturbed(tiny_pipeline, concept, seed)}  # noqa: E731
+
+    def run(classes=CLASSES, cache=tmp_path, judged_with=None) -> pd.DataFrame:
+        return evaluation.compare_methods(tiny_pipeline, judge, classes, erasures, FAST, N_ERASED, N_OTHERS, scorer, UNIVERSE,
+                                          progress_bar=False, seeds=[1, 5], judged_cache=cache,
+                                          judged_with=judged_with or {"model": "tiny"})  # fmt: skip
+
+    whole = run(cache=None)
+    for part in ([CLASSES[1]], [CLASSES[0]]):
+        run(part)
+    folders = sorted(str(p.parent.relative_to(tmp_path)) for p in tmp_path.rglob("judged_key.json"))
+    assert folders == sorted([f"base-model/{c}" for c in CLASSES] + [f"perturbed/{c}/seed-{s}" for c in CLASSES for s in (1, 5)])
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generated although the verdict is kept")
+
+    monkeypatch.setattr(evaluation, "generate", no_generation)
+    pd.testing.assert_frame_equal(run(), whole)
+    with pytest.raises(AssertionError, match="generated although"):
+        run(judged_with={"model": "another"})
+    with pytest.raises(ValueError, match="judged_with"):
+        evaluation.compare_methods(tiny_pipeline, judge, CLASSES, erasures, FAST, N_ERASED, N_OTHERS, scorer, UNIVERSE,
+                                   progress_bar=False, seeds=[1], judged_cache=tmp_path)  # fmt: skip
+
+
 # --- with a real method ------------------------------------------------------------------------------
 
 

@@ -66,6 +66,7 @@ results_prefix: str = "results/"  # folder of the result files
 figures_prefix: str = "figures/"  # folder of the figures
 work_dir: str = "build/compare-methods"  # where the few-shot image sets are written
 erasure_cache: str = "build/erasures"  # where each erasure is saved (and read back by notebook 08)
+judged_cache: str = "build/compare-methods/judged"  # where each judged model's verdict is kept (an interrupted run resumes; runs over parts of `classes` fill it), or empty
 
 # %% [markdown]
 # ## Set-up: the model, the judge, one configuration per method, and the FID / KID / CLIP scorer
@@ -92,7 +93,10 @@ print(*configs(seeds[0]).values(), f"seeds {seeds}", setup, scorer, sep="\n")
 #
 # The same 4 real images per class and seed (drawn by the seed) for every method; ESD and UCE take
 # only the concept's name. Erasures already in `erasure_cache` (one folder per seed) for the same
-# images and settings are read back. The base model is judged once per class.
+# images and settings are read back, and so are verdicts already in `judged_cache` (each judged
+# model's judge summary, CLIP scores and Inception features, for the same model, prompts and
+# sampling settings): the full run takes hours on two cores, and runs over parts of `classes`, side
+# by side, fill both caches for it. The base model is judged once per class.
 
 # %%
 images = experiment.image_source(images_dir, 4, work_dir)  # the paper's 4 images per concept
@@ -101,7 +105,10 @@ erasures = lambda concept, seed: experiment.erase_with_methods(setup.pipeline, c
 pool = quality.FeaturePool()  # every judged model's Inception features, pooled per method and seed
 comparison = evaluation.compare_methods(setup.pipeline, setup.judge, setup.classes, erasures, setup.generation,
                                         n_erased, n_others, scorer, setup.universe, seeds=seeds, on_features=pool.add,
-                                        quality_dir=experiment.repo_path(quality_dir) if quality_dir else None)  # fmt: skip
+                                        quality_dir=experiment.repo_path(quality_dir) if quality_dir else None,
+                                        judged_cache=experiment.repo_path(judged_cache) if judged_cache else None,
+                                        judged_with={"model": model, "images_dir": images_dir, "evaluator": evaluator,
+                                                     "clip_model": clip_model, "device": device, "dtype": dtype})  # fmt: skip
 results.write_csv(comparison, results_prefix + "object_erasure_comparison.csv", sort_by=["method", "erased_class", "seed"])
 
 # %% [markdown]
