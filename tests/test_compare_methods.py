@@ -359,6 +359,26 @@ def test_judged_models_kept_in_a_cache_are_read_back_and_parts_fill_it_for_the_w
                                    progress_bar=False, seeds=[1], judged_cache=tmp_path)  # fmt: skip
 
 
+def test_a_verdicts_key_changes_with_what_decides_the_verdict() -> None:
+    """The model's configuration, the seed, the prompts, the quality prompts, the sampling settings
+    and the caller's names each change the key; the same inputs give the same key."""
+    table = evaluation.erasure_prompt_table(["trouser"], N_ERASED, N_OTHERS, 10_000, UNIVERSE)
+    uce = ErasureResult("uce", "trouser", {}, UCEConfig(seed=3))
+
+    def key(**changed):
+        args = {"method": "uce", "concept": "trouser", "seed": 3, "result": uce, "table": table, "quality_prompts": None,
+                "generation": FAST, "judged_with": {"model": "builtin"}} | changed  # fmt: skip
+        return evaluation.judged_key(**args)
+
+    assert key() == key()
+    changes = [{"result": ErasureResult("uce", "trouser", {}, UCEConfig(seed=3, erase_scale=2.0))}, {"seed": 4},
+               {"table": evaluation.erasure_prompt_table(["trouser"], N_ERASED, N_OTHERS, 11_000, UNIVERSE)},
+               {"quality_prompts": pd.DataFrame({"prompt": ["a red car"], "evaluation_seed": [7]})},
+               {"generation": GenerationConfig(num_inference_steps=3)}, {"judged_with": {"model": "another"}},
+               {"result": None}]  # fmt: skip
+    assert all(key(**change) != key() for change in changes)
+
+
 # --- with a real method ------------------------------------------------------------------------------
 
 
