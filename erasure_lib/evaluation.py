@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -18,6 +21,7 @@ from tqdm.auto import tqdm
 from erasure_lib import shard
 from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, STYLES, object_prompt
 from erasure_lib.generate import GenerationConfig, generate
+from erasure_lib.io import atomic_write_bytes, atomic_write_text
 from erasure_lib.metrics.classifier import GarmentStyleClassifier, classify
 from erasure_lib.metrics.imagenet import ImageNetEvaluator
 
@@ -1144,11 +1148,6 @@ class Judged:
 
     def save(self, folder: Path, key: Mapping[str, object]) -> None:
         """Write the verdict, then its key (last, atomically: a folder without a key is not read)."""
-        import json
-        from io import BytesIO
-
-        from erasure_lib.io import atomic_write_bytes, atomic_write_text
-
         arrays = {"clip": self.clip, "features": self.features} | ({} if self.clip_quality is None else {"clip_quality": self.clip_quality})
         buffer = BytesIO()
         np.savez(buffer, **arrays)
@@ -1159,8 +1158,6 @@ class Judged:
     @classmethod
     def load(cls, folder: Path, key: Mapping[str, object]) -> Judged | None:
         """The verdict saved in ``folder`` under the same ``key``, or ``None``."""
-        import json
-
         key_file = folder / "judged_key.json"
         if not key_file.is_file() or json.loads(key_file.read_text()) != json.loads(json.dumps(dict(key), sort_keys=True, default=str)):
             return None
@@ -1171,8 +1168,6 @@ class Judged:
 
 def _table_fingerprint(table: pd.DataFrame | None) -> str | None:
     """SHA-1 of a prompt table's prompts and evaluation seeds (what decides its images)."""
-    import hashlib
-
     if table is None:
         return None
     text = "\n".join(f"{p}\t{s}" for p, s in zip(table.prompt, table.evaluation_seed, strict=True))
@@ -1184,8 +1179,6 @@ def judged_key(method: str, concept: str, seed: int | None, result: ErasureResul
     """What decides one judged model's verdict in :func:`compare_methods`: the model (the method, its
     configuration and erased concept; the base model and judge as the caller names them in
     ``judged_with``), its prompt table and quality prompts, and the sampling settings."""
-    from dataclasses import asdict, is_dataclass
-
     config = None if result is None or result.config is None else (asdict(result.config) if is_dataclass(result.config) else dict(result.config))
     return {"revision": JUDGED_REVISION, "method": method, "erased_class": concept, "seed": seed, "config": config,
             "prompts": _table_fingerprint(table), "quality_prompts": _table_fingerprint(quality_prompts),
