@@ -1175,14 +1175,18 @@ def _table_fingerprint(table: pd.DataFrame | None) -> str | None:
 
 
 def judged_key(method: str, concept: str, seed: int | None, result: ErasureResult | None, table: pd.DataFrame,
-               quality_prompts: pd.DataFrame | None, generation: GenerationConfig, judged_with: Mapping[str, object]) -> dict[str, object]:
+               quality_prompts: pd.DataFrame | None, generation: GenerationConfig, judged_with: Mapping[str, object],
+               weights: str | None = None, judge_weights: str | None = None) -> dict[str, object]:  # fmt: skip
     """What decides one judged model's verdict in :func:`compare_methods`: the model (the method, its
-    configuration and erased concept; the base model and judge as the caller names them in
-    ``judged_with``), its prompt table and quality prompts, and the sampling settings."""
+    configuration and erased concept, and ``weights``, the digest of the judged model's text encoder
+    and U-Net, :func:`erasure_lib.window.model_digest`: a retrained base model or another erasure is
+    not read back), the judge (``judge_weights``, its digest where it is a torch module), what the
+    caller names in ``judged_with``, its prompt table and quality prompts, and the sampling settings."""
     config = None if result is None or result.config is None else (asdict(result.config) if is_dataclass(result.config) else dict(result.config))
     return {"revision": JUDGED_REVISION, "method": method, "erased_class": concept, "seed": seed, "config": config,
             "prompts": _table_fingerprint(table), "quality_prompts": _table_fingerprint(quality_prompts),
-            "generation": asdict(generation), "judged_with": dict(judged_with)}  # fmt: skip
+            "generation": asdict(generation), "judged_with": dict(judged_with), "weights": weights,
+            "judge_weights": judge_weights}  # fmt: skip
 
 
 def compare_methods(
@@ -1293,6 +1297,11 @@ def compare_methods(
         raise ValueError("give at least one seed, or seeds=None for one erasure per class and method")
     if judged_cache is not None and judged_with is None:
         raise ValueError("judged_cache needs judged_with: the base model, judge and CLIP model its verdicts are keyed by")
+    if judged_cache is not None:
+        from erasure_lib.window import model_digest, weights_digest
+
+        module = judge if isinstance(judge, torch.nn.Module) else getattr(judge, "model", None)
+        judge_weights = weights_digest({"judge": module}) if isinstance(module, torch.nn.Module) else None
     rows: list[dict[str, object]] = []
     runs = [(concept, None) for concept in classes] if seeds is None else [(c, int(s)) for c in classes for s in seeds]
     base: dict[str, dict[str, object]] = {}
@@ -1310,14 +1319,16 @@ def compare_methods(
                 if on_features is not None:
                     on_features(COMPARED_BASE, seed, base_features[concept])
                 continue
+            model = pipeline if result is None else result.apply(pipeline)
             key = folder = judged = None
             if judged_cache is not None:
-                key = judged_key(method, concept, None if result is None else seed, result, table, quality.prompts, generation, judged_with or {})
+                key = judged_key(method, concept, None if result is None else seed, result, table, quality.prompts, generation,
+                                 judged_with or {}, model_digest(model), judge_weights)  # fmt: skip
                 folder = Path(judged_cache) / ("base-model" if result is None else method) / concept
                 folder = folder if result is None or seed is None else folder / f"seed-{seed}"
                 judged = Judged.load(folder, key)
             if judged is None:
-                judged = _judge_model(pipeline if result is None else result.apply(pipeline), judge, table, erased, concept, quality,
+                judged = _judge_model(model, judge, table, erased, concept, quality,
                                       generation, None if quality_dir is None else shard.quality_folder(quality_dir, None if result is None else method, concept, seed))  # fmt: skip
                 if folder is not None and key is not None:
                     judged.save(folder, key)

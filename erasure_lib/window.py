@@ -253,8 +253,13 @@ def image_digest(image: str | Path | Image.Image) -> str:
 def model_digest(pipeline: StableDiffusionPipeline) -> str:
     """A hash of the weights a window run starts from (text encoder and U-Net), so that a cached run
     of one model is never read back for another one that shares its cache folder."""
+    return weights_digest({"text_encoder": pipeline.text_encoder, "unet": pipeline.unet})
+
+
+def weights_digest(modules: Mapping[str, torch.nn.Module]) -> str:
+    """A hash of the named modules' weights (each state-dict entry's name and bytes)."""
     digest = hashlib.sha256()
-    for name, module in (("text_encoder", pipeline.text_encoder), ("unet", pipeline.unet)):
+    for name, module in modules.items():
         for key, tensor in sorted(module.state_dict().items()):
             digest.update(f"{name}.{key}".encode())
             digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())

@@ -333,11 +333,11 @@ def test_judged_models_kept_in_a_cache_are_read_back_and_parts_fill_it_for_the_w
     """With judged_cache every judged model's verdict is kept (the base model's once per class): runs
     over parts of the classes fill it, and a run over all of them reads every verdict back (nothing
     generated) and gives the rows of a run without a cache, FID and KID included. Another key
-    (judged_with) is not read back."""
+    (judged_with, or the same names with other weights) is not read back."""
     erasures = lambda concept, seed: {"perturbed": perturbed(tiny_pipeline, concept, seed)}  # noqa: E731
 
-    def run(classes=CLASSES, cache=tmp_path, judged_with=None) -> pd.DataFrame:
-        return evaluation.compare_methods(tiny_pipeline, judge, classes, erasures, FAST, N_ERASED, N_OTHERS, scorer, UNIVERSE,
+    def run(classes=CLASSES, cache=tmp_path, judged_with=None, pipeline=tiny_pipeline) -> pd.DataFrame:
+        return evaluation.compare_methods(pipeline, judge, classes, erasures, FAST, N_ERASED, N_OTHERS, scorer, UNIVERSE,
                                           progress_bar=False, seeds=[1, 5], judged_cache=cache,
                                           judged_with=judged_with or {"model": "tiny"})  # fmt: skip
 
@@ -354,6 +354,12 @@ def test_judged_models_kept_in_a_cache_are_read_back_and_parts_fill_it_for_the_w
     pd.testing.assert_frame_equal(run(), whole)
     with pytest.raises(AssertionError, match="generated although"):
         run(judged_with={"model": "another"})
+    retrained = copy.copy(tiny_pipeline)  # the same names, other weights: not read back either
+    retrained.unet = copy.deepcopy(tiny_pipeline.unet)
+    with torch.no_grad():
+        next(iter(retrained.unet.parameters())).add_(1.0)
+    with pytest.raises(AssertionError, match="generated although"):
+        run(pipeline=retrained)
     with pytest.raises(ValueError, match="judged_with"):
         evaluation.compare_methods(tiny_pipeline, judge, CLASSES, erasures, FAST, N_ERASED, N_OTHERS, scorer, UNIVERSE,
                                    progress_bar=False, seeds=[1], judged_cache=tmp_path)  # fmt: skip
@@ -375,7 +381,7 @@ def test_a_verdicts_key_changes_with_what_decides_the_verdict() -> None:
                {"table": evaluation.erasure_prompt_table(["trouser"], N_ERASED, N_OTHERS, 11_000, UNIVERSE)},
                {"quality_prompts": pd.DataFrame({"prompt": ["a red car"], "evaluation_seed": [7]})},
                {"generation": GenerationConfig(num_inference_steps=3)}, {"judged_with": {"model": "another"}},
-               {"result": None}]  # fmt: skip
+               {"result": None}, {"weights": "another"}, {"judge_weights": "another"}]  # fmt: skip
     assert all(key(**change) != key() for change in changes)
 
 
