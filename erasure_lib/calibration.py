@@ -26,11 +26,12 @@ from erasure_lib.evaluation import choose_setting, classify_generated, erased_an
 from erasure_lib.generate import GenerationConfig
 from erasure_lib.io import atomic_directory
 from erasure_lib.methods import REVISIONS, get_method
+from erasure_lib.methods.base import model_digest
 from erasure_lib.methods.esd import ESDConfig
 from erasure_lib.methods.spm import SPMConfig
 from erasure_lib.metrics.classifier import GarmentStyleClassifier
 from erasure_lib.metrics.imagenet import ImageNetEvaluator
-from erasure_lib.window import WindowThresholds, model_digest, window_bounds
+from erasure_lib.window import WindowThresholds, window_bounds
 
 Judge = GarmentStyleClassifier | ImageNetEvaluator  # what :func:`erasure_lib.experiment.load_evaluator` gives
 MEASURES = ("erased_share", "others_accuracy")

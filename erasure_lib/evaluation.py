@@ -22,6 +22,7 @@ from erasure_lib import shard
 from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, STYLES, object_prompt
 from erasure_lib.generate import GenerationConfig, generate
 from erasure_lib.io import atomic_write_bytes, atomic_write_text
+from erasure_lib.methods.base import model_digest, weights_digest
 from erasure_lib.metrics.classifier import GarmentStyleClassifier, classify
 from erasure_lib.metrics.imagenet import ImageNetEvaluator
 
@@ -1179,7 +1180,7 @@ def judged_key(method: str, concept: str, seed: int | None, result: ErasureResul
                weights: str | None = None, judge_weights: str | None = None) -> dict[str, object]:  # fmt: skip
     """What decides one judged model's verdict in :func:`compare_methods`: the model (the method, its
     configuration and erased concept, and ``weights``, the digest of the judged model's text encoder
-    and U-Net, :func:`erasure_lib.window.model_digest`: a retrained base model or another erasure is
+    and U-Net, :func:`erasure_lib.methods.base.model_digest`: a retrained base model or another erasure is
     not read back), the judge (``judge_weights``, its digest where it is a torch module), what the
     caller names in ``judged_with``, its prompt table and quality prompts, and the sampling settings."""
     config = None if result is None or result.config is None else (asdict(result.config) if is_dataclass(result.config) else dict(result.config))
@@ -1298,8 +1299,6 @@ def compare_methods(
     if judged_cache is not None and judged_with is None:
         raise ValueError("judged_cache needs judged_with: the base model, judge and CLIP model its verdicts are keyed by")
     if judged_cache is not None:
-        from erasure_lib.window import model_digest, weights_digest
-
         module = judge if isinstance(judge, torch.nn.Module) else getattr(judge, "model", None)
         judge_weights = weights_digest({"judge": module}) if isinstance(module, torch.nn.Module) else None
     rows: list[dict[str, object]] = []

@@ -90,10 +90,10 @@ STAMP = "generation.json"
 
 def stamp(pipeline: StableDiffusionPipeline, prompts: pd.DataFrame, config: GenerationConfig) -> dict[str, object]:
     """What a folder of generated images depends on: a digest of the weights (text encoder and U-Net,
-    :func:`erasure_lib.window.model_digest`, so an erased model differs from its base), their dtype,
+    :func:`erasure_lib.methods.base.model_digest`, so an erased model differs from its base), their dtype,
     the sampling settings (the batch size included: fixed blocks make the images independent of the
     sharding, not of the batch size), and a digest of the prompt table's rows."""
-    from erasure_lib.window import model_digest
+    from erasure_lib.methods.base import model_digest
 
     rows = prompts[["case_number", "prompt", "evaluation_seed"]].to_csv(index=False).encode()
     return {"model_digest": model_digest(pipeline), "dtype": str(pipeline.unet.dtype), "generation": asdict(config),

@@ -29,7 +29,7 @@ from erasure_lib.evaluation import ClassPromptSet, classify_images, per_class_ac
 from erasure_lib.generate import GenerationConfig, generate_from_embeddings
 from erasure_lib.io import atomic_directory
 from erasure_lib.methods import fewshot
-from erasure_lib.methods.base import ErasureResult, tokenize
+from erasure_lib.methods.base import ErasureResult, model_digest, tokenize
 from erasure_lib.methods.fewshot import FewShotConfig
 from erasure_lib.metrics.classifier import GarmentStyleClassifier
 from erasure_lib.metrics.transitions import related_classes
@@ -248,22 +248,6 @@ def image_digest(image: str | Path | Image.Image) -> str:
     if isinstance(image, Image.Image):
         return f"pixels:{hashlib.sha256(image.tobytes()).hexdigest()[:16]}"
     return f"{Path(image).name}:{hashlib.sha256(Path(image).read_bytes()).hexdigest()[:16]}"
-
-
-def model_digest(pipeline: StableDiffusionPipeline) -> str:
-    """A hash of the weights a window run starts from (text encoder and U-Net), so that a cached run
-    of one model is never read back for another one that shares its cache folder."""
-    return weights_digest({"text_encoder": pipeline.text_encoder, "unet": pipeline.unet})
-
-
-def weights_digest(modules: Mapping[str, torch.nn.Module]) -> str:
-    """A hash of the named modules' weights (each state-dict entry's name and bytes)."""
-    digest = hashlib.sha256()
-    for name, module in modules.items():
-        for key, tensor in sorted(module.state_dict().items()):
-            digest.update(f"{name}.{key}".encode())
-            digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def run_key(

@@ -407,6 +407,38 @@ def test_erase_or_load_reuses_a_saved_result_only_for_the_same_config(tmp_path: 
     assert len(calls) == 4
 
 
+def test_erase_or_load_keys_the_base_model_by_its_weights(tmp_path: Path, tiny_pipeline: StableDiffusionPipeline) -> None:
+    """A re-trained base model under the same name (``make reproduce``) is erased anew, not given the
+    erasure saved for the old weights; a key written before the weights were part of it is never read back."""
+    import copy
+
+    from erasure_lib.methods.base import erase_or_load
+
+    config = ESDConfig(train_method="xattn", iterations=2, ddim_steps=2, seed=0)
+    calls: list[object] = []
+
+    def counting_erase(*args: object, **kwargs: object) -> ErasureResult:
+        calls.append(args[0])
+        return erase(*args, **kwargs)  # type: ignore[arg-type]
+
+    counting_erase.__module__ = erase.__module__
+    retrained = StableDiffusionPipeline(**{**tiny_pipeline.components, "text_encoder": copy.deepcopy(tiny_pipeline.text_encoder)})
+    with torch.no_grad():
+        next(retrained.text_encoder.parameters()).view(-1)[0] += 1e-3
+    folder = tmp_path / "e"
+    erase_or_load(counting_erase, tiny_pipeline, "sneaker", None, config, folder, "tiny")
+    erase_or_load(counting_erase, tiny_pipeline, "sneaker", None, config, folder, "tiny")
+    assert calls == [tiny_pipeline]
+    erase_or_load(counting_erase, retrained, "sneaker", None, config, folder, "tiny")
+    assert calls == [tiny_pipeline, retrained]
+    key_file = folder / "cache_key.json"
+    key = json.loads(key_file.read_text())
+    key.pop("base_weights")
+    key_file.write_text(json.dumps(key))  # as the code before the digest wrote it
+    erase_or_load(counting_erase, retrained, "sneaker", None, config, folder, "tiny")
+    assert calls == [tiny_pipeline, retrained, retrained]
+
+
 def test_every_method_has_a_revision() -> None:
     """The erasure cache keys on each method's revision: a method without one could not be cached."""
     from typing import get_args

@@ -16,7 +16,7 @@ from diffusers import StableDiffusionPipeline
 
 from erasure_lib import data, plots, stopping, window
 from erasure_lib.generate import GenerationConfig, generate
-from erasure_lib.methods.base import NonFiniteLossError
+from erasure_lib.methods.base import NonFiniteLossError, model_digest
 from erasure_lib.methods.fewshot import FewShotConfig, erase
 
 RETAIN = ("sandal", "bag", "trouser")
@@ -295,10 +295,10 @@ def test_a_cached_run_is_keyed_by_the_model(tiny_pipeline: StableDiffusionPipeli
         parts = {**pipeline.components, "unet": copy.deepcopy(pipeline.unet), "text_encoder": copy.deepcopy(pipeline.text_encoder)}
         return StableDiffusionPipeline(**parts)
 
-    digest = window.model_digest(tiny_pipeline)
-    assert window.model_digest(copy_of(tiny_pipeline)) == digest
+    digest = model_digest(tiny_pipeline)
+    assert model_digest(copy_of(tiny_pipeline)) == digest
     for part in ("unet", "text_encoder"):
         other = copy_of(tiny_pipeline)
         with torch.no_grad():
             next(getattr(other, part).parameters()).view(-1)[0] += 1e-3
-        assert window.model_digest(other) != digest, part
+        assert model_digest(other) != digest, part

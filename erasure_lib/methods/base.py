@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib
 import inspect
 import json
@@ -415,7 +416,6 @@ def _rebuild_or_keep(class_path: str | None, data: Any, folder: Path, what: str)
 
 def _images_fingerprint(images: Any) -> str | None:
     """SHA-1 of the images' bytes (a folder's files in name order, a list of paths or PIL images)."""
-    import hashlib
 
     from PIL import Image
 
@@ -427,6 +427,23 @@ def _images_fingerprint(images: Any) -> str | None:
     for item in images:
         digest.update(item.tobytes() if isinstance(item, Image.Image) else Path(item).read_bytes())
     return digest.hexdigest()
+
+
+def model_digest(pipeline: StableDiffusionPipeline) -> str:
+    """A hash of a pipeline's weights (text encoder and U-Net): the caches key what they keep by it (an
+    erasure by its base model, a window run by the model it starts from, a verdict by the judged model),
+    so that nothing kept for one model is read back for another that shares its name or folder."""
+    return weights_digest({"text_encoder": pipeline.text_encoder, "unet": pipeline.unet})
+
+
+def weights_digest(modules: Mapping[str, torch.nn.Module]) -> str:
+    """A hash of the named modules' weights (each state-dict entry's name and bytes)."""
+    digest = hashlib.sha256()
+    for name, module in modules.items():
+        for key, tensor in sorted(module.state_dict().items()):
+            digest.update(f"{name}.{key}".encode())
+            digest.update(tensor.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def erase_or_load(
@@ -442,13 +459,15 @@ def erase_or_load(
     """``erase(pipeline, concept, images, config)``, saved to ``folder``; read back instead when ``folder``
     holds a result of the same method, concept, images, config, base model and method ``revision``
     (:data:`erasure_lib.methods.REVISIONS`; a key written before revisions existed is revision 1) in
-    ``cache_key.json``. Notebooks share costly erasures this way; the timings are those of the run
-    that saved it.
+    ``cache_key.json``. The base model is keyed by its name and by its weights (:func:`model_digest`
+    of ``pipeline``), so a re-trained built-in model, or another model under the same name, is erased
+    anew (a key written before the digest was part of it is never read back). Notebooks share costly
+    erasures this way; the timings are those of the run that saved it.
     """
     folder = Path(folder)
     key = {"method": erase.__module__.rsplit(".", 1)[-1], "concept": concept, "base_model": base_model,
-           "images_sha1": _images_fingerprint(images), "config": json.loads(json.dumps(asdict(config), default=str)),
-           "revision": revision}  # fmt: skip
+           "base_weights": model_digest(pipeline), "images_sha1": _images_fingerprint(images),
+           "config": json.loads(json.dumps(asdict(config), default=str)), "revision": revision}  # fmt: skip
     key_file = folder / "cache_key.json"
     if key_file.is_file() and {"revision": 1} | json.loads(key_file.read_text()) == key:
         return ErasureResult.load(folder).placed_like(pipeline)
