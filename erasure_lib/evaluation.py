@@ -922,6 +922,7 @@ def several_concepts(
     n_others: int,
     universe: Sequence[str] = CLASSES,
     progress_bar: bool = True,
+    wordings: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Erase sets of classes **jointly** (one run, every image paired with its own class's prompts:
     :func:`~erasure_lib.methods.fewshot.erase_concepts`) and **one after another** (each erasure starts
@@ -934,41 +935,52 @@ def several_concepts(
     or ``"one after another"``), ``erased_share_before``, ``erased_share_after``,
     ``others_accuracy_before``, ``others_accuracy_after``, **UA** (1 - erased share after) and **IRA**
     (others' accuracy after), and ``optimization_seconds`` (summed over the steps one after another).
+
+    ``wordings`` (name -> templates, e.g. ``data.WORDINGS``) judges every model on each wording's
+    prompts, one row per wording with a ``wording`` column (the same erasures, the same evaluation
+    seeds); ``None``: the paper's templates only, and no ``wording`` column.
     """
     from erasure_lib.methods import fewshot
 
     if not seeds:
         raise ValueError("give at least one seed")
+    if wordings is not None and not wordings:
+        raise ValueError("give at least one wording, or None for the paper's templates")
+    named = {None: OBJECT_TEMPLATES} if wordings is None else dict(wordings)
     runs = [(seed, erased_set) for seed in seeds for erased_set in random_class_sets(universe, set_sizes, repeats, seed)]
     rows = []
     for seed, erased_set in tqdm(runs, desc="several concepts", disable=not progress_bar):
         seeded = replace(config, seed=seed)
         folders = {c: images(c, seed) for c in erased_set}
-        table = erasure_prompt_table(erased_set, n_erased, n_others, classes=universe)
-        before = summarize(classify_generated(pipeline, judge, table, generation), erased_set)
+        tables = {w: erasure_prompt_table(erased_set, n_erased, n_others, classes=universe, templates=t) for w, t in named.items()}
+        before = {w: summarize(classify_generated(pipeline, judge, table, generation), erased_set) for w, table in tables.items()}
         joint = fewshot.erase_concepts(pipeline, folders, seeded, progress_bar=False)
         sequential, seconds = pipeline, 0.0
         for c in erased_set:
             step = fewshot.erase(sequential, c, folders[c], seeded, progress_bar=False)
             sequential, seconds = step.apply(sequential), seconds + step.optimization_seconds
         for mode, p, s in (("joint", joint.apply(pipeline), joint.optimization_seconds), ("one after another", sequential, seconds)):
-            after = summarize(classify_generated(p, judge, table, generation), erased_set)
-            rows.append({"seed": seed, "classes": " + ".join(erased_set), "n_classes": len(erased_set), "mode": mode,
-                         "erased_share_before": before["erased_share"], "erased_share_after": after["erased_share"],
-                         "others_accuracy_before": before["others_accuracy"], "others_accuracy_after": after["others_accuracy"],
-                         "UA": 1.0 - after["erased_share"], "IRA": after["others_accuracy"], "optimization_seconds": s})  # fmt: skip
+            for w, table in tables.items():
+                after = summarize(classify_generated(p, judge, table, generation), erased_set)
+                rows.append({"seed": seed, "classes": " + ".join(erased_set), "n_classes": len(erased_set), "mode": mode}
+                            | ({} if w is None else {"wording": w})
+                            | {"erased_share_before": before[w]["erased_share"], "erased_share_after": after["erased_share"],
+                               "others_accuracy_before": before[w]["others_accuracy"], "others_accuracy_after": after["others_accuracy"],
+                               "UA": 1.0 - after["erased_share"], "IRA": after["others_accuracy"], "optimization_seconds": s})  # fmt: skip
     return pd.DataFrame(rows)
 
 
 def several_concepts_summary(table: pd.DataFrame, min_ua: float = 0.9, max_others_drop: float = 0.10) -> pd.DataFrame:
-    """:func:`unlearning_summary` of a :func:`several_concepts` table, one row per set size and mode:
+    """:func:`unlearning_summary` of a :func:`several_concepts` table, one row per set size and mode
+    (and wording, where the table has them):
     UA, IRA, the others' drop and the share of runs (one run = one set and seed) that succeed, with
     95% bootstrap intervals over the runs."""
     missing = [c for c in ("seed", "classes", "n_classes", "mode", "UA", "IRA") if c not in table]
     if missing:
         raise ValueError(f"the table lacks the column(s) {missing}; pass the output of several_concepts")
     runs = table.rename(columns={"classes": "erased_class"})  # one erased set plays the part of one erased class
-    return unlearning_summary(runs, by=["n_classes", "mode"], min_ua=min_ua, max_others_drop=max_others_drop).rename(
+    by = ["n_classes", "mode"] + (["wording"] if "wording" in table else [])
+    return unlearning_summary(runs, by=by, min_ua=min_ua, max_others_drop=max_others_drop).rename(
         columns={"classes": "sets", "classes_erased": "sets_erased"}
     )
 

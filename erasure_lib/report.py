@@ -453,6 +453,7 @@ def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
         rows.append({
             "claim": "Beyond the paper: several concepts in one run vs one after another",
             "ours": f"seeds {sv.seeds.iloc[0]}, {sv.sampling_steps.iloc[0]} sampling steps; " + "; ".join(
+                (f"{r.wording} wordings, " if "wording" in sv else "") +
                 f"{r.n_classes} classes {r['mode']}: UA {r.UA:.2f} [{r.UA_low:.2f}, {r.UA_high:.2f}], succeeded in {r.success_share:.2f} "
                 f"of {r.runs} runs, IRA {r.IRA_before:.2f} -> {r.IRA:.2f}" for _, r in sv.iterrows()),
             "verdict": "measured (no claim in the paper)",

@@ -259,6 +259,20 @@ def test_claims_row_for_the_stand_ins_says_which_has_a_shared_window(tmp_path):
     assert row["verdict"] == "a shared window on b"
 
 
+def test_claims_row_for_several_concepts_names_each_wording(tmp_path):
+    rows = pd.DataFrame({"n_classes": [2, 2], "mode": ["joint", "joint"], "wording": ["paper", "held-out"], "runs": [10, 10],
+                         "seeds": ["3 4"] * 2, "sampling_steps": [50, 50], "UA": [0.4, 0.3], "UA_low": [0.2, 0.1],
+                         "UA_high": [0.6, 0.5], "success_share": [0.1, 0.0], "IRA_before": [0.98, 0.97], "IRA": [0.8, 0.7]})  # fmt: skip
+    rows.to_csv(tmp_path / "several_concepts_summary.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if "several concepts" in r["claim"])
+    assert row["ours"] == ("seeds 3 4, 50 sampling steps; paper wordings, 2 classes joint: UA 0.40 [0.20, 0.60], succeeded in 0.10 "
+                           "of 10 runs, IRA 0.98 -> 0.80; held-out wordings, 2 classes joint: UA 0.30 [0.10, 0.50], succeeded in "
+                           "0.00 of 10 runs, IRA 0.97 -> 0.70")
+    rows.drop(columns="wording").iloc[:1].to_csv(tmp_path / "several_concepts_summary.csv", index=False)  # a run before wordings
+    row = next(r for r in report.claims_rows(tmp_path) if "several concepts" in r["claim"])
+    assert "wordings" not in row["ours"] and "2 classes joint: UA 0.40" in row["ours"]
+
+
 def test_claims_rows_for_the_window_and_the_rule_follow_the_numbers(tmp_path):
     """The window row and the stopping-rule row flip their verdicts with their numbers."""
     fixed = pd.DataFrame({"stand_in": "s", "lr": 1e-3, "step": [2, 4], "runs": 10, "clean_share": [0.2, 0.5],

@@ -234,6 +234,25 @@ def test_several_concepts_joint_and_one_after_another(setup: experiment.Setup, i
         evaluation.several_concepts_summary(table.drop(columns="UA"))
 
 
+def test_several_concepts_judges_each_wording_on_the_same_erasures(setup: experiment.Setup, images) -> None:
+    """With ``wordings`` every model is judged on each wording's prompts: the paper's rows are those of
+    a run without wordings, to the bit, and the held-out rows judge the same erasures on other prompts."""
+    args = (setup.pipeline, setup.judge, [2], 1, [0], images, CONFIG, setup.generation, 2, 1, setup.universe)
+    plain = evaluation.several_concepts(*args, progress_bar=False)
+    worded = evaluation.several_concepts(*args, progress_bar=False, wordings=data.WORDINGS)
+    assert worded[["mode", "wording"]].values.tolist() == [["joint", "paper"], ["joint", "held-out"],
+                                                           ["one after another", "paper"], ["one after another", "held-out"]]
+    paper = worded[worded.wording == "paper"].drop(columns="wording").reset_index(drop=True)
+    pd.testing.assert_frame_equal(paper.drop(columns="optimization_seconds"), plain.drop(columns="optimization_seconds"))
+    held_out = worded[worded.wording == "held-out"]
+    assert (held_out.optimization_seconds.values == worded[worded.wording == "paper"].optimization_seconds.values).all()  # one erasure, two wordings
+    summary = evaluation.several_concepts_summary(worded)
+    assert summary[["mode", "wording"]].values.tolist() == [["joint", "paper"], ["joint", "held-out"],
+                                                            ["one after another", "paper"], ["one after another", "held-out"]]
+    with pytest.raises(ValueError, match="at least one wording"):
+        evaluation.several_concepts(*args, progress_bar=False, wordings={})
+
+
 # --- the parameters a notebook records ---------------------------------------------------------------
 
 

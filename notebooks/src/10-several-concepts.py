@@ -9,12 +9,14 @@
 # accuracy: higher = better kept). Each erasure seed draws its own class sets, images and random
 # draws; none is the seed notebook 02 calibrated the defaults on. Means come with 95% bootstrap
 # intervals over the runs (one run = one set and seed), and, erasure being all-or-nothing per run on
-# this model, the share of runs that succeed (UA >= `min_ua`).
+# this model, the share of runs that succeed (UA >= `min_ua`). Every model is judged on two
+# wordings: the paper's templates (also the erasure's own prompts and the built-in model's training
+# captions) and held-out wordings the erasure never saw (`data.HELDOUT_OBJECT_TEMPLATES`).
 
 # %%
 import time
 
-from erasure_lib import evaluation, experiment, results
+from erasure_lib import data, evaluation, experiment, results
 
 # %% tags=parameters
 model: str = "builtin"  # 'builtin', a local diffusers folder, or a hub id
@@ -27,9 +29,10 @@ set_sizes: list = [2, 3, 5]  # how many classes are erased together
 repeats: int = 2  # random class sets per size and seed
 seeds: list = [3, 4, 5, 6, 7]  # each picks its class sets, images and erasure draws (never a calibration seed)
 min_ua: float = 0.9  # a run succeeds when its UA reaches this
+wordings: list = ["paper", "held-out"]  # evaluation wordings, names in data.WORDINGS
 n_images: int = 4  # real training images per class
-n_erased: int = 12  # generated images per erased class
-n_others: int = 4  # generated images per remaining class
+n_erased: int = 12  # generated images per erased class and wording
+n_others: int = 4  # generated images per remaining class and wording
 num_inference_steps: int = 50  # sampling steps (notebook 15: shares stop moving between 50 and 100)
 guidance_scale: float = 7.5  # classifier-free guidance
 threads: int = 2  # torch CPU threads
@@ -52,8 +55,8 @@ print(config, setup, sep="\n")
 # %%
 images = experiment.image_source(images_dir, n_images, work_dir)
 table = evaluation.several_concepts(setup.pipeline, setup.judge, set_sizes, repeats, seeds, images, config, setup.generation,
-                                    n_erased, n_others, setup.universe)  # fmt: skip
-results.write_csv(table, results_prefix + "several_concepts.csv", sort_by=["n_classes", "seed", "classes", "mode"])
+                                    n_erased, n_others, setup.universe, wordings={w: data.WORDINGS[w] for w in wordings})  # fmt: skip
+results.write_csv(table, results_prefix + "several_concepts.csv", sort_by=["n_classes", "seed", "classes", "mode", "wording"])
 stated = {"sampling_steps": num_inference_steps, "erased_images_per_class": n_erased, "other_images_per_class": n_others, "few_shot_images": n_images}
 summary = evaluation.several_concepts_summary(table, min_ua=min_ua).assign(**stated)
 results.write_csv(summary, results_prefix + "several_concepts_summary.csv")
