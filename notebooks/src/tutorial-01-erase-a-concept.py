@@ -52,7 +52,7 @@ erase_seed: int = 0  # seed of the erasure: the templates, noise levels and imag
 generation_seeds: list = [0, 1, 2, 3, 4, 5, 6, 7]  # one generated image per seed and prompt
 num_inference_steps: int = 20  # sampling steps (PNDM) for every generated image
 guidance_scale: float = 7.5  # classifier-free guidance scale
-long_steps: int = 16  # optimizer steps of the "keep going" run of section 5 (the calibrated erasure takes 4)
+long_steps: int = 32  # optimizer steps of the "keep going" run of section 5 (the calibrated erasure takes 16)
 erased_at: float = 0.25  # the concept counts as erased when its erased share is at most this
 hurt_drop: float = 0.25  # a neighbour counts as hurt when its share falls by at least this much
 threads: int = 2  # torch CPU threads
@@ -138,7 +138,8 @@ fig = plots.image_grid([images], [f"{len(images)} real images"], cell=1.0)
 # "a rendering of a {}", ... the paper's 27) with the concept, add noise at a random level `t`,
 # and take an optimizer step on **minus** the denoising loss with respect to the text encoder's
 # feed-forward layers and its last attention layer (the paper's default, `mlp-final-attn`). Four
-# images at batch 2 make two steps per epoch; the built-in settings train 2 epochs, 4 steps.
+# images at batch 2 make two steps per epoch; the built-in settings (notebook 02's calibration) train
+# 8 epochs at lr 3e-4, 16 steps.
 
 # %%
 config = fewshot.FewShotConfig.builtin(seed=erase_seed)
@@ -311,11 +312,12 @@ print(f"stopped after {stopped.info['steps_run']} of at most {len(long_result.lo
 # yours may differ in detail — that is part of the lesson.
 #
 # 1. **Another class.** `concept = "bag"`, `neighbours = ["trouser", "coat", "sandal"]`; then `"shirt"`
-#    with `["t-shirt", "pullover", "trouser"]`. *Expect:* the 4 calibrated steps do not fit every
-#    class. In our runs the bag barely moved in 4 steps and fell only in the long run of section 5,
-#    which took trouser and coat with it; the shirt was erased in 4 steps with no neighbour hurt, its
-#    prompt moving to a related class. Try `erase_seed = 1` too: the same class can be erased at one
-#    seed and only half erased at another.
+#    with `["t-shirt", "pullover", "trouser"]`. *Expect:* the 16 calibrated steps do not fit every
+#    class. In our runs the bag did not move in 16 steps (and hardly in the 32 of section 5); the
+#    shirt was erased in 16 steps, its prompt moving to a related class (t-shirt), but it took
+#    t-shirt and pullover down with it. Try `erase_seed = 1` too: the same class can come out
+#    differently at another seed (in our runs the sneaker was erased with no neighbour hurt, its
+#    prompt moving to sandal; the bag's 32-step run erased it there, taking trouser with it).
 # 2. **A synonym.** `synonym = "running shoe"` with the default concept, then `concept = "ankle boot"`,
 #    `neighbours = ["sneaker", "sandal", "bag"]`, `synonym = "boot"`. *Expect:* the built-in model
 #    learned only the ten class names, so "running shoe" draws no sneakers even *before* erasure —
@@ -324,7 +326,8 @@ print(f"stopped after {stopped.info['steps_run']} of at most {len(long_result.lo
 #    with the class, since the two prompts share a token and only the text encoder changed — the
 #    flip side of the paper's caveat that concepts sharing words move together.
 # 3. **More sampling steps.** `num_inference_steps = 50`. *Expect:* a longer run (every image costs
-#    2.5 times as many U-Net calls). The before rows hardly change, but the 4-step erasure can look
-#    much weaker: in our runs most of the erased concept came back at 50 steps, while the 16-step
-#    erasure held. A small push on the text side can be undone by a longer sampler, so judge an
-#    erasure at the sampling settings you will use.
+#    2.5 times as many U-Net calls). The before rows hardly change, but the erasure can look
+#    different: in our runs the 16-step erasure still erased the sneaker (0.12) and hurt no
+#    neighbour at 50 steps, while at 20 steps sandal and ankle boot fell to 0.62 and 0.75. The
+#    built-in settings were chosen judging at 50 steps (notebook 02), as every paper notebook
+#    judges; judge an erasure at the sampling settings you will use.
