@@ -337,11 +337,13 @@ def erase_with_methods(
     notebooks 08, 12 and 13 share ESD's costly runs this way. ``erasure_cache`` is relative to the
     repository root."""
     from erasure_lib.methods import REVISIONS, get_method
-    from erasure_lib.methods.base import erase_or_load
+    from erasure_lib.methods.base import erase_or_load, model_digest
 
     folder = repo_path(erasure_cache)
+    base_weights = model_digest(pipeline)  # once for all methods: every erasure starts from the same weights
     return {
-        method: erase_or_load(get_method(method), pipeline, concept, images, config, folder / method / concept, base_model, REVISIONS[method])
+        method: erase_or_load(get_method(method), pipeline, concept, images, config, folder / method / concept, base_model,
+                              REVISIONS[method], base_weights)  # fmt: skip
         for method, config in configs.items()
     }
 

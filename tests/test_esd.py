@@ -437,6 +437,13 @@ def test_erase_or_load_keys_the_base_model_by_its_weights(tmp_path: Path, tiny_p
     key_file.write_text(json.dumps(key))  # as the code before the digest wrote it
     erase_or_load(counting_erase, retrained, "sneaker", None, config, folder, "tiny")
     assert calls == [tiny_pipeline, retrained, retrained]
+    # a digest passed in (once per base model, as erase_with_methods does) keys the same as one computed
+    from erasure_lib.methods.base import model_digest
+
+    erase_or_load(counting_erase, retrained, "sneaker", None, config, folder, "tiny", base_weights=model_digest(retrained))
+    assert calls == [tiny_pipeline, retrained, retrained]
+    erase_or_load(counting_erase, retrained, "sneaker", None, config, folder, "tiny", base_weights=model_digest(tiny_pipeline))
+    assert calls == [tiny_pipeline, retrained, retrained, retrained]
 
 
 def test_every_method_has_a_revision() -> None:

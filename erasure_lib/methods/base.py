@@ -455,18 +455,20 @@ def erase_or_load(
     folder: str | Path,
     base_model: str,
     revision: int = 1,
+    base_weights: str | None = None,
 ) -> ErasureResult:
     """``erase(pipeline, concept, images, config)``, saved to ``folder``; read back instead when ``folder``
     holds a result of the same method, concept, images, config, base model and method ``revision``
     (:data:`erasure_lib.methods.REVISIONS`; a key written before revisions existed is revision 1) in
     ``cache_key.json``. The base model is keyed by its name and by its weights (:func:`model_digest`
     of ``pipeline``), so a re-trained built-in model, or another model under the same name, is erased
-    anew (a key written before the digest was part of it is never read back). Notebooks share costly
-    erasures this way; the timings are those of the run that saved it.
+    anew (a key written before the digest was part of it is never read back); a caller erasing the same
+    base model several times passes that digest once as ``base_weights`` (hashing SD's weights takes
+    seconds). Notebooks share costly erasures this way; the timings are those of the run that saved it.
     """
     folder = Path(folder)
     key = {"method": erase.__module__.rsplit(".", 1)[-1], "concept": concept, "base_model": base_model,
-           "base_weights": model_digest(pipeline), "images_sha1": _images_fingerprint(images),
+           "base_weights": base_weights or model_digest(pipeline), "images_sha1": _images_fingerprint(images),
            "config": json.loads(json.dumps(asdict(config), default=str)), "revision": revision}  # fmt: skip
     key_file = folder / "cache_key.json"
     if key_file.is_file() and {"revision": 1} | json.loads(key_file.read_text()) == key:
