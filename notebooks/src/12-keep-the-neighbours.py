@@ -40,12 +40,12 @@ relatedness: str = "garment groups"  # 'garment groups' (data.CLASS_GROUPS, the 
 n_related: int = 3  # with 'wordnet': the nearest ImageNet classes judged as each erased class's related ones
 max_distance: int = 7  # with 'wordnet': related classes lie within this many WordNet links (hierarchy.DEFAULT_MAX_DISTANCE)
 classes: list = list(data.CLASSES)  # classes erased, one at a time
-learning_rates: list = [1e-3]  # learning rates of every variant (notebook 02's choice; 3e-3 overshot at every checkpoint in the run of 2026-12-01)
-epochs: int = 8  # epochs per run (every checkpoint in eval_epochs is judged)
-eval_epochs: list = [1, 2, 4, 8]  # checkpoints judged
+learning_rates: list = []  # learning rates of every variant (empty: the fewshot_settings' lr, on the built-in model notebook 02's choice)
+epochs: int = 32  # epochs per run (every checkpoint in eval_epochs is judged)
+eval_epochs: list = [4, 8, 16, 32]  # checkpoints judged
 anchors: list = [{"neighbours": 3, "weight": 1.0}, {"neighbours": "all", "weight": 1.0}]  # preserved variants
-default_lr: float = 1e-3  # the setting whose transitions and attacks are reported (the built-in default)
-default_epochs: int = 2  # ditto; must be one of eval_epochs
+default_lr: float | None = None  # the setting whose transitions and attacks are reported (None: the fewshot_settings' lr); one of learning_rates
+default_epochs: int | None = None  # ditto (None: the fewshot_settings' epochs); one of eval_epochs
 inversion_classes: list = ["shirt", "sneaker", "bag"]  # classes attacked by concept inversion (plain vs the last anchor)
 attack_images: str = "other"  # what concept inversion learns from: 'other' (real images the erasure never saw, as notebook 08) or 'erasure' (its own)
 n_attack_images: int = 8  # real images concept inversion learns from ('other', as notebook 08)
@@ -71,6 +71,12 @@ work_dir: str = "build/keep-the-neighbours"  # where the few-shot image sets are
 # with `relatedness: wordnet`, each class's nearest ImageNet classes, printed below.
 
 # %%
+chosen = experiment.fewshot_config(fewshot_settings)  # the default setting: notebook 02's on the built-in model, the paper's on SD
+learning_rates = learning_rates or [chosen.lr]
+default_lr = chosen.lr if default_lr is None else default_lr
+default_epochs = chosen.epochs if default_epochs is None else default_epochs
+if default_lr not in learning_rates:
+    raise ValueError(f"default_lr={default_lr} must be one of learning_rates={learning_rates}")
 if default_epochs not in eval_epochs:
     raise ValueError(f"default_epochs={default_epochs} must be one of eval_epochs={eval_epochs}")
 t_start = time.perf_counter()
