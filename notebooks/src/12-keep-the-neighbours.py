@@ -44,8 +44,8 @@ learning_rates: list = []  # learning rates of every variant (empty: the fewshot
 epochs: int = 32  # epochs per run (every checkpoint in eval_epochs is judged)
 eval_epochs: list = [4, 8, 16, 32]  # checkpoints judged
 anchors: list = [{"neighbours": 3, "weight": 1.0}, {"neighbours": "all", "weight": 1.0}]  # preserved variants
-default_lr: float | None = None  # the setting whose transitions and attacks are reported (None: the fewshot_settings' lr); one of learning_rates
-default_epochs: int | None = None  # ditto (None: the fewshot_settings' epochs); one of eval_epochs
+default_lr: float = 0.0  # the setting whose transitions and attacks are reported (0: the fewshot_settings' lr); one of learning_rates
+default_epochs: int = 0  # ditto (0: the fewshot_settings' epochs); one of eval_epochs
 inversion_classes: list = ["shirt", "sneaker", "bag"]  # classes attacked by concept inversion (plain vs the last anchor)
 attack_images: str = "other"  # what concept inversion learns from: 'other' (real images the erasure never saw, as notebook 08) or 'erasure' (its own)
 n_attack_images: int = 8  # real images concept inversion learns from ('other', as notebook 08)
@@ -73,8 +73,8 @@ work_dir: str = "build/keep-the-neighbours"  # where the few-shot image sets are
 # %%
 chosen = experiment.fewshot_config(fewshot_settings)  # the default setting: notebook 02's on the built-in model, the paper's on SD
 learning_rates = learning_rates or [chosen.lr]
-default_lr = chosen.lr if default_lr is None else default_lr
-default_epochs = chosen.epochs if default_epochs is None else default_epochs
+default_lr = default_lr or chosen.lr
+default_epochs = default_epochs or chosen.epochs
 if default_lr not in learning_rates:
     raise ValueError(f"default_lr={default_lr} must be one of learning_rates={learning_rates}")
 if default_epochs not in eval_epochs:
