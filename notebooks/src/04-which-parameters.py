@@ -93,7 +93,7 @@ results.save_figure(fig, figures_prefix + "parameter_options.png")
 # any checkpoint. The per-class picture is as uneven as in notebook 03: after 8 epochs coat, shirt
 # and trouser are mostly erased by `all` and `mlp-attn` (UA 0.80-1.00) and shirt by every option
 # (0.72-0.95), while dress survives `mlp-only` and `mlp-final-attn` (UA 0.00) and falls to `all`
-# and `mlp-attn` (0.75-0.78). At the former defaults (lr 1e-3 after 1, 2 and 4 epochs, the same
+# and `mlp-attn` (0.75-0.78). At the former defaults (lr 1e-3 after 1, 2 and 4 epochs, about the same
 # distance travelled) the same front: IRA at UA 0.4 0.89-0.92, at UA 0.6 0.80-0.87.
 #
 # **Against the paper.** Claim 3 says the concept sits mainly in the MLP layers. On the built-in

@@ -37,7 +37,7 @@ summary.round(3)
 # classifier's best epoch per run reaches an erased share of 0.015 at a cost of 0.26 to the other
 # classes. The rule fires in every run at every `r`, but lands 9-16 epochs from that best (at lr
 # 3e-4 an epoch travels about a third of the former epoch at 1e-3: the former sweep's 3.0-4.2 epochs are
-# the same distance): a low threshold stops early and keeps the others (r = 1.05: erased share 0.94,
+# about the same distance): a low threshold stops early and keeps the others (r = 1.05: erased share 0.94,
 # others' drop 0.05), a high one erases more and costs more (r = 2.0: 0.24 and 0.30; r = 1.3: 0.46
 # and 0.14). No threshold finds each run's own window: the rule moves every run along the same
 # erasure-damage front, as at the former defaults (r = 1.05: 0.70 and 0.07; r = 2.0: 0.26 and
