@@ -152,8 +152,8 @@ intervals.round(3)
 # on classes the erasure did not remove says the attack, as run here, is broken by the erasure
 # itself rather than stopped by it: the erasure raises the denoising loss of every prompt, the empty
 # one (classifier-free guidance's unconditional branch) included, and the inversion learns a token
-# that undoes that shift instead of finding the class (a first diagnosis on two classes, in the
-# closing notes of issue 14). A seed on which few-shot erases more would test the caveat better; the
+# that undoes that shift instead of finding the class (a lead from a first check on two classes,
+# not yet measured here). A seed on which few-shot erases more would test the caveat better; the
 # attack budgets (200 inversion steps, 100 conditioning steps at lr 1e-3) were fixed before these
 # runs. These are the built-in model's numbers; the sd14 profile runs the same cells on Stable
 # Diffusion v1.4.
