@@ -1218,6 +1218,7 @@ def compare_methods(
     quality_dir: str | Path | None = None,
     judged_cache: str | Path | None = None,
     judged_with: Mapping[str, object] | None = None,
+    wordings: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """Erase each class with every method, then judge, score and time the base model and each erased
     model alike (paper, Sec. 4.3: few-shot unlearning against ESD and UCE).
@@ -1262,7 +1263,8 @@ def compare_methods(
     on_features
         Called with ``(method, seed, features)`` for every row (the base model's once per seed,
         ``seed`` None without seeds), the Inception features its FID and KID were computed from:
-        :meth:`erasure_lib.metrics.quality.FeaturePool.add` pools them over the classes.
+        :meth:`erasure_lib.metrics.quality.FeaturePool.add` pools them over the classes. With
+        ``wordings``, called with ``(method, seed, features, wording)``.
     quality_dir
         With quality prompts: where each judged model's images of them are kept
         (:func:`erasure_lib.shard.quality_folder`: ``base`` once for the base model, then
@@ -1280,11 +1282,17 @@ def compare_methods(
     judged_with
         With ``judged_cache``: what the key cannot see, named by the caller: the base model, the
         judge, the CLIP model, the images the erasures used (e.g. the notebook's parameters).
+    wordings
+        Named template sets (e.g. :data:`erasure_lib.data.WORDINGS`, the paper's and held-out
+        wordings): each judged model is judged on its prompt table in each wording (the same
+        evaluation seeds), every row gains a ``wording`` column after ``seed``, and ``judged_cache``
+        keeps each wording's verdicts under ``<wording>/``. ``None``: the paper's templates alone,
+        without the column.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (class, model), in the order run, the base model (:data:`COMPARED_BASE`, 0
+        One row per (class, model[, wording]), in the order run, the base model (:data:`COMPARED_BASE`, 0
         seconds) first within each class (and seed), with the columns of :data:`COMPARISON_COLUMNS`:
         ``method``, ``erased_class``, ``erased_share`` and ``others_accuracy`` (:func:`summarize`),
         ``fid``, ``kid``, ``clip_score`` (:func:`erasure_lib.metrics.clip_score.reported_clip_score`),
@@ -1313,92 +1321,114 @@ def compare_methods(
     if judged_cache is not None:
         module = judge if isinstance(judge, torch.nn.Module) else getattr(judge, "model", None)
         judge_weights = weights_digest({"judge": module}) if isinstance(module, torch.nn.Module) else None
+    if wordings is not None and (not wordings or not all(wordings.values())):
+        raise ValueError("give at least one wording, each with at least one template, or wordings=None")
+    worded = {None: OBJECT_TEMPLATES} if wordings is None else dict(wordings)
     rows: list[dict[str, object]] = []
     runs = [(concept, None) for concept in classes] if seeds is None else [(c, int(s)) for c in classes for s in seeds]
-    base: dict[str, dict[str, object]] = {}
-    base_features: dict[str, np.ndarray] = {}
+    base: dict[tuple[str, str | None], tuple[dict[str, object], np.ndarray]] = {}  # (class, wording) -> row, features
     for concept, seed in tqdm(runs, desc="compare methods", disable=not progress_bar):
         erased_by = dict(erasures(concept) if seed is None else erasures(concept, seed))
         if COMPARED_BASE in erased_by:
             raise ValueError(f"{COMPARED_BASE!r} labels the base model; give the method another name")
-        table = erasure_prompt_table([concept], n_erased, n_others, comparison_seed_offset(concept, universe, n_erased, n_others), universe)
-        erased = (table["class"] == concept).to_numpy()
-        tag = {"erased_class": concept} | ({} if seed is None else {"seed": seed})
+        offset = comparison_seed_offset(concept, universe, n_erased, n_others)
+        tables = {w: erasure_prompt_table([concept], n_erased, n_others, offset, universe, templates=t) for w, t in worded.items()}
         for method, result in [(COMPARED_BASE, None), *erased_by.items()]:
-            if result is None and concept in base:  # judged already, for an earlier seed
-                rows.append(base[concept] | tag)
+            model = None  # the erased model, built once for all wordings and only where a verdict is not kept
+            scored = None  # with quality prompts: the first wording's verdict, whose quality images every wording shares
+            for wording, table in tables.items():
+                erased = (table["class"] == concept).to_numpy()
+                tag = ({"erased_class": concept} | ({} if seed is None else {"seed": seed})
+                       | ({} if wording is None else {"wording": wording}))  # fmt: skip
+                if result is None and (concept, wording) in base:  # judged already, for an earlier seed
+                    row, features = base[(concept, wording)]
+                    rows.append(row | tag)
+                else:
+                    key = folder = judged = None
+                    if judged_cache is not None:
+                        model = _judged_model(pipeline, result) if model is None else model
+                        key = judged_key(method, concept, None if result is None else seed, result, table, quality.prompts, generation,
+                                         judged_with or {}, model_digest(model), judge_weights)  # fmt: skip
+                        folder = Path(judged_cache) / ("" if wording is None else wording) / ("base-model" if result is None else method) / concept
+                        folder = folder if result is None or seed is None else folder / f"seed-{seed}"
+                        judged = Judged.load(folder, key)
+                    if judged is None:
+                        model = _judged_model(pipeline, result) if model is None else model
+                        judged = _judge_model(model, judge, table, erased, concept, quality, generation,
+                                              None if quality_dir is None else shard.quality_folder(quality_dir, None if result is None else method, concept, seed),
+                                              scored)  # fmt: skip
+                        if folder is not None and key is not None:
+                            judged.save(folder, key)
+                    features, clip = judged.features, judged.clip
+                    scored = judged if scored is None and quality.prompts is not None else scored
+                    clip_quality, leave_out = (clip[~erased], concept) if quality.prompts is None else (judged.clip_quality, None)
+                    rows.append({"method": method, **tag, **judged.summary,
+                                 "fid": quality.fid(features, leave_out), "kid": quality.kid(features, leave_out),
+                                 "clip_score": reported_clip_score(clip_quality), "clip_score_erased": reported_clip_score(clip[erased]),
+                                 "optimization_seconds": 0.0 if result is None else result.optimization_seconds,
+                                 "total_seconds": 0.0 if result is None else result.total_seconds})  # fmt: skip
+                    if result is None:
+                        base[(concept, wording)] = rows[-1], features
                 if on_features is not None:
-                    on_features(COMPARED_BASE, seed, base_features[concept])
-                continue
-            model = pipeline if result is None else result.apply(pipeline)
-            key = folder = judged = None
-            if judged_cache is not None:
-                key = judged_key(method, concept, None if result is None else seed, result, table, quality.prompts, generation,
-                                 judged_with or {}, model_digest(model), judge_weights)  # fmt: skip
-                folder = Path(judged_cache) / ("base-model" if result is None else method) / concept
-                folder = folder if result is None or seed is None else folder / f"seed-{seed}"
-                judged = Judged.load(folder, key)
-            if judged is None:
-                judged = _judge_model(model, judge, table, erased, concept, quality,
-                                      generation, None if quality_dir is None else shard.quality_folder(quality_dir, None if result is None else method, concept, seed))  # fmt: skip
-                if folder is not None and key is not None:
-                    judged.save(folder, key)
-            features, clip = judged.features, judged.clip
-            clip_quality, leave_out = (clip[~erased], concept) if quality.prompts is None else (judged.clip_quality, None)
-            rows.append({"method": method, **tag, **judged.summary,
-                         "fid": quality.fid(features, leave_out), "kid": quality.kid(features, leave_out),
-                         "clip_score": reported_clip_score(clip_quality), "clip_score_erased": reported_clip_score(clip[erased]),
-                         "optimization_seconds": 0.0 if result is None else result.optimization_seconds,
-                         "total_seconds": 0.0 if result is None else result.total_seconds})  # fmt: skip
-            if result is None:
-                base[concept], base_features[concept] = rows[-1], features
-            if on_features is not None:
-                on_features(method, seed, features)
+                    on_features(method, seed, features) if wording is None else on_features(method, seed, features, wording)
     columns = list(COMPARISON_COLUMNS)
-    return pd.DataFrame(rows, columns=columns if seeds is None else [*columns[:2], "seed", *columns[2:]])
+    tags = ([] if seeds is None else ["seed"]) + ([] if wordings is None else ["wording"])
+    return pd.DataFrame(rows, columns=[*columns[:2], *tags, *columns[2:]])
+
+
+def _judged_model(pipeline: StableDiffusionPipeline, result: ErasureResult | None) -> StableDiffusionPipeline:
+    """The base model (``result`` None) or the erased model a :func:`compare_methods` row judges."""
+    return pipeline if result is None else result.apply(pipeline)
 
 
 def _judge_model(model: StableDiffusionPipeline, judge: GarmentStyleClassifier | ImageNetEvaluator, table: pd.DataFrame,
                  erased: np.ndarray, concept: str, quality: QualityScorer, generation: GenerationConfig,
-                 quality_folder: Path | None) -> Judged:
+                 quality_folder: Path | None, scored: Judged | None = None) -> Judged:
     """One judged model of :func:`compare_methods`: its prompt table's images judged and CLIP-scored,
     and the Inception features of the other classes' images (without quality prompts) or of the
-    quality prompts' images (generated, or kept in ``quality_folder``) with their CLIP scores."""
+    quality prompts' images (generated, or kept in ``quality_folder``) with their CLIP scores; with
+    quality prompts and ``scored`` (the same model's verdict in another wording) those are taken from
+    it instead of generated and scored again."""
     generated = generate(model, list(table.prompt), list(table.evaluation_seed), generation, progress_bar=False)
     classified = classify_images(judge, table, generated)
     clip = quality.clip_scores(generated, table.prompt)
     if quality.prompts is None:  # the other classes' images, against the other classes' real images
         others = [image for image, of_concept in zip(generated, erased) if not of_concept]
         return Judged(summarize(classified, [concept]), clip, quality.features(others))
+    if scored is not None:  # the quality prompts' images do not depend on the wording
+        return Judged(summarize(classified, [concept]), clip, scored.features, scored.clip_quality)
     coco = quality.prompts  # the paper's COCO-30k: quality of the images of other prompts
     if quality_folder is None:
-        scored = generate(model, list(coco.prompt), list(coco.evaluation_seed), generation, progress_bar=False)
+        images = generate(model, list(coco.prompt), list(coco.evaluation_seed), generation, progress_bar=False)
     else:
-        scored = [Image.open(p).convert("RGB") for p in shard.generate_quality_images(model, coco, quality_folder, generation)]
-    return Judged(summarize(classified, [concept]), clip, quality.features(scored), quality.clip_scores(scored, coco.prompt))
+        images = [Image.open(p).convert("RGB") for p in shard.generate_quality_images(model, coco, quality_folder, generation)]
+    return Judged(summarize(classified, [concept]), clip, quality.features(images), quality.clip_scores(images, coco.prompt))
 
 
 def comparison_summary(table: pd.DataFrame, min_ua: float = 0.9, max_others_drop: float = 0.10) -> pd.DataFrame:
-    """One row per erasure method of a :func:`compare_methods` table with seeds: UA, IRA, the success
-    and clean shares with 95% bootstrap intervals over the runs (:func:`unlearning_summary`, the
-    base model of the same class as "before"), and FID, KID and CLIP score of the other classes'
-    images (means with intervals, and the base model's mean as ``*_before``), with the median
-    optimization and total seconds."""
+    """One row per erasure method (and wording, for a table judged in several) of a
+    :func:`compare_methods` table with seeds: UA, IRA, the success and clean shares with 95%
+    bootstrap intervals over the runs (:func:`unlearning_summary`, the base model of the same class,
+    seed and wording as "before"), and FID, KID and CLIP score of the other classes' images (means
+    with intervals, and the base model's mean as ``*_before``), with the median optimization and
+    total seconds."""
     if "seed" not in table:
         raise ValueError("the table has no seed column: compare_methods(..., seeds=[...]) gives one")
-    base = table[table.method == COMPARED_BASE].drop_duplicates(["erased_class", "seed"]).set_index(["erased_class", "seed"])
+    run = ["erased_class", "seed", *(["wording"] if "wording" in table else [])]  # what pairs a run with its base model
+    by = ["method", *(["wording"] if "wording" in table else [])]
+    base = table[table.method == COMPARED_BASE].drop_duplicates(run).set_index(run)
     erased = table[table.method != COMPARED_BASE]
     if erased.empty or base.empty:
         raise ValueError("the table needs the base model's rows and at least one erasure's")
-    index = pd.MultiIndex.from_frame(erased[["erased_class", "seed"]])
+    index = pd.MultiIndex.from_frame(erased[run])
     runs = erased.assign(UA=1 - erased.erased_share, IRA=erased.others_accuracy,
                          erased_share_before=base.erased_share.reindex(index).to_numpy(),
                          others_accuracy_before=base.others_accuracy.reindex(index).to_numpy())  # fmt: skip
-    summary = unlearning_summary(runs, by=["method"], min_ua=min_ua, max_others_drop=max_others_drop).set_index("method")
+    summary = unlearning_summary(runs, by=by, min_ua=min_ua, max_others_drop=max_others_drop).set_index(by)
     for measure in ("fid", "kid", "clip_score"):
-        for method, part in runs.groupby("method", sort=False):
+        for group, part in runs.groupby(by, sort=False):
             low, high = spread(part[measure].dropna())
-            summary.loc[method, [measure, f"{measure}_low", f"{measure}_high", f"{measure}_before"]] = (
-                float(part[measure].mean()), low, high, float(base[measure].reindex(pd.MultiIndex.from_frame(part[["erased_class", "seed"]])).mean()))
-    seconds = runs.groupby("method", sort=False)[["optimization_seconds", "total_seconds"]].median()
+            summary.loc[group, [measure, f"{measure}_low", f"{measure}_high", f"{measure}_before"]] = (
+                float(part[measure].mean()), low, high, float(base[measure].reindex(pd.MultiIndex.from_frame(part[run])).mean()))
+    seconds = runs.groupby(by, sort=False)[["optimization_seconds", "total_seconds"]].median()
     return summary.join(seconds.add_suffix("_median")).reset_index()

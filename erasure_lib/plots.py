@@ -285,31 +285,35 @@ def neighbour_front(table) -> plt.Figure:
 
 
 def method_comparison(comparison) -> plt.Figure:
-    """Per method: erased share (UA's complement), other classes' accuracy, FID, CLIP score and time.
-    Bars are means over the runs (erased class x seed) with their 95% bootstrap interval; the points
-    are the per-seed means (over classes), so that a spread between seeds shows."""
+    """Per method (and wording, for a comparison judged in several: hatched bars for the second and
+    later): erased share (UA's complement), other classes' accuracy, FID, CLIP score and time. Bars
+    are means over the runs (erased class x seed) with their 95% bootstrap interval; the points are
+    the per-seed means (over classes), so that a spread between seeds shows."""
     from erasure_lib.evaluation import spread
 
     columns = [c for c in ("erased_share", "others_accuracy", "fid", "clip_score", "optimization_seconds") if c in comparison]
     methods = list(dict.fromkeys(comparison["method"]))
-    fig, axes = plt.subplots(1, len(columns), figsize=(3.3 * len(columns), 3.2))
+    wordings = list(dict.fromkeys(comparison["wording"])) if "wording" in comparison else [None]
+    bars = [(m, w) for m in methods for w in wordings]
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.3 * len(columns) * (1 + 0.4 * (len(wordings) - 1)), 3.2))
     names = {"erased_share": "erased share (lower is better)", "others_accuracy": "other classes' accuracy (higher is better)",
              "fid": "FID, other classes (lower is better)", "clip_score": "CLIP score, other classes (higher is better)",
              "optimization_seconds": "optimization seconds, log (lower is better)"}  # fmt: skip
     for ax, column in zip(np.atleast_1d(axes), columns):
-        for k, method in enumerate(methods):
-            runs = comparison[comparison["method"] == method]
+        for k, (method, wording) in enumerate(bars):
+            runs = comparison[(comparison["method"] == method) & (True if wording is None else comparison["wording"] == wording)]
             values = runs[column].dropna().to_numpy(dtype=float)
             mean = float(values.mean()) if len(values) else float("nan")
             low, high = spread(values)
-            ax.bar(k, mean, color=f"C{k}", alpha=0.6)
+            ax.bar(k, mean, color=f"C{methods.index(method)}", alpha=0.6, hatch=None if wording == wordings[0] else "//")
             if len(values) > 1:
                 ax.errorbar(k, mean, yerr=[[mean - low], [high - mean]], color="black", capsize=3, lw=1)
             if "seed" in runs:
                 per_seed = runs.groupby("seed")[column].mean().to_numpy(dtype=float)
                 offsets = np.linspace(-0.25, 0.25, len(per_seed)) if len(per_seed) > 1 else np.zeros(1)
                 ax.plot(k + offsets, per_seed, "o", color="black", ms=2.5, alpha=0.7)
-        ax.set_xticks(range(len(methods)), methods, rotation=30, ha="right", fontsize=8)
+        labels = [m if w is None else f"{m}, {w}" for m, w in bars]
+        ax.set_xticks(range(len(bars)), labels, rotation=30, ha="right", fontsize=8)
         ax.set_title(names[column], fontsize=8)
         ax.grid(axis="y", alpha=0.3)
         if column == "optimization_seconds":

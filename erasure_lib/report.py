@@ -376,37 +376,45 @@ def _images_per_model(run: dict) -> str:
     return f", {run['n_erased']} + {run['n_others']} x {len(run['classes']) - 1} images per judged model"
 
 
-def _pooled_quality(pooled: pd.DataFrame | None) -> str:
+def _pooled_quality(pooled: pd.DataFrame | None, wording: str | None = None) -> str:
     """"; pooled over the erased classes (N images per set): FID base -> method ..., KID ..." from
-    ``object_erasure_quality_pooled.csv`` (one row per method and seed; means over the seeds), or ""
-    without it. Each erased class's judged models draw their own evaluation seeds
-    (:func:`erasure_lib.evaluation.comparison_seed_offset`), so a pooled set holds distinct images."""
+    ``object_erasure_quality_pooled.csv`` (one row per method, seed and wording; means over the
+    seeds, of ``wording`` where given), or "" without it. Each erased class's judged models draw their
+    own evaluation seeds (:func:`erasure_lib.evaluation.comparison_seed_offset`), so a pooled set
+    holds distinct images."""
     if pooled is None or pooled.empty:
         return ""
+    if wording is not None and "wording" in pooled:
+        pooled = pooled[pooled.wording == wording]
     m = pooled.groupby("method", sort=False)[["images", "fid", "kid"]].mean()
     shown = ", ".join(f"{k} {r.fid:.0f} / {r.kid:.3f}" for k, r in m.iterrows())
     return f"; others' FID / KID pooled over the erased classes ({int(m.images.min())} images per set, mean over seeds): {shown}"
 
 
 def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame | None = None) -> dict[str, str]:
-    """Tables 1-2 from notebook 13's summary: UA, success share, IRA and quality per method, with
-    intervals, and with ``pooled`` (``object_erasure_quality_pooled.csv``) FID and KID over each
-    method's images pooled over the erased classes, where FID's small-sample bias matters less.
-    Few-shot is "as good" as a baseline when its UA is within 0.10 of the baseline's (or above) and
-    its IRA within 0.05 (or above)."""
+    """Tables 1-2 from notebook 13's summary: UA, success share, IRA and quality per method (and per
+    wording, for a run judged in several), with intervals, and with ``pooled``
+    (``object_erasure_quality_pooled.csv``) FID and KID over each method's images pooled over the
+    erased classes, where FID's small-sample bias matters less. Few-shot is "as good" as a baseline
+    when its UA is within 0.10 of the baseline's (or above) and its IRA within 0.05 (or above), in the
+    same wording; the verdict weighs every baseline in every wording."""
     run = manifest.get("results/object_erasure_comparison_summary.csv", {}).get("parameters", {})
-    m = summary.set_index("method")
-    shown = "; ".join(
-        f"{k}: UA {r.UA:.2f} [{r.UA_low:.2f}, {r.UA_high:.2f}] (succeeded in {r.success_share:.2f} of {int(r.runs)} runs), "
-        f"IRA {r.IRA_before:.2f} -> {r.IRA:.2f}, others' FID {r.fid_before:.0f} -> {r.fid:.0f}, KID {r.kid_before:.3f} -> {r.kid:.3f}, "
-        f"CLIP {r.clip_score_before:.1f} -> {r.clip_score:.1f}" for k, r in m.iterrows())
-    f, baselines = m.loc["fewshot"], m.drop(index="fewshot")
-    as_good = (f.UA >= baselines.UA - 0.10) & (f.IRA >= baselines.IRA - 0.05)
-    compared = " / ".join(method.upper() for method in baselines.index)  # the paper: ESD / SPM / UCE
+    parts, as_good = [], []
+    worded = summary.groupby("wording", sort=False) if "wording" in summary else [(None, summary)]
+    for wording, part in worded:
+        m = part.set_index("method")
+        shown = "; ".join(
+            f"{k}: UA {r.UA:.2f} [{r.UA_low:.2f}, {r.UA_high:.2f}] (succeeded in {r.success_share:.2f} of {int(r.runs)} runs), "
+            f"IRA {r.IRA_before:.2f} -> {r.IRA:.2f}, others' FID {r.fid_before:.0f} -> {r.fid:.0f}, KID {r.kid_before:.3f} -> {r.kid:.3f}, "
+            f"CLIP {r.clip_score_before:.1f} -> {r.clip_score:.1f}" for k, r in m.iterrows())
+        parts.append(("" if wording is None else f"{wording} wordings: ") + shown + _pooled_quality(pooled, wording))
+        f, baselines = m.loc["fewshot"], m.drop(index="fewshot")
+        as_good += list((f.UA >= baselines.UA - 0.10) & (f.IRA >= baselines.IRA - 0.05))
+    compared = " / ".join(method.upper() for method in summary.method.drop_duplicates() if method != "fewshot")  # the paper: ESD / SPM / UCE
     return {
         "claim": f"Tables 1-2: few-shot erases as well as {compared} with comparable quality (FID, KID, CLIP score of the other classes' images)",
-        "ours": f"seeds {m.seeds.iloc[0]}, {run.get('num_inference_steps', '?')} sampling steps{_images_per_model(run)}; " + shown + _pooled_quality(pooled),
-        "verdict": "reproduced on the built-in model" if as_good.all() else ("mixed" if as_good.any() else "not reproduced"),
+        "ours": f"seeds {summary.seeds.iloc[0]}, {run.get('num_inference_steps', '?')} sampling steps{_images_per_model(run)}; " + " | ".join(parts),
+        "verdict": "reproduced on the built-in model" if all(as_good) else ("mixed" if any(as_good) else "not reproduced"),
         "file": "results/object_erasure_comparison_summary.csv",
         "command": "make results (notebooks/paper/13-compare-methods.ipynb)",
     }  # fmt: skip

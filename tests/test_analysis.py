@@ -459,6 +459,17 @@ def test_tables_one_two_row_reads_the_summary_with_intervals(tmp_path):
     with_spm.to_csv(tmp_path / "object_erasure_comparison_summary.csv", index=False)
     row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))
     assert row["claim"].startswith("Tables 1-2: few-shot erases as well as ESD / SPM / UCE with") and "spm: UA 0.05" in row["ours"]
+    # judged in two wordings: each shown with its own pooled numbers, the verdict weighing both
+    worded = pd.concat([summary.assign(wording="paper"), summary.assign(wording="held-out", UA=[0.5, 0.2, 0.9])])
+    worded.to_csv(tmp_path / "object_erasure_comparison_summary.csv", index=False)
+    pd.DataFrame({"method": ["fewshot", "fewshot"], "seed": [3, 3], "wording": ["paper", "held-out"], "images": [720] * 2,
+                  "fid": [50.0, 70.0], "kid": [0.02, 0.03]}).to_csv(tmp_path / "object_erasure_quality_pooled.csv", index=False)  # fmt: skip
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))
+    assert row["claim"].startswith("Tables 1-2: few-shot erases as well as ESD / UCE with")
+    paper, held_out = row["ours"].split(" | ")
+    assert "; paper wordings: esd: UA 0.50" in paper and paper.endswith("mean over seeds): fewshot 50 / 0.020")
+    assert held_out.startswith("held-out wordings: esd: UA 0.50") and "fewshot: UA 0.20" in held_out and held_out.endswith("fewshot 70 / 0.030")
+    assert row["verdict"] == "mixed"  # as good as ESD in the paper's wordings, as neither baseline in the held-out
 
 
 def test_robustness_row_gives_intervals_seeds_and_steps_where_recorded(tmp_path):

@@ -173,6 +173,44 @@ def test_features_pool_per_method_and_seed(tiny_pipeline: StableDiffusionPipelin
         quality.FeaturePool().scores(scorer)
 
 
+def test_wordings_judge_every_model_in_each_wording_and_keep_their_verdicts_apart(
+    tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer, comparison: pd.DataFrame, tmp_path
+) -> None:
+    """With wordings each judged model is judged once per wording on the same evaluation seeds: the
+    paper's wording gives the rows of a comparison without wordings, the held-out one other images;
+    the pool and the judged cache keep the wordings apart, and the summary has a row per wording."""
+    wordings = {"paper": data.OBJECT_TEMPLATES, "held-out": data.HELDOUT_OBJECT_TEMPLATES}
+    erasures = lambda concept, seed: {"perturbed": perturbed(tiny_pipeline, concept, seed)}  # noqa: E731
+    pool, calls = quality.FeaturePool(), []
+    run = lambda cache, on_features=None: evaluation.compare_methods(  # noqa: E731
+        tiny_pipeline, judge, CLASSES[:1], erasures, FAST, N_ERASED, N_OTHERS, scorer, UNIVERSE, progress_bar=False, seeds=[1, 5],
+        wordings=wordings, on_features=on_features, judged_cache=cache, judged_with={"test": 1})  # fmt: skip
+    worded = run(tmp_path, lambda *args: (calls.append(args[3]), pool.add(*args)))
+    assert list(worded.columns) == [*COLUMNS[:2], "seed", "wording", *COLUMNS[2:]]
+    assert list(zip(worded.method, worded.seed, worded.wording)) == [
+        (m, s, w) for s in (1, 5) for m in ("base model", "perturbed") for w in ("paper", "held-out")]  # fmt: skip
+    paper = worded[(worded.wording == "paper") & (worded.seed == 1)].drop(columns=["seed", "wording"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(paper, comparison[comparison.erased_class == CLASSES[0]].reset_index(drop=True))
+    held_out = worded[(worded.wording == "held-out") & (worded.seed == 1)]
+    assert not np.allclose(held_out.fid, paper.fid)  # other prompts, other images
+    assert calls == ["paper", "held-out"] * 4
+    scores = pool.scores(scorer)
+    assert list(scores.columns) == ["method", "seed", "wording", "images", "fid", "kid"] and len(scores) == 8
+    assert sorted({p.parent.name for p in tmp_path.rglob("judged_key.json")}) == ["seed-1", "seed-5", "trouser"]
+    assert {p.relative_to(tmp_path).parts[0] for p in tmp_path.rglob("judged_key.json")} == {"paper", "held-out"}
+    assert len(list(tmp_path.rglob("judged_key.json"))) == 2 * 3  # per wording: the base model, two erasures
+    pd.testing.assert_frame_equal(run(tmp_path), worded)  # read back from the cache, wording by wording
+    summary = evaluation.comparison_summary(worded)
+    assert list(zip(summary.method, summary.wording)) == [("perturbed", "paper"), ("perturbed", "held-out")]
+    assert (summary.runs == 2).all()
+    for wording, row in summary.set_index("wording").iterrows():  # each wording against the base model in that wording
+        base = worded[(worded.method == "base model") & (worded.wording == wording)]
+        assert row.IRA_before == pytest.approx(base.others_accuracy.mean()) and row.fid_before == pytest.approx(base.fid.mean())
+    with pytest.raises(ValueError, match="at least one wording"):
+        evaluation.compare_methods(tiny_pipeline, judge, CLASSES[:1], erasures, FAST, N_ERASED, N_OTHERS, scorer, UNIVERSE,
+                                   progress_bar=False, seeds=[1], wordings={"paper": ()})  # fmt: skip
+
+
 def test_comparison_summary_by_hand() -> None:
     """Two classes x two seeds of one method: UA, IRA, success share and quality against the base model."""
     base = {"method": "base model", "erased_share": 1.0, "others_accuracy": 0.9, "fid": 100.0, "kid": 0.01, "clip_score": 80.0,
@@ -286,6 +324,31 @@ def test_with_quality_prompts_fid_kid_and_clip_score_are_of_their_images(
     pd.testing.assert_frame_equal(
         with_prompts[same], comparison[comparison.erased_class == CLASSES[0]][same].reset_index(drop=True)
     )
+
+
+def test_with_quality_prompts_every_wording_shares_one_set_of_quality_images(
+    with_prompts: pd.DataFrame, tiny_pipeline: StableDiffusionPipeline, judge, scorer: quality.QualityScorer,
+    prompts: pd.DataFrame, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """The quality prompts' images do not depend on the wording: generated once per judged model (on
+    SD, 30,000 COCO images), their FID, KID and CLIP score the same in every wording."""
+    scored = quality.QualityScorer(
+        scorer.inception, scorer.real_features, scorer.clip_model, scorer.clip_processor, prompts, scorer.real_classes
+    )
+    batches: list[int] = []
+    counted = lambda model, prompts_, seeds, *args, **kwargs: (batches.append(len(prompts_)), generate(model, prompts_, seeds, *args, **kwargs))[1]  # noqa: E731
+    monkeypatch.setattr(evaluation, "generate", counted)
+    worded = evaluation.compare_methods(
+        tiny_pipeline, judge, CLASSES[:1], stand_in(tiny_pipeline), FAST, N_ERASED, N_OTHERS, scored, UNIVERSE, progress_bar=False,
+        wordings={"paper": data.OBJECT_TEMPLATES, "held-out": data.HELDOUT_OBJECT_TEMPLATES},
+    )  # fmt: skip
+    table = N_ERASED + N_OTHERS * (len(UNIVERSE) - 1)
+    assert batches == [table, len(prompts), table] * 2  # per model: paper's table, quality prompts, held-out table
+    for wording in ("paper", "held-out"):
+        part = worded[worded.wording == wording].drop(columns="wording").reset_index(drop=True)
+        pd.testing.assert_frame_equal(part[["fid", "kid", "clip_score"]], with_prompts[["fid", "kid", "clip_score"]])
+    paper = worded[worded.wording == "paper"].drop(columns="wording").reset_index(drop=True)
+    pd.testing.assert_frame_equal(paper, with_prompts)
 
 
 def test_with_quality_prompts_n_others_may_be_zero(

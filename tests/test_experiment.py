@@ -343,6 +343,15 @@ def test_method_comparison_shows_means_intervals_and_per_seed_points() -> None:
     assert "lower is better" in ax.get_title()
 
 
+def test_method_comparison_draws_a_bar_per_method_and_wording() -> None:
+    rows = pd.DataFrame({"method": ["fewshot"] * 4, "erased_class": ["bag"] * 4, "seed": [3, 3, 4, 4],
+                         "wording": ["paper", "held-out"] * 2, "erased_share": [0.0, 0.5, 0.2, 0.9]})  # fmt: skip
+    (ax,) = plots.method_comparison(rows).axes
+    assert [round(b.get_height(), 3) for b in ax.patches] == [0.1, 0.7]  # per wording, over the seeds
+    assert [b.get_hatch() for b in ax.patches] == [None, "//"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["fewshot, paper", "fewshot, held-out"]
+
+
 def test_evaluation_seeds_refuse_the_calibration_seed(tmp_path: Path) -> None:
     """The built-in settings were chosen on the seed the calibration's manifest entry records."""
     from erasure_lib.results import record_run

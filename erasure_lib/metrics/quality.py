@@ -103,30 +103,36 @@ class QualityScorer:
 
 @dataclass
 class FeaturePool:
-    """Inception features of many judged models, pooled per (method, seed), for FID and KID over more
-    images than one judged model generates: FID's small-sample bias shrinks with the images scored,
-    and every pooled set of a comparison holds the same number (one judged model per erased class).
+    """Inception features of many judged models, pooled per (method, seed[, wording]), for FID and KID
+    over more images than one judged model generates: FID's small-sample bias shrinks with the images
+    scored, and every pooled set of a comparison holds the same number (one judged model per erased
+    class).
 
     Pass :meth:`add` to :func:`erasure_lib.evaluation.compare_methods` (``on_features``), then read
     :meth:`scores`. The one mutable record of the library: it only collects.
     """
 
-    features: dict[tuple[str, int | None], list[np.ndarray]] = field(default_factory=dict)
+    features: dict[tuple, list[np.ndarray]] = field(default_factory=dict)
 
-    def add(self, method: str, seed: int | None, features: np.ndarray) -> None:
-        """Add one judged model's features (N, 2048) to the pool of (method, seed)."""
-        self.features.setdefault((method, seed), []).append(np.asarray(features))
+    def add(self, method: str, seed: int | None, features: np.ndarray, wording: str | None = None) -> None:
+        """Add one judged model's features (N, 2048) to the pool of (method, seed), or of (method,
+        seed, wording) for a comparison judged in several wordings."""
+        key = (method, seed) if wording is None else (method, seed, wording)
+        self.features.setdefault(key, []).append(np.asarray(features))
 
     def scores(self, scorer: QualityScorer) -> pd.DataFrame:
         """FID and KID of each pooled set against all of the scorer's real images: one row per
-        (method, seed) with ``images``, ``fid`` and ``kid``, in the order first added."""
+        (method, seed[, wording]) with ``images``, ``fid`` and ``kid``, in the order first added; the
+        ``wording`` column only where the pool was filled per wording."""
         if not self.features:
             raise ValueError("the pool is empty: pass its add method to compare_methods(on_features=...)")
+        worded = any(len(key) == 3 for key in self.features)
         rows = []
-        for (method, seed), parts in self.features.items():
+        for key, parts in self.features.items():
             pooled = np.concatenate(parts)
-            rows.append({"method": method, "seed": seed, "images": len(pooled), "fid": scorer.fid(pooled), "kid": scorer.kid(pooled)})
-        return pd.DataFrame(rows, columns=["method", "seed", "images", "fid", "kid"])
+            tag = {"method": key[0], "seed": key[1]} | ({"wording": key[2] if len(key) == 3 else None} if worded else {})
+            rows.append(tag | {"images": len(pooled), "fid": scorer.fid(pooled), "kid": scorer.kid(pooled)})
+        return pd.DataFrame(rows, columns=["method", "seed", *(["wording"] if worded else []), "images", "fid", "kid"])
 
 
 def load_scorer(

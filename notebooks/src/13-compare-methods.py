@@ -15,7 +15,10 @@
 #
 # Every method erases each class once per erasure seed (`seeds`: evaluation seeds, disjoint from the
 # seeds notebooks 02 and 17 calibrated on); means come with 95% bootstrap intervals over the runs and,
-# since erasure is all-or-nothing per run, the share of runs that succeed (UA >= 0.9).
+# since erasure is all-or-nothing per run, the share of runs that succeed (UA >= 0.9). Every judged
+# model draws the same prompts in two wordings: the paper's templates (also few-shot's own erasure
+# prompts and the built-in model's training captions) and held-out wordings no erasure ever saw
+# (`data.HELDOUT_OBJECT_TEMPLATES`), on the same evaluation seeds; each row says its wording.
 #
 # ESD's published defaults are 1000 iterations at lr 1e-5 for SD's U-Net. On the built-in model ESD
 # runs at the setting its own sweep chose (notebook 17, `esd_calibration`), as few-shot unlearning
@@ -52,6 +55,7 @@ spm_iterations: int = 3000  # SPM iterations without a calibration (published de
 seeds: list = [3, 4, 5, 6, 7]  # erasure seeds: each picks its images and seeds every method (never a calibration seed)
 n_erased: int = 16  # generated images of the erased class per evaluation
 n_others: int = 8  # generated images of every other class per evaluation
+wordings: list = ["paper", "held-out"]  # evaluation wordings, names in data.WORDINGS (each judges every model anew)
 n_real: int = 1000  # real held-out images for FID / KID
 fid_reference: str = "builtin"  # real images for FID / KID: 'builtin' (Fashion-MNIST test set) or a folder
 quality_prompts: str = ""  # prompts for FID, KID, CLIP score: a CSV (case_number, prompt, evaluation_seed), or empty
@@ -66,7 +70,7 @@ results_prefix: str = "results/"  # folder of the result files
 figures_prefix: str = "figures/"  # folder of the figures
 work_dir: str = "build/compare-methods"  # where the few-shot image sets are written
 erasure_cache: str = "build/erasures"  # where each erasure is saved (and read back by notebook 08)
-judged_cache: str = "build/compare-methods/judged"  # where each judged model's verdict is kept (an interrupted run resumes; runs over parts of `classes` fill it), or empty
+judged_cache: str = "build/compare-methods/judged"  # where each judged model's verdict is kept, one folder per wording (an interrupted run resumes; runs over parts of `classes` fill it), or empty
 
 # %% [markdown]
 # ## Set-up: the model, the judge, one configuration per method, and the FID / KID / CLIP scorer
@@ -102,22 +106,23 @@ print(*configs(seeds[0]).values(), f"seeds {seeds}", setup, scorer, sep="\n")
 images = experiment.image_source(images_dir, 4, work_dir)  # the paper's 4 images per concept
 erasures = lambda concept, seed: experiment.erase_with_methods(setup.pipeline, concept, images(concept, seed), configs(seed),  # noqa: E731
                                                                f"{erasure_cache}/seed-{seed}", model)  # fmt: skip
-pool = quality.FeaturePool()  # every judged model's Inception features, pooled per method and seed
+pool = quality.FeaturePool()  # every judged model's Inception features, pooled per method, seed and wording
 comparison = evaluation.compare_methods(setup.pipeline, setup.judge, setup.classes, erasures, setup.generation,
                                         n_erased, n_others, scorer, setup.universe, seeds=seeds, on_features=pool.add,
                                         quality_dir=experiment.repo_path(quality_dir) if quality_dir else None,
                                         judged_cache=experiment.repo_path(judged_cache) if judged_cache else None,
                                         judged_with={"model": model, "images_dir": images_dir, "evaluator": evaluator,
-                                                     "clip_model": clip_model, "device": device, "dtype": dtype})  # fmt: skip
-results.write_csv(comparison, results_prefix + "object_erasure_comparison.csv", sort_by=["method", "erased_class", "seed"])
+                                                     "clip_model": clip_model, "device": device, "dtype": dtype},
+                                        wordings={w: data.WORDINGS[w] for w in wordings})  # fmt: skip
+results.write_csv(comparison, results_prefix + "object_erasure_comparison.csv", sort_by=["method", "erased_class", "seed", "wording"])
 
 # %% [markdown]
-# ## Per method: UA, IRA and quality with 95% intervals over the runs (classes x seeds)
+# ## Per method and wording: UA, IRA and quality with 95% intervals over the runs (classes x seeds)
 
 # %%
 summary = evaluation.comparison_summary(comparison)
-results.write_csv(summary, results_prefix + "object_erasure_comparison_summary.csv", sort_by=["method"])
-summary.set_index("method")[["UA", "UA_low", "UA_high", "success_share", "IRA", "IRA_before", "fid", "fid_before",
+results.write_csv(summary, results_prefix + "object_erasure_comparison_summary.csv", sort_by=["method", "wording"])
+summary.set_index(["method", "wording"])[["UA", "UA_low", "UA_high", "success_share", "IRA", "IRA_before", "fid", "fid_before",
                              "kid", "kid_before", "clip_score", "clip_score_before", "optimization_seconds_median"]].round(3)
 
 # %% [markdown]
@@ -131,8 +136,8 @@ summary.set_index("method")[["UA", "UA_low", "UA_high", "success_share", "IRA", 
 
 # %%
 pooled = pool.scores(scorer)
-results.write_csv(pooled, results_prefix + "object_erasure_quality_pooled.csv", sort_by=["method", "seed"])
-pooled.groupby("method", sort=False)[["images", "fid", "kid"]].agg(["mean", "min", "max"]).round(3)
+results.write_csv(pooled, results_prefix + "object_erasure_quality_pooled.csv", sort_by=["method", "seed", "wording"])
+pooled.groupby(["method", "wording"], sort=False)[["images", "fid", "kid"]].agg(["mean", "min", "max"]).round(3)
 
 # %% [markdown]
 # **What this shows.** The re-take on the new few-shot defaults (notebook 02 at 50 sampling steps: lr
