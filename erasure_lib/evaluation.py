@@ -1405,6 +1405,56 @@ def _judge_model(model: StableDiffusionPipeline, judge: GarmentStyleClassifier |
     return Judged(summarize(classified, [concept]), clip, quality.features(images), quality.clip_scores(images, coco.prompt))
 
 
+def paired_differences(
+    table: pd.DataFrame, reference: str = "fewshot", margins: Mapping[str, float] | None = None
+) -> pd.DataFrame:
+    """``reference`` minus each other method of a :func:`compare_methods` table with seeds, paired run
+    by run (the same erased class, seed and wording: the same prompts and evaluation seeds), for UA and
+    IRA: the mean difference with a 95% bootstrap interval over the paired runs, and what the interval
+    says against a non-inferiority ``margin`` (default UA 0.10, IRA 0.05, the claims table's): the
+    reference is ``"as good"`` where the whole interval lies above ``-margin``, ``"worse"`` where the
+    whole interval lies below it, and ``"unresolved"`` where it straddles the margin. A rule on the
+    interval of the difference does not flip on a move of one method's mean that the runs do not
+    resolve, as a threshold on the two means does.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (baseline[, wording], measure): ``baseline``, ``wording`` (for a table judged in
+        several), ``measure`` (``UA`` or ``IRA``), ``runs``, ``difference``, ``difference_low``,
+        ``difference_high``, ``margin``, ``verdict``.
+    """
+    margins = {"UA": 0.10, "IRA": 0.05} if margins is None else dict(margins)
+    unknown = set(margins) - {"UA", "IRA"}
+    if unknown or not margins:
+        raise ValueError(f"margins are for UA and IRA, got {sorted(margins)}")
+    if "seed" not in table:
+        raise ValueError("the table has no seed column: compare_methods(..., seeds=[...]) gives one")
+    if reference not in set(table.method):
+        raise ValueError(f"no {reference!r} rows in the table (methods: {sorted(set(table.method))})")
+    run = ["erased_class", "seed", *(["wording"] if "wording" in table else [])]
+    measured = table.assign(UA=1 - table.erased_share, IRA=table.others_accuracy).set_index(run)
+    ours = measured[measured.method == reference]
+    rows = []
+    for baseline in dict.fromkeys(table.method):
+        if baseline in (reference, COMPARED_BASE):
+            continue
+        theirs = measured[measured.method == baseline]
+        paired = ours.join(theirs, how="inner", suffixes=("_ours", "_theirs"))
+        if len(paired) < len(ours) or len(paired) < len(theirs):
+            raise ValueError(f"{reference} and {baseline} do not cover the same runs (erased class, seed{', wording' if 'wording' in table else ''})")
+        groups = paired.groupby(level="wording", sort=False) if "wording" in table else [(None, paired)]
+        for wording, part in groups:
+            for measure, margin in margins.items():
+                difference = (part[f"{measure}_ours"] - part[f"{measure}_theirs"]).to_numpy(dtype=float)
+                low, high = spread(difference)
+                verdict = "as good" if low >= -margin else ("worse" if high < -margin else "unresolved")
+                rows.append({"baseline": baseline, **({} if wording is None else {"wording": wording}), "measure": measure,
+                             "runs": len(difference), "difference": float(difference.mean()), "difference_low": low,
+                             "difference_high": high, "margin": margin, "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def comparison_summary(table: pd.DataFrame, min_ua: float = 0.9, max_others_drop: float = 0.10) -> pd.DataFrame:
     """One row per erasure method (and wording, for a table judged in several) of a
     :func:`compare_methods` table with seeds: UA, IRA, the success and clean shares with 95%

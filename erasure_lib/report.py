@@ -391,13 +391,20 @@ def _pooled_quality(pooled: pd.DataFrame | None, wording: str | None = None) -> 
     return f"; others' FID / KID pooled over the erased classes ({int(m.images.min())} images per set, mean over seeds): {shown}"
 
 
-def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame | None = None) -> dict[str, str]:
+def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame | None = None,
+                    comparison: pd.DataFrame | None = None) -> dict[str, str]:  # fmt: skip
     """Tables 1-2 from notebook 13's summary: UA, success share, IRA and quality per method (and per
     wording, for a run judged in several), with intervals, and with ``pooled``
     (``object_erasure_quality_pooled.csv``) FID and KID over each method's images pooled over the
-    erased classes, where FID's small-sample bias matters less. Few-shot is "as good" as a baseline
-    when its UA is within 0.10 of the baseline's (or above) and its IRA within 0.05 (or above), in the
-    same wording; the verdict weighs every baseline in every wording."""
+    erased classes, where FID's small-sample bias matters less.
+
+    With ``comparison`` (``object_erasure_comparison.csv``, its runs) the verdict rests on few-shot
+    minus each baseline paired run by run (:func:`erasure_lib.evaluation.paired_differences`): as good
+    where the intervals of both differences lie above the margins (UA -0.10, IRA -0.05), worse where
+    either lies below, unresolved otherwise. Without it, on the means: as good when few-shot's UA is
+    within 0.10 of the baseline's (or above) and its IRA within 0.05 (or above), in the same wording."""
+    from erasure_lib.evaluation import paired_differences
+
     run = manifest.get("results/object_erasure_comparison_summary.csv", {}).get("parameters", {})
     parts, as_good = [], []
     worded = summary.groupby("wording", sort=False) if "wording" in summary else [(None, summary)]
@@ -411,13 +418,43 @@ def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame 
         f, baselines = m.loc["fewshot"], m.drop(index="fewshot")
         as_good += list((f.UA >= baselines.UA - 0.10) & (f.IRA >= baselines.IRA - 0.05))
     compared = " / ".join(method.upper() for method in summary.method.drop_duplicates() if method != "fewshot")  # the paper: ESD / SPM / UCE
+    verdict = "reproduced on the built-in model" if all(as_good) else ("mixed" if any(as_good) else "not reproduced")
+    if comparison is not None and "seed" in comparison:
+        differences = paired_differences(comparison)
+        paired, verdict = _paired_verdict(differences)
+        parts.append(paired)
     return {
         "claim": f"Tables 1-2: few-shot erases as well as {compared} with comparable quality (FID, KID, CLIP score of the other classes' images)",
         "ours": f"seeds {summary.seeds.iloc[0]}, {run.get('num_inference_steps', '?')} sampling steps{_images_per_model(run)}; " + " | ".join(parts),
-        "verdict": "reproduced on the built-in model" if all(as_good) else ("mixed" if any(as_good) else "not reproduced"),
+        "verdict": verdict,
         "file": "results/object_erasure_comparison_summary.csv",
         "command": "make results (notebooks/paper/13-compare-methods.ipynb)",
     }  # fmt: skip
+
+
+def _paired_verdict(differences: pd.DataFrame) -> tuple[str, str]:
+    """The text and verdict of Tables 1-2 from :func:`erasure_lib.evaluation.paired_differences`: per
+    baseline (and wording), "as good" where both measures are, "worse" where either is, "unresolved"
+    otherwise; the verdict is "reproduced" (as good as all), "not reproduced" (worse than all),
+    "unresolved" (undecided against all), or "mixed", naming the baselines of each outcome."""
+    worded = "wording" in differences
+    shown, outcome = [], {}
+    for key, part in differences.groupby(["baseline", "wording"] if worded else ["baseline"], sort=False):
+        label = f"{key[0].upper()}, {key[1]} wordings" if worded else key[0].upper()
+        m = part.set_index("measure")
+        shown.append(f"{label}: " + ", ".join(f"{measure} {r.difference:+.2f} [{r.difference_low:+.2f}, {r.difference_high:+.2f}] ({r.verdict})"
+                                              for measure, r in m.iterrows()))  # fmt: skip
+        outcome[label] = "as good" if (m.verdict == "as good").all() else ("worse" if (m.verdict == "worse").any() else "unresolved")
+    margins = ", ".join(f"{measure} {margin:.2f}" for measure, margin in differences.groupby("measure", sort=False).margin.first().items())
+    text = (f"few-shot minus each baseline, paired over the same {int(differences.runs.min())} runs (margins {margins}): " + "; ".join(shown))
+    if all(o == "as good" for o in outcome.values()):
+        return text, "reproduced on the built-in model"
+    if all(o == "worse" for o in outcome.values()):
+        return text, "not reproduced"
+    named = {o: [label for label, v in outcome.items() if v == o] for o in ("as good", "worse", "unresolved")}
+    which = "; ".join(f"{o} {'against' if o == 'unresolved' else 'as' if o == 'as good' else 'than'} {', '.join(labels)}"
+                      for o, labels in named.items() if labels)  # fmt: skip
+    return text, which if not named["as good"] and not named["worse"] else f"mixed ({which})"
 
 
 def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
@@ -434,7 +471,8 @@ def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
     if compared.is_file():
         pooled = results_dir / "object_erasure_quality_pooled.csv"
         rows.append(_comparison_row(pd.read_csv(compared), _read_json(results_dir / "manifest.json") or {},
-                                    pd.read_csv(pooled) if pooled.is_file() else None))  # fmt: skip
+                                    pd.read_csv(pooled) if pooled.is_file() else None,
+                                    pd.read_csv(comparison) if comparison.is_file() else None))  # fmt: skip
     elif comparison.is_file():  # a comparison run before seeds (one erasure per class and method)
         m = pd.read_csv(comparison).groupby("method")[["erased_share", "others_accuracy", "fid", "clip_score"]].mean()
         shown = "; ".join(f"{k}: erased {r.erased_share:.2f}, others {r.others_accuracy:.2f}, others' FID {r.fid:.0f}, others' CLIP {r.clip_score:.1f}"

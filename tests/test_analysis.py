@@ -470,6 +470,22 @@ def test_tables_one_two_row_reads_the_summary_with_intervals(tmp_path):
     assert "; paper wordings: esd: UA 0.50" in paper and paper.endswith("mean over seeds): fewshot 50 / 0.020")
     assert held_out.startswith("held-out wordings: esd: UA 0.50") and "fewshot: UA 0.20" in held_out and held_out.endswith("fewshot 70 / 0.030")
     assert row["verdict"] == "mixed"  # as good as ESD in the paper's wordings, as neither baseline in the held-out
+    # with the runs (object_erasure_comparison.csv) the verdict rests on the paired differences' intervals
+    runs = []
+    for (c, s), split in zip([(c, s) for c in "ab" for s in (3, 4, 5)], [0.0, 0.3] * 3):
+        runs += [{"method": "base model", "erased_class": c, "seed": s, "erased_share": 1.0, "others_accuracy": 0.9},
+                 {"method": "fewshot", "erased_class": c, "seed": s, "erased_share": 0.5, "others_accuracy": 0.85},
+                 {"method": "esd", "erased_class": c, "seed": s, "erased_share": 0.5 - split, "others_accuracy": 0.8},
+                 {"method": "uce", "erased_class": c, "seed": s, "erased_share": 0.1, "others_accuracy": 0.6}]  # fmt: skip
+    pd.DataFrame(runs).to_csv(tmp_path / "object_erasure_comparison.csv", index=False)
+    summary.to_csv(tmp_path / "object_erasure_comparison_summary.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))
+    assert row["verdict"] == "mixed (worse than UCE; unresolved against ESD)"
+    paired = row["ours"].split(" | ")[-1]
+    assert paired.startswith("few-shot minus each baseline, paired over the same 6 runs (margins UA 0.10, IRA 0.05): ESD: UA -0.15 [")
+    assert "UCE: UA -0.40 [-0.40, -0.40] (worse), IRA +0.25 [+0.25, +0.25] (as good)" in paired
+    pd.DataFrame([r for r in runs if r["method"] != "uce"]).to_csv(tmp_path / "object_erasure_comparison.csv", index=False)
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Tables 1-2"))["verdict"] == "unresolved against ESD"
 
 
 def test_robustness_row_gives_intervals_seeds_and_steps_where_recorded(tmp_path):

@@ -235,6 +235,35 @@ def test_comparison_summary_by_hand() -> None:
         evaluation.comparison_summary(pd.DataFrame(rows).drop(columns="seed"))
 
 
+def test_paired_differences_judge_the_interval_of_the_difference_against_the_margin() -> None:
+    """Few-shot minus each baseline, paired run by run: a constant difference inside the margin is "as
+    good", beyond it "worse", and runs that disagree give an interval across the margin: "unresolved"."""
+    runs = [("a", 3), ("a", 4), ("b", 3), ("b", 4)]
+    rows = [{"method": "base model", "erased_class": c, "seed": s, "erased_share": 1.0, "others_accuracy": 0.9} for c, s in runs]
+    rows += [{"method": "fewshot", "erased_class": c, "seed": s, "erased_share": 0.5, "others_accuracy": 0.8} for c, s in runs]
+    rows += [{"method": "near", "erased_class": c, "seed": s, "erased_share": 0.45, "others_accuracy": 0.9} for c, s in runs]
+    rows += [{"method": "far", "erased_class": c, "seed": s, "erased_share": 0.2, "others_accuracy": 0.7} for c, s in runs]
+    rows += [{"method": "split", "erased_class": c, "seed": s, "erased_share": share, "others_accuracy": 0.8}
+             for (c, s), share in zip(runs, [0.5, 0.2, 0.5, 0.2])]  # fmt: skip
+    table = pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # the pairing is by run, not by row order
+    d = evaluation.paired_differences(table).set_index(["baseline", "measure"])
+    assert set(d.index.get_level_values("baseline")) == {"near", "far", "split"} and (d.runs == 4).all()
+    assert d.loc[("near", "UA"), ["difference", "difference_low", "difference_high"]].tolist() == pytest.approx([-0.05] * 3)
+    assert d.loc[("near", "UA"), "verdict"] == "as good" and d.loc[("near", "IRA"), "verdict"] == "worse"  # 0.1 below, margin 0.05
+    assert d.loc[("far", "UA"), "difference"] == pytest.approx(-0.3) and d.loc[("far", "UA"), "verdict"] == "worse"
+    assert d.loc[("far", "IRA"), "difference"] == pytest.approx(0.1) and d.loc[("far", "IRA"), "verdict"] == "as good"
+    split = d.loc[("split", "UA")]
+    assert split.difference == pytest.approx(-0.15) and split.difference_low < -0.10 < split.difference_high
+    assert split.verdict == "unresolved"
+    assert evaluation.paired_differences(table, margins={"UA": 0.35}).set_index("baseline").loc["split", "verdict"] == "as good"
+    with pytest.raises(ValueError, match="the same runs"):
+        evaluation.paired_differences(table[~((table.method == "far") & (table.seed == 4))])
+    with pytest.raises(ValueError, match="no 'esd' rows"):
+        evaluation.paired_differences(table, reference="esd")
+    with pytest.raises(ValueError, match="margins are for UA and IRA"):
+        evaluation.paired_differences(table, margins={"FID": 5.0})
+
+
 # --- by hand ---------------------------------------------------------------------------------------
 
 
