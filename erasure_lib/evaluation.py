@@ -1334,7 +1334,7 @@ def compare_methods(
         offset = comparison_seed_offset(concept, universe, n_erased, n_others)
         tables = {w: erasure_prompt_table([concept], n_erased, n_others, offset, universe, templates=t) for w, t in worded.items()}
         for method, result in [(COMPARED_BASE, None), *erased_by.items()]:
-            model = None  # the erased model, built once for all wordings and only where a verdict is not kept
+            model = digest = None  # the judged model and its weights' digest, built once for all wordings, and only where needed
             scored = None  # with quality prompts: the first wording's verdict, whose quality images every wording shares
             for wording, table in tables.items():
                 erased = (table["class"] == concept).to_numpy()
@@ -1347,8 +1347,9 @@ def compare_methods(
                     key = folder = judged = None
                     if judged_cache is not None:
                         model = _judged_model(pipeline, result) if model is None else model
+                        digest = model_digest(model) if digest is None else digest
                         key = judged_key(method, concept, None if result is None else seed, result, table, quality.prompts, generation,
-                                         judged_with or {}, model_digest(model), judge_weights)  # fmt: skip
+                                         judged_with or {}, digest, judge_weights)  # fmt: skip
                         folder = Path(judged_cache) / ("" if wording is None else wording) / ("base-model" if result is None else method) / concept
                         folder = folder if result is None or seed is None else folder / f"seed-{seed}"
                         judged = Judged.load(folder, key)

@@ -425,7 +425,7 @@ def _comparison_row(summary: pd.DataFrame, manifest: dict, pooled: pd.DataFrame 
         parts.append(paired)
     return {
         "claim": f"Tables 1-2: few-shot erases as well as {compared} with comparable quality (FID, KID, CLIP score of the other classes' images)",
-        "ours": f"seeds {summary.seeds.iloc[0]}, {run.get('num_inference_steps', '?')} sampling steps{_images_per_model(run)}; " + " | ".join(parts),
+        "ours": f"seeds {summary.seeds.iloc[0]}, {run.get('num_inference_steps', '?')} sampling steps{_images_per_model(run)}; " + " -- ".join(parts),
         "verdict": verdict,
         "file": "results/object_erasure_comparison_summary.csv",
         "command": "make results (notebooks/paper/13-compare-methods.ipynb)",
@@ -451,6 +451,12 @@ def _paired_verdict(differences: pd.DataFrame) -> tuple[str, str]:
         return text, "reproduced on the built-in model"
     if all(o == "worse" for o in outcome.values()):
         return text, "not reproduced"
+    if worded:  # a baseline with one outcome in every wording is named once
+        per_baseline: dict[str, set[str]] = {}
+        for label, o in outcome.items():
+            per_baseline.setdefault(label.split(",")[0], set()).add(o)
+        outcome = {b: next(iter(o)) for b, o in per_baseline.items() if len(o) == 1} | {
+            label: o for label, o in outcome.items() if len(per_baseline[label.split(",")[0]]) > 1}
     named = {o: [label for label, v in outcome.items() if v == o] for o in ("as good", "worse", "unresolved")}
     which = "; ".join(f"{o} {'against' if o == 'unresolved' else 'as' if o == 'as good' else 'than'} {', '.join(labels)}"
                       for o, labels in named.items() if labels)  # fmt: skip
