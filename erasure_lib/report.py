@@ -436,30 +436,31 @@ def _paired_verdict(differences: pd.DataFrame) -> tuple[str, str]:
     """The text and verdict of Tables 1-2 from :func:`erasure_lib.evaluation.paired_differences`: per
     baseline (and wording), "as good" where both measures are, "worse" where either is, "unresolved"
     otherwise; the verdict is "reproduced" (as good as all), "not reproduced" (worse than all),
-    "unresolved" (undecided against all), or "mixed", naming the baselines of each outcome."""
+    "unresolved against ..." (undecided against all), or "mixed", naming the baselines of each
+    outcome (a baseline once where its wordings agree)."""
     worded = "wording" in differences
-    shown, outcome = [], {}
+    label = lambda baseline, wording: baseline.upper() if wording is None else f"{baseline.upper()}, {wording} wordings"  # noqa: E731
+    shown, outcome = [], {}  # outcome: (baseline, wording) -> as good / worse / unresolved
     for key, part in differences.groupby(["baseline", "wording"] if worded else ["baseline"], sort=False):
-        label = f"{key[0].upper()}, {key[1]} wordings" if worded else key[0].upper()
+        baseline, wording = (key[0], key[1] if worded else None)
         m = part.set_index("measure")
-        shown.append(f"{label}: " + ", ".join(f"{measure} {r.difference:+.2f} [{r.difference_low:+.2f}, {r.difference_high:+.2f}] ({r.verdict})"
-                                              for measure, r in m.iterrows()))  # fmt: skip
-        outcome[label] = "as good" if (m.verdict == "as good").all() else ("worse" if (m.verdict == "worse").any() else "unresolved")
+        shown.append(f"{label(baseline, wording)}: " + ", ".join(
+            f"{measure} {r.difference:+.2f} [{r.difference_low:+.2f}, {r.difference_high:+.2f}] ({r.verdict})" for measure, r in m.iterrows()))  # fmt: skip
+        outcome[(baseline, wording)] = "as good" if (m.verdict == "as good").all() else ("worse" if (m.verdict == "worse").any() else "unresolved")
     margins = ", ".join(f"{measure} {margin:.2f}" for measure, margin in differences.groupby("measure", sort=False).margin.first().items())
     text = (f"few-shot minus each baseline, paired over the same {int(differences.runs.min())} runs (margins {margins}): " + "; ".join(shown))
     if all(o == "as good" for o in outcome.values()):
         return text, "reproduced on the built-in model"
     if all(o == "worse" for o in outcome.values()):
         return text, "not reproduced"
-    if worded:  # a baseline with one outcome in every wording is named once
-        per_baseline: dict[str, set[str]] = {}
-        for label, o in outcome.items():
-            per_baseline.setdefault(label.split(",")[0], set()).add(o)
-        outcome = {b: next(iter(o)) for b, o in per_baseline.items() if len(o) == 1} | {
-            label: o for label, o in outcome.items() if len(per_baseline[label.split(",")[0]]) > 1}
-    named = {o: [label for label, v in outcome.items() if v == o] for o in ("as good", "worse", "unresolved")}
-    which = "; ".join(f"{o} {'against' if o == 'unresolved' else 'as' if o == 'as good' else 'than'} {', '.join(labels)}"
-                      for o, labels in named.items() if labels)  # fmt: skip
+    agreed = {b for b, _ in outcome if len({o for (b2, _), o in outcome.items() if b2 == b}) == 1}
+    named: dict[str, list[str]] = {"as good": [], "worse": [], "unresolved": []}
+    for (baseline, wording), o in outcome.items():
+        name = label(baseline, None if baseline in agreed else wording)
+        if name not in named[o]:
+            named[o].append(name)
+    which = "; ".join(f"{o} {'against' if o == 'unresolved' else 'as' if o == 'as good' else 'than'} {', '.join(names)}"
+                      for o, names in named.items() if names)  # fmt: skip
     return text, which if not named["as good"] and not named["worse"] else f"mixed ({which})"
 
 
