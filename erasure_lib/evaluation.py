@@ -280,11 +280,13 @@ def stopping_rule_table(epochs: pd.DataFrame, ratios: Sequence[float], max_other
     rule stops at against the classifier's best.
 
     ``epochs`` has columns ``erased_class, epochs, probe_ratio, erased_share, others_accuracy`` (and
-    optionally ``seed``) with ``epochs == 0`` the base model. The best judged epoch minimises
-    ``erased_share + max(0, others_drop - max_others_drop)``; the rule's epoch is the first judged
-    epoch whose probe ratio reaches the threshold (the last if none does: ``stopped`` is False).
+    optionally ``seed`` and ``wording``) with ``epochs == 0`` the base model. The best judged epoch
+    minimises ``erased_share + max(0, others_drop - max_others_drop)``; the rule's epoch is the first
+    judged epoch whose probe ratio reaches the threshold (the last if none does: ``stopped`` is
+    False). With a ``wording`` column each wording is judged apart: the rule reads the same probe (it
+    sees no prompt wording), the best epoch and the shares are the wording's own.
     """
-    one_run = ["erased_class", *(["seed"] if "seed" in epochs else [])]
+    one_run = ["erased_class", *(c for c in ("seed", "wording") if c in epochs)]
     rows = []
     for key, part in epochs.groupby(one_run):
         run = dict(zip(one_run, key if isinstance(key, tuple) else (key,)))

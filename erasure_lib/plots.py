@@ -202,13 +202,18 @@ def style_measures(summary) -> plt.Figure:
 
 
 def epoch_curves(epochs_table) -> plt.Figure:
-    """Erased share and other classes' accuracy against epochs: one point per class, the mean over classes as a line."""
+    """Erased share and other classes' accuracy against epochs: one point per run (class and seed),
+    the mean over runs as a line; with a ``wording`` column, one mean line per wording (the points
+    of every wording drawn alike)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     labels = {"erased_share": "erased share (lower is better)", "others_accuracy": "other classes' accuracy (higher is better)"}
+    wordings = sorted(set(epochs_table["wording"]), key=lambda w: (w != "paper", w)) if "wording" in epochs_table else [None]
     for ax, metric in zip(axes, ("erased_share", "others_accuracy")):
-        ax.plot(epochs_table["epochs"], epochs_table[metric], "o", ms=3, alpha=0.35, color="0.3", label="one class")
-        mean = epochs_table.groupby("epochs")[metric].mean()
-        ax.plot(mean.index, mean, marker="o", ms=4, lw=2, label="mean over classes")
+        ax.plot(epochs_table["epochs"], epochs_table[metric], "o", ms=3, alpha=0.35, color="0.3", label="one run")
+        for wording, style in zip(wordings, ("-", "--", ":", "-.")):
+            part = epochs_table if wording is None else epochs_table[epochs_table["wording"] == wording]
+            mean = part.groupby("epochs")[metric].mean()
+            ax.plot(mean.index, mean, style, marker="o", ms=4, lw=2, label="mean" + ("" if wording is None else f", {wording} wordings"))
         ax.set_xlabel("epochs (0: before erasure)")
         ax.set_title(labels[metric], fontsize=9)
         ax.set_ylim(-0.03, 1.05)

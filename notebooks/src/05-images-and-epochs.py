@@ -6,7 +6,9 @@
 # erased) and IRA (the other classes' accuracy, higher = better kept), (1) against the epoch
 # (checkpoints of one run per class and seed), (2) against the number of real images (1, 2, 4, 8,
 # 16) at the default number of epochs, and (3) for the zero-shot variant, where random latents
-# replace the images; means with 95% bootstrap intervals over the runs (class x seed). The per-step
+# replace the images; means with 95% bootstrap intervals over the runs (class x seed), in two
+# wordings: the paper's templates (the erasure's own prompts and the built-in model's training
+# captions) and held-out wordings the erasure never saw (`data.HELDOUT_OBJECT_TEMPLATES`). The per-step
 # ascent loss of every run is kept for the loss figure, and the epoch sweep records the
 # classifier-free probe loss that notebook 11's stopping rule reads.
 #
@@ -31,8 +33,9 @@ classes: list = list(data.CLASSES)  # classes erased, one at a time
 epochs: list = [2, 4, 8, 16, 32]  # checkpoints judged in the epoch sweep (4 images; it trains the last)
 image_counts: list = [1, 2, 4, 8, 16]  # numbers of real images compared
 seeds: list = [3, 4, 5, 6, 7]  # erasure seeds: each picks its own images and draws (never a calibration seed)
-n_erased: int = 8  # generated images of the erased class per evaluation
-n_others: int = 1  # generated images of every other class per evaluation (x 9 classes)
+wordings: list = ["paper", "held-out"]  # evaluation wordings, names in data.WORDINGS
+n_erased: int = 8  # generated images of the erased class per evaluation and wording
+n_others: int = 1  # generated images of every other class per evaluation and wording (x 9 classes)
 num_inference_steps: int = 50  # sampling steps (notebook 15: shares stop moving between 50 and 100)
 guidance_scale: float = 7.5  # classifier-free guidance
 threads: int = 2  # torch CPU threads
@@ -65,33 +68,34 @@ print(default, setup, sep="\n")
 # %%
 sweep = evaluation.sweep(setup.pipeline, setup.judge, setup.classes, variants, seeds, images, setup.generation, n_erased, n_others,
                          setup.universe, epochs={name: epochs if name == EPOCH_RUN else None for name in variants},
-                         variant="run")  # fmt: skip
+                         variant="run", wordings={w: data.WORDINGS[w] for w in wordings})  # fmt: skip
 
 # %%
 rows = sweep.rows.merge(sweep.runs, on=["erased_class", "run", "seed"])
 epoch_run = rows[rows.run == EPOCH_RUN].merge(sweep.probes, on=["erased_class", "run", "seed", "epochs"], how="left")
-epochs_table = epoch_run.fillna({"probe_ratio": 1.0})[["erased_class", "seed", "epochs", "probe_ratio", "erased_share", "others_accuracy"]]
+epochs_table = epoch_run.fillna({"probe_ratio": 1.0})[["erased_class", "seed", "wording", "epochs", "probe_ratio", "erased_share", "others_accuracy"]]
 counts = rows[(rows.run != EPOCH_RUN) & (rows.epochs > 0)].rename(columns={"run": "images"})
-counts_table = counts[["erased_class", "seed", "images", "steps", "erased_share", "others_accuracy"]]
+counts_table = counts[["erased_class", "seed", "wording", "images", "steps", "erased_share", "others_accuracy"]]
 losses = sweep.losses[sweep.losses.run.isin([EPOCH_RUN, "zero-shot"])].replace({"run": {EPOCH_RUN: "4 images"}})
-results.write_csv(epochs_table, results_prefix + "fewshot_epochs.csv", sort_by=["erased_class", "seed", "epochs"])
-results.write_csv(counts_table, results_prefix + "fewshot_image_counts.csv", sort_by=["erased_class", "seed", "images"])
+results.write_csv(epochs_table, results_prefix + "fewshot_epochs.csv", sort_by=["erased_class", "seed", "wording", "epochs"])
+results.write_csv(counts_table, results_prefix + "fewshot_image_counts.csv", sort_by=["erased_class", "seed", "wording", "images"])
 results.write_csv(losses, results_prefix + "fewshot_losses.csv", sort_by=["erased_class", "seed", "run", "step"])
 
 # %% [markdown]
-# ## UA and IRA with their intervals: per number of images, and per epoch of the epoch sweep
+# ## UA and IRA with their intervals: per number of images, and per epoch of the epoch sweep, per wording
 
 # %%
 judged = evaluation.before_after(sweep.rows).merge(sweep.runs[["erased_class", "run", "seed", "steps"]], on=["erased_class", "run", "seed"])
-by_count = evaluation.unlearning_summary(judged[judged.run != EPOCH_RUN], by=["run"]).rename(columns={"run": "images"})
+by_count = evaluation.unlearning_summary(judged[judged.run != EPOCH_RUN], by=["run", "wording"]).rename(columns={"run": "images"})
 by_count = by_count.merge(judged.groupby("run").steps.mean().rename_axis("images").reset_index(), on="images")
-by_epoch = evaluation.unlearning_summary(judged[judged.run == EPOCH_RUN], by=["epochs"])
-results.write_csv(by_count.assign(sampling_steps=num_inference_steps), results_prefix + "fewshot_image_counts_summary.csv", sort_by=["images"])
-results.write_csv(by_epoch.assign(sampling_steps=num_inference_steps), results_prefix + "fewshot_epochs_summary.csv", sort_by=["epochs"])
-by_count[["images", "steps", "UA", "UA_low", "UA_high", "IRA", "IRA_low", "IRA_high", "success_share"]].round(3)
+by_epoch = evaluation.unlearning_summary(judged[judged.run == EPOCH_RUN], by=["epochs", "wording"])
+stated = {"sampling_steps": num_inference_steps, "erased_images_per_run": n_erased, "other_images_per_class": n_others}
+results.write_csv(by_count.assign(**stated), results_prefix + "fewshot_image_counts_summary.csv", sort_by=["images", "wording"])
+results.write_csv(by_epoch.assign(**stated), results_prefix + "fewshot_epochs_summary.csv", sort_by=["epochs", "wording"])
+by_count[["images", "wording", "steps", "UA", "UA_low", "UA_high", "IRA", "IRA_low", "IRA_high", "success_share"]].round(3)
 
 # %%
-by_epoch[["epochs", "UA", "UA_low", "UA_high", "IRA", "IRA_low", "IRA_high", "success_share"]].round(3)
+by_epoch[["epochs", "wording", "UA", "UA_low", "UA_high", "IRA", "IRA_low", "IRA_high", "success_share"]].round(3)
 
 # %% [markdown]
 # **What this shows (number of images, zero-shot).** In the committed run (2026-12-07, the new
