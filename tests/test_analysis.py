@@ -190,6 +190,11 @@ def test_stopping_rule_table_on_a_hand_made_sweep():
     later = epochs.assign(seed=4, probe_ratio=[1.0, 1.0, 1.1, 1.4])
     both = evaluation.stopping_rule_table(pd.concat([epochs.assign(seed=3), later]), [1.3], 0.10).set_index("seed")
     assert list(both.columns[:1]) == ["erased_class"] and both.epoch_rule.to_dict() == {3: 2, 4: 3}
+    # with wordings: the rule reads the one probe (same epoch), each wording has its own best epoch
+    held_out = epochs.assign(wording="held-out", erased_share=[0.9, 0.05, 0.0, 0.0], others_accuracy=[0.9, 0.9, 0.7, 0.5])
+    worded = evaluation.stopping_rule_table(pd.concat([epochs.assign(wording="paper"), held_out]), [1.3], 0.10).set_index("wording")
+    assert worded.epoch_rule.to_dict() == {"paper": 2, "held-out": 2}
+    assert worded.epoch_best.to_dict() == {"paper": 2, "held-out": 1} and worded.loc["held-out"].epoch_gap == 1
 
 
 def test_summarize_related_splits_related_and_unrelated_classes():
@@ -244,6 +249,21 @@ def test_claims_rows_for_the_analyses_follow_the_numbers(tmp_path):
     rows = {r["claim"][:23]: r["verdict"] for r in report.claims_rows(tmp_path)}
     assert rows["Sec. 4.6: a few images "] == "not reproduced"
     assert rows["Sec. 4.6: zero-shot (no"].startswith("reproduced") and rows["Sec. 4.4: styles are er"].startswith("reproduced")
+
+
+def test_image_count_rows_read_each_wording(tmp_path):
+    """With a wording column every wording is shown, paper first; the verdict is mixed where they disagree."""
+    counts = pd.DataFrame({"images": ["1", "4", "16", "zero-shot"] * 2, "wording": ["held-out"] * 4 + ["paper"] * 4,
+                           "steps": [1, 4, 16, 4] * 2, "seeds": "3 4", "sampling_steps": 50, "runs": 20, "UA_before": 0.05,
+                           "IRA_before": 0.97, "UA": [0.70, 0.50, 0.98, 0.10, 0.70, 0.95, 0.98, 0.10], "UA_low": 0.0,
+                           "UA_high": 1.0, "IRA": 0.9})  # fmt: skip
+    counts.to_csv(tmp_path / "fewshot_image_counts_summary.csv", index=False)
+    rows = {r["claim"][:23]: r for r in report.claims_rows(tmp_path)}
+    few, zero = rows["Sec. 4.6: a few images "], rows["Sec. 4.6: zero-shot (no"]
+    assert few["verdict"] == "mixed (reproduced on the built-in model on paper wordings; not reproduced on held-out wordings)"
+    assert few["ours"].index("paper wordings (base UA 0.05") < few["ours"].index(" -- held-out wordings (base UA 0.05")
+    assert "4 images (4 steps): UA 0.50 [0.00, 1.00]" in few["ours"]  # the held-out row's own number
+    assert zero["verdict"] == "not reproduced"  # both wordings agree
 
 
 def test_claims_row_for_the_stand_ins_says_which_has_a_shared_window(tmp_path):

@@ -343,6 +343,16 @@ def test_method_comparison_shows_means_intervals_and_per_seed_points() -> None:
     assert "lower is better" in ax.get_title()
 
 
+def test_epoch_curves_draw_a_mean_per_wording() -> None:
+    table = pd.DataFrame({"erased_class": "bag", "seed": 3, "wording": ["held-out", "held-out", "paper", "paper"],
+                          "epochs": [0, 2] * 2, "erased_share": [1.0, 0.6, 1.0, 0.2], "others_accuracy": [0.9, 0.8, 0.9, 0.7]})  # fmt: skip
+    left = plots.epoch_curves(table).axes[0]
+    means = {line.get_label(): list(line.get_ydata()) for line in left.lines if line.get_label().startswith("mean")}
+    assert means == {"mean, paper wordings": [1.0, 0.2], "mean, held-out wordings": [1.0, 0.6]}  # paper first
+    (mean,) = [line for line in plots.epoch_curves(table.drop(columns="wording")).axes[0].lines if line.get_label() == "mean"]
+    assert list(mean.get_ydata()) == [1.0, 0.4]  # no wording column: one mean over every run
+
+
 def test_method_comparison_draws_a_bar_per_method_and_wording() -> None:
     rows = pd.DataFrame({"method": ["fewshot"] * 4, "erased_class": ["bag"] * 4, "seed": [3, 3, 4, 4],
                          "wording": ["paper", "held-out"] * 2, "erased_share": [0.0, 0.5, 0.2, 0.9]})  # fmt: skip

@@ -26,9 +26,10 @@ results_prefix: str = "results/"  # folder of the result files (read and written
 t_start = time.perf_counter()
 epochs = pd.read_csv(results.resolve(results_prefix + "fewshot_epochs.csv"))
 table = evaluation.stopping_rule_table(epochs, ratios, max_others_drop)
-results.write_csv(table, results_prefix + "stopping_rule.csv", sort_by=["ratio", "erased_class", "seed"])
-summary = table.groupby("ratio")[["epoch_gap", "erased_share_rule", "erased_share_best", "others_drop_rule", "others_drop_best", "stopped"]].mean().reset_index()
-results.write_csv(summary, results_prefix + "stopping_rule_summary.csv", sort_by=["ratio"])
+by = ["ratio", *(["wording"] if "wording" in table else [])]  # each evaluation wording judged apart
+results.write_csv(table, results_prefix + "stopping_rule.csv", sort_by=[*by, "erased_class", "seed"])
+summary = table.groupby(by)[["epoch_gap", "erased_share_rule", "erased_share_best", "others_drop_rule", "others_drop_best", "stopped"]].mean().reset_index()
+results.write_csv(summary, results_prefix + "stopping_rule_summary.csv", sort_by=by)
 summary.round(3)
 
 # %% [markdown]
