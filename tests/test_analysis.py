@@ -266,6 +266,16 @@ def test_image_count_rows_read_each_wording(tmp_path):
     assert zero["verdict"] == "not reproduced"  # both wordings agree
 
 
+def test_stopping_row_chooses_the_threshold_on_the_paper_wording(tmp_path):
+    summary = pd.DataFrame({"ratio": [1.1, 1.1, 2.0, 2.0], "wording": ["held-out", "paper"] * 2, "epoch_gap": [1.0, 3.0, 2.0, 2.5],
+                            "erased_share_rule": [0.5, 0.6, 0.2, 0.3], "erased_share_best": 0.0, "others_drop_rule": 0.1,
+                            "others_drop_best": 0.2, "stopped": 1.0})  # fmt: skip
+    summary.to_csv(tmp_path / "stopping_rule_summary.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if "probe loss reaches" in r["claim"])
+    # held-out's r = 1.1 lands closer, but the threshold is chosen on the paper wording (r = 2, gap 2.5)
+    assert row["ours"].startswith("r = 2, paper wordings: mean 2.5 epochs") and "; held-out wordings: mean 2.0 epochs" in row["ours"]
+
+
 def test_claims_row_for_the_stand_ins_says_which_has_a_shared_window(tmp_path):
     summary = pd.DataFrame({"stand_in": ["a", "b"], "lr": [1e-3, 1e-3], "runs": [30, 30], "clean_share": [0.1, 0.5],
                             "clean_share_low": [0.0, 0.3], "clean_share_high": [0.2, 0.7], "concepts": [10, 10],
