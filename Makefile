@@ -197,7 +197,8 @@ benchmark: venv
 
 # The sd14 profile's code path without weights: SD v1.4's architecture with random weights and noise
 # images (tools/sd14_tiny.py); each notebook with a notebooks/params/sd14-tiny/ file runs with the sd14
-# parameters, then the tiny overrides. Its numbers mean nothing; it proves the path runs.
+# parameters, then the tiny overrides. Its numbers mean nothing; it proves the path runs. A subset:
+# make sd14-smoke SD14_TINY_NOTEBOOKS="notebooks/paper/05-images-and-epochs.ipynb notebooks/paper/11-when-to-stop.ipynb"
 SD14_TINY_NOTEBOOKS := $(patsubst notebooks/params/sd14-tiny/%.yaml,notebooks/paper/%.ipynb,$(sort $(wildcard notebooks/params/sd14-tiny/*.yaml)))
 sd14-smoke:
 	rm -rf build/sd14-tiny/results build/sd14-tiny/figures build/sd14-tiny/erasures build/sd14-tiny/compare-methods build/sd14-tiny/coco-quality build/sd14-tiny/esd-calibration build/sd14-tiny/nb && mkdir -p build/sd14-tiny/nb
@@ -206,4 +207,4 @@ sd14-smoke:
 	  $(SMOKE_ENV) PYTHONPATH=$(CURDIR) $(PAPERMILL) $$nb build/sd14-tiny/nb/$$name.ipynb \
 	    -f notebooks/params/sd14/$$name.yaml -f notebooks/params/sd14-tiny/$$name.yaml -p threads 1 > build/sd14-tiny/nb/$$name.log 2>&1 \
 	    || { tail -40 build/sd14-tiny/nb/$$name.log; exit 1; }; done
-	$(PY) tools/sd14_tiny.py --check build/sd14-tiny
+	$(PY) tools/sd14_tiny.py --check build/sd14-tiny --notebooks $(basename $(notdir $(SD14_TINY_NOTEBOOKS)))

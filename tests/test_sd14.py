@@ -348,3 +348,21 @@ def test_local_snapshot_never_downloads(tmp_path: Path) -> None:
     """A real hub call in local-files-only mode on an empty cache: a clear error, no network."""
     with pytest.raises(hub.HubUnavailableError, match="hf download openai/clip-vit-large-patch14 --revision"):
         hub.local_snapshot("clip-l14", cache_dir=tmp_path)
+
+
+def test_sd14_tiny_check_reads_the_notebooks_that_ran(tmp_path: Path) -> None:
+    """`make sd14-smoke` with a subset of notebooks checks that subset; by default every one must have run."""
+    from tools.sd14_tiny import main
+
+    written = tmp_path / "results" / "fewshot_epochs.csv"
+    written.parent.mkdir(parents=True)
+    written.write_text("erased_class,epochs\ntench,1\n")
+    record = {"notebook": "notebooks/paper/05-images-and-epochs.ipynb"}
+    (tmp_path / "results" / "manifest.json").write_text(json.dumps({str(written): record}))
+    assert main(["--check", str(tmp_path), "--notebooks", "05-images-and-epochs"]) == 0
+    assert main(["--check", str(tmp_path), "--notebooks", "05-images-and-epochs", "11-when-to-stop"]) == 1
+    assert main(["--check", str(tmp_path)]) == 1  # the others recorded nothing
+    written.write_text("")
+    assert main(["--check", str(tmp_path), "--notebooks", "05-images-and-epochs"]) == 1  # an empty file
+    with pytest.raises(SystemExit):
+        main([str(tmp_path), "--notebooks", "05-images-and-epochs"])
