@@ -856,11 +856,68 @@ def matched_front(table: pd.DataFrame, by: str, at: Sequence[float], n_boot: int
     first crosses that level (linear between checkpoints), with a 95% bootstrap interval that
     resamples the runs (the same resample at every checkpoint, so the front stays one curve). NaN
     where the front never reaches the level; ``reach`` is the front's largest mean UA."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for name, (x, y, parameters, _) in _fronts(table, by).items():
+        resamples = rng.integers(0, len(x), size=(n_boot, len(x)))
+        for level in at:
+            boot = [_crossing(x[i].mean(0), y[i].mean(0), level) for i in resamples]
+            low, high = np.nanquantile(boot, (0.025, 0.975)) if np.isfinite(boot).mean() >= 0.95 else (np.nan, np.nan)
+            rows.append({by: name, "UA_level": level, "IRA": _crossing(x.mean(0), y.mean(0), level),
+                         "IRA_low": float(low), "IRA_high": float(high), "reach": float(x.mean(0).max()), "runs": len(x),
+                         "trainable_parameters": parameters})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def matched_front_differences(
+    table: pd.DataFrame, by: str, at: Sequence[float], reference: str, others: Sequence[str], n_boot: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """``reference``'s IRA minus each of ``others``' where their fronts reach the same UA
+    (:func:`matched_front`), paired: every variant erased the same runs (class and seed: the same
+    images and evaluation seeds), so each bootstrap resample of the runs draws both fronts from the
+    same runs, and the interval is the difference's own, narrower than two separate intervals
+    suggest where the runs agree (Sec. 4.5, claim 3: does one option keep the others better than
+    another at the same erasure?).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (other, UA level): ``other``, ``UA_level``, ``runs``, ``difference`` (NaN where
+        either front never reaches the level), ``difference_low`` and ``difference_high`` (a 95%
+        bootstrap interval; NaN where either front misses the level in over 5% of the resamples),
+        and ``verdict``: ``"higher"`` (the whole interval above 0: the reference keeps the others
+        better), ``"lower"``, ``"not distinguishable"``, ``"no interval"`` or ``"not both reached"``.
+    """
+    fronts = _fronts(table, by)
+    missing = [v for v in (reference, *others) if v not in fronts]
+    if missing:
+        raise ValueError(f"no rows of {missing} in the table ({by}: {sorted(fronts, key=str)})")
+    runs = {v: fronts[v][3] for v in (reference, *others)}
+    rows = []
+    for other in others:
+        if not runs[other].equals(runs[reference]):
+            raise ValueError(f"{reference} and {other} do not cover the same runs (erased class, seed)")
+        (x0, y0, _, _), (x1, y1, _, _) = fronts[reference], fronts[other]
+        resamples = np.random.default_rng(seed).integers(0, len(x0), size=(n_boot, len(x0)))
+        for level in at:
+            point = _crossing(x0.mean(0), y0.mean(0), level) - _crossing(x1.mean(0), y1.mean(0), level)
+            boot = np.array([_crossing(x0[i].mean(0), y0[i].mean(0), level) - _crossing(x1[i].mean(0), y1[i].mean(0), level) for i in resamples])
+            low, high = np.nanquantile(boot, (0.025, 0.975)) if np.isfinite(boot).mean() >= 0.95 else (np.nan, np.nan)
+            verdict = ("not both reached" if np.isnan(point) else "no interval" if np.isnan(low)
+                       else "higher" if low > 0 else "lower" if high < 0 else "not distinguishable")  # fmt: skip
+            rows.append({"other": other, "UA_level": level, "runs": len(x0), "difference": float(point),
+                         "difference_low": float(low), "difference_high": float(high), "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _fronts(table: pd.DataFrame, by: str) -> dict[object, tuple[np.ndarray, np.ndarray, int | None, pd.Index]]:
+    """Each variant's runs as the points of its front (:func:`matched_front`): UA and IRA per run
+    (rows) at the base model and then each judged checkpoint in order of ``epochs`` (columns), its
+    trainable parameters, and the runs (erased class, seed) in the order of the rows."""
     missing = [c for c in (by, "erased_class", "seed", "epochs", "UA", "IRA", "erased_share_before", "others_accuracy_before") if c not in table]
     if missing:
         raise ValueError(f"the table lacks the column(s) {missing}; pass before_after of a sweep with per-epoch checkpoints")
-    rng = np.random.default_rng(seed)
-    rows = []
+    fronts = {}
     for name, part in table.groupby(by, sort=False):
         ua = part.pivot_table(index=["erased_class", "seed"], columns="epochs", values="UA")
         ira = part.pivot_table(index=["erased_class", "seed"], columns="epochs", values="IRA")
@@ -869,14 +926,9 @@ def matched_front(table: pd.DataFrame, by: str, at: Sequence[float], n_boot: int
             raise ValueError(f"{by} {name!r}: every run needs every checkpoint; some runs lack one")
         x = np.column_stack([1.0 - base.erased_share_before.to_numpy(), ua.to_numpy()])  # runs x (base, checkpoints)
         y = np.column_stack([base.others_accuracy_before.to_numpy(), ira.to_numpy()])
-        resamples = rng.integers(0, len(x), size=(n_boot, len(x)))
-        for level in at:
-            boot = [_crossing(x[i].mean(0), y[i].mean(0), level) for i in resamples]
-            low, high = np.nanquantile(boot, (0.025, 0.975)) if np.isfinite(boot).mean() >= 0.95 else (np.nan, np.nan)
-            rows.append({by: name, "UA_level": level, "IRA": _crossing(x.mean(0), y.mean(0), level),
-                         "IRA_low": float(low), "IRA_high": float(high), "reach": float(x.mean(0).max()), "runs": len(x),
-                         "trainable_parameters": int(part.trainable_parameters.max())})  # fmt: skip
-    return pd.DataFrame(rows)
+        parameters = int(part.trainable_parameters.max()) if "trainable_parameters" in part else None
+        fronts[name] = (x, y, parameters, ua.index)
+    return fronts
 
 
 def _crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
@@ -1408,17 +1460,67 @@ def _judge_model(model: StableDiffusionPipeline, judge: GarmentStyleClassifier |
     return Judged(summarize(classified, [concept]), clip, quality.features(images), quality.clip_scores(images, coco.prompt))
 
 
+def paired_contrast(
+    table: pd.DataFrame,
+    by: str,
+    reference: str,
+    others: Sequence[str],
+    margins: Mapping[str, float],
+    run: Sequence[str] = ("erased_class", "seed"),
+) -> pd.DataFrame:
+    """``reference`` minus each of ``others`` (values of the column ``by``: methods, image counts,
+    options), paired run by run (the same ``run`` columns, and the same wording where the table has a
+    ``wording`` column: the same images and evaluation seeds on both sides), for each measure of
+    ``margins`` (a column of ``table``, higher = better): the mean difference with a 95% bootstrap
+    interval over the paired runs, and what the interval says against a non-inferiority margin: the
+    reference is ``"as good"`` where the whole interval lies above ``-margin``, ``"worse"`` where
+    the whole interval lies below it, and ``"unresolved"`` where it straddles the margin. A rule on
+    the interval of the difference does not flip on a move of one side's mean that the runs do not
+    resolve, as a threshold on the two means does.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (other[, wording], measure): ``other``, ``wording`` (for a table judged in
+        several), ``measure``, ``runs``, ``difference``, ``difference_low``, ``difference_high``,
+        ``margin``, ``verdict``.
+    """
+    missing = [c for c in (by, *run, *margins) if c not in table]
+    if missing or not margins:
+        raise ValueError(f"the table lacks the column(s) {missing or 'of a measure: margins is empty'}")
+    values = set(table[by])
+    if reference not in values:
+        raise ValueError(f"no {reference!r} rows in the table ({by}: {sorted(values, key=str)})")
+    unknown = [o for o in others if o not in values]
+    if unknown:
+        raise ValueError(f"no rows of {unknown} in the table ({by}: {sorted(values, key=str)})")
+    run = [*run, *(["wording"] if "wording" in table else [])]
+    measured = table.set_index(run)
+    ours = measured[measured[by] == reference]
+    rows = []
+    for other in others:
+        theirs = measured[measured[by] == other]
+        paired = ours.join(theirs, how="inner", suffixes=("_ours", "_theirs"))
+        if len(paired) < len(ours) or len(paired) < len(theirs):
+            raise ValueError(f"{reference} and {other} do not cover the same runs ({', '.join(run)})")
+        groups = paired.groupby(level="wording", sort=False) if "wording" in table else [(None, paired)]
+        for wording, part in groups:
+            for measure, margin in margins.items():
+                difference = (part[f"{measure}_ours"] - part[f"{measure}_theirs"]).to_numpy(dtype=float)
+                low, high = spread(difference)
+                verdict = "as good" if low >= -margin else ("worse" if high < -margin else "unresolved")
+                rows.append({"other": other, **({} if wording is None else {"wording": wording}), "measure": measure,
+                             "runs": len(difference), "difference": float(difference.mean()), "difference_low": low,
+                             "difference_high": high, "margin": margin, "verdict": verdict})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def paired_differences(
     table: pd.DataFrame, reference: str = "fewshot", margins: Mapping[str, float] | None = None
 ) -> pd.DataFrame:
     """``reference`` minus each other method of a :func:`compare_methods` table with seeds, paired run
-    by run (the same erased class, seed and wording: the same prompts and evaluation seeds), for UA and
-    IRA: the mean difference with a 95% bootstrap interval over the paired runs, and what the interval
-    says against a non-inferiority ``margin`` (default UA 0.10, IRA 0.05, the claims table's): the
-    reference is ``"as good"`` where the whole interval lies above ``-margin``, ``"worse"`` where the
-    whole interval lies below it, and ``"unresolved"`` where it straddles the margin. A rule on the
-    interval of the difference does not flip on a move of one method's mean that the runs do not
-    resolve, as a threshold on the two means does.
+    by run (the same erased class, seed and wording), for UA and IRA (:func:`paired_contrast`, with
+    the claims table's margins by default: UA 0.10, IRA 0.05).
 
     Returns
     -------
@@ -1433,29 +1535,10 @@ def paired_differences(
         raise ValueError(f"margins are for UA and IRA, got {sorted(margins)}")
     if "seed" not in table:
         raise ValueError("the table has no seed column: compare_methods(..., seeds=[...]) gives one")
-    if reference not in set(table.method):
-        raise ValueError(f"no {reference!r} rows in the table (methods: {sorted(set(table.method))})")
-    run = ["erased_class", "seed", *(["wording"] if "wording" in table else [])]
-    measured = table.assign(UA=1 - table.erased_share, IRA=table.others_accuracy).set_index(run)
-    ours = measured[measured.method == reference]
-    rows = []
-    for baseline in dict.fromkeys(table.method):
-        if baseline in (reference, COMPARED_BASE):
-            continue
-        theirs = measured[measured.method == baseline]
-        paired = ours.join(theirs, how="inner", suffixes=("_ours", "_theirs"))
-        if len(paired) < len(ours) or len(paired) < len(theirs):
-            raise ValueError(f"{reference} and {baseline} do not cover the same runs (erased class, seed{', wording' if 'wording' in table else ''})")
-        groups = paired.groupby(level="wording", sort=False) if "wording" in table else [(None, paired)]
-        for wording, part in groups:
-            for measure, margin in margins.items():
-                difference = (part[f"{measure}_ours"] - part[f"{measure}_theirs"]).to_numpy(dtype=float)
-                low, high = spread(difference)
-                verdict = "as good" if low >= -margin else ("worse" if high < -margin else "unresolved")
-                rows.append({"baseline": baseline, **({} if wording is None else {"wording": wording}), "measure": measure,
-                             "runs": len(difference), "difference": float(difference.mean()), "difference_low": low,
-                             "difference_high": high, "margin": margin, "verdict": verdict})  # fmt: skip
-    return pd.DataFrame(rows)
+    baselines = [m for m in dict.fromkeys(table.method) if m not in (reference, COMPARED_BASE)]
+    measured = table.assign(UA=1 - table.erased_share, IRA=table.others_accuracy)[["method", "erased_class", "seed", "UA", "IRA",
+                                                                                     *(["wording"] if "wording" in table else [])]]  # fmt: skip
+    return paired_contrast(measured, "method", reference, baselines, margins).rename(columns={"other": "baseline"})
 
 
 def comparison_summary(table: pd.DataFrame, min_ua: float = 0.9, max_others_drop: float = 0.10) -> pd.DataFrame:

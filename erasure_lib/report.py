@@ -141,30 +141,52 @@ def _matched_text(r: pd.Series) -> str:
     return f"{r.IRA:.2f} [{r.IRA_low:.2f}, {r.IRA_high:.2f}]" if pd.notna(r.IRA_low) else f"{r.IRA:.2f} (no interval: barely reached)"
 
 
-def _claim_three_row(matched: pd.DataFrame, summary: pd.DataFrame) -> dict[str, str]:
+def _claim_three_row(matched: pd.DataFrame, summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> dict[str, str]:
     """Claim 3 at matched erasure (notebook 04): each option's IRA where its front reaches each UA
-    level, with 95% intervals. Supported where the better MLP option's interval lies above
-    ``attn-only``'s at every level both reach (or attn-only never reaches a level an MLP option does),
-    not reproduced where attn-only's lies above, otherwise not distinguishable."""
+    level, with 95% intervals. Each MLP option (``mlp-only``, ``mlp-final-attn``) against
+    ``attn-only`` at each level: with ``runs`` (``parameter_options.csv``) on the interval of their
+    difference, paired run by run (:func:`erasure_lib.evaluation.matched_front_differences`: every
+    option erased the same runs), without on the two options' own intervals (the MLP option's above
+    attn-only's, or below). An option that reaches a level the other never does counts for it.
+    Supported where every comparison favours the MLP option, not reproduced where every one favours
+    attn-only, not distinguishable where none is resolved, mixed otherwise."""
+    from erasure_lib.evaluation import matched_front_differences
+
     first = summary.iloc[0]
     parts = [f"seeds {first.seeds}, {int(first.sampling_steps)} sampling steps, {int(first.runs)} runs per option; "
              f"IRA where each option's front reaches the same UA (base UA {first.UA_before:.2f}, IRA {first.IRA_before:.2f})"]  # fmt: skip
-    verdicts = []
+    mlp_options = [i for i in ("mlp-only", "mlp-final-attn") if i in set(matched.option)]
+    paired = None
+    if runs is not None and mlp_options and "attn-only" in set(runs.option):
+        paired = pd.concat([matched_front_differences(runs, "option", sorted(set(matched.UA_level)), option, ["attn-only"]).assign(option=option)
+                            for option in mlp_options]).set_index(["option", "UA_level"])  # fmt: skip
+    outcomes = []
     for level, part in matched.groupby("UA_level"):
         o = part.set_index("option")
         parts.append(f"UA {level:.1f}: " + ", ".join(f"{i} {_matched_text(r)}" for i, r in o.iterrows()))
-        mlp = o.loc[[i for i in ("mlp-only", "mlp-final-attn") if i in o.index]].dropna(subset=["IRA"])
-        if "attn-only" not in o.index or mlp.empty:
+        if "attn-only" not in o.index:
             continue
-        best, attn = mlp.loc[mlp.IRA.idxmax()], o.loc["attn-only"]
-        if pd.isna(attn.IRA) or best.IRA_low > attn.IRA_high:
-            verdicts.append("mlp")
-        elif attn.IRA_low > best.IRA_high:
-            verdicts.append("attn")
-        else:
-            verdicts.append("overlap")
-    verdict = ("no level both reach" if not verdicts else "supported on the built-in model (at matched erasure)" if set(verdicts) == {"mlp"}
-               else "not reproduced" if set(verdicts) == {"attn"} else "not distinguishable (intervals overlap)")  # fmt: skip
+        attn = o.loc["attn-only"]
+        for option in mlp_options:
+            mlp = o.loc[option]
+            if pd.isna(mlp.IRA) or pd.isna(attn.IRA):
+                if not (pd.isna(mlp.IRA) and pd.isna(attn.IRA)):
+                    outcomes.append("attn" if pd.isna(mlp.IRA) else "mlp")
+            elif paired is not None:
+                d = paired.loc[(option, level)]
+                interval = (f"[{d.difference_low:+.2f}, {d.difference_high:+.2f}] ({d.verdict})" if pd.notna(d.difference_low)
+                            else "(no interval: a front misses the level in over 5% of the resamples)")  # fmt: skip
+                parts.append(f"{option} minus attn-only, paired over the same {int(d.runs)} runs: {d.difference:+.2f} {interval}")
+                outcomes.append({"higher": "mlp", "lower": "attn"}.get(d.verdict, "overlap"))
+            else:
+                outcomes.append("mlp" if mlp.IRA_low > attn.IRA_high else "attn" if attn.IRA_low > mlp.IRA_high else "overlap")
+    counted = ", ".join(f"{outcomes.count(k)} of {len(outcomes)} comparisons {text}" for k, text in
+                        (("mlp", "favour the MLP option"), ("attn", "favour attn-only"), ("overlap", "unresolved")) if k in outcomes)  # fmt: skip
+    kinds = set(outcomes)
+    verdict = ("no level both reach" if not outcomes else "supported on the built-in model (at matched erasure)" if kinds == {"mlp"}
+               else "not reproduced" if kinds == {"attn"} else "not distinguishable (intervals overlap)" if kinds == {"overlap"}
+               else f"supported in part ({counted})" if "attn" not in kinds else f"not reproduced ({counted})" if "mlp" not in kinds
+               else f"mixed ({counted})")  # fmt: skip
     return {
         "claim": "Claim 3: concept knowledge sits mainly in the text encoder's MLP layers",
         "ours": "; ".join(parts),
@@ -174,27 +196,43 @@ def _claim_three_row(matched: pd.DataFrame, summary: pd.DataFrame) -> dict[str, 
     }
 
 
-def _image_count_rows(summary: pd.DataFrame, margin: float = 0.10) -> list[dict[str, str]]:
+def _image_count_rows(summary: pd.DataFrame, runs: pd.DataFrame | None = None, margin: float = 0.10) -> list[dict[str, str]]:
     """Sec. 4.6 (notebook 05): UA and IRA per number of real images at the default epochs (more
-    images = more optimizer steps), and zero-shot. "4 as good as more": 4 images' UA within
-    ``margin`` of the best count's; zero-shot: its UA within ``margin`` of 4 images'. With a
-    ``wording`` column each wording is read apart and the verdict is "mixed" where they disagree."""
+    images = more optimizer steps), and zero-shot. With ``runs`` (``fewshot_image_counts.csv``) the
+    verdicts rest on differences paired run by run (:func:`erasure_lib.evaluation.paired_contrast`,
+    the same class, seed and wording): "4 as good as more" where 4 images' UA minus each larger
+    count's has its whole interval above ``-margin``, not where one lies below, unresolved
+    otherwise; zero-shot likewise against 4 images. Without, on the means: 4 images' UA within
+    ``margin`` of the best count's, zero-shot's within ``margin`` of 4 images'. With a ``wording``
+    column each wording is read apart and the verdict is "mixed" where they disagree."""
+    from erasure_lib.evaluation import paired_contrast
+
     wordings = sorted(set(summary["wording"]), key=lambda w: (w != "paper", w)) if "wording" in summary else [None]
     parts = {w: (summary if w is None else summary[summary["wording"] == w]).set_index("images") for w in wordings}
     first = summary.iloc[0]
     head = f"seeds {first.seeds}, {int(first.sampling_steps)} sampling steps, {int(first.runs)} runs each"
+    measured = None if runs is None else runs.assign(images=runs.images.astype(str), UA=1.0 - runs.erased_share)
+
+    def paired(reference: str, others: list[str], wording: str | None) -> pd.DataFrame:
+        d = paired_contrast(measured, "images", reference, others, {"UA": margin})
+        return d if wording is None or "wording" not in d else d[d.wording == wording]
+
+    def paired_text(d: pd.DataFrame, reference: str) -> str:
+        return (f"; paired over the same {int(d.runs.min())} runs (margin {margin:.2f}): " + ", ".join(
+            f"{reference} minus {r.other} UA {r.difference:+.2f} [{r.difference_low:+.2f}, {r.difference_high:+.2f}] ({r.verdict})"
+            for r in d.itertuples()))  # fmt: skip
 
     def shown(s: pd.DataFrame, i: str) -> str:
         r = s.loc[i]
         return f"{'zero-shot' if i == 'zero-shot' else i + (' images' if i != '1' else ' image')} ({r.steps:.0f} steps): UA {r.UA:.2f} [{r.UA_low:.2f}, {r.UA_high:.2f}], IRA {r.IRA:.2f}"
 
-    def ours(wording: str | None, shown_of: Callable[[pd.DataFrame], str]) -> str:
+    def ours(wording: str | None, shown_of: Callable[[pd.DataFrame, str | None], str]) -> str:
         s = parts[wording]
         base = f"base UA {s.UA_before.iloc[0]:.2f}, IRA {s.IRA_before.iloc[0]:.2f}"
-        return (f"{wording} wordings ({base}): " if wording is not None else f" ({base}); ") + shown_of(s)
+        return (f"{wording} wordings ({base}): " if wording is not None else f" ({base}); ") + shown_of(s, wording)
 
-    def row(claim: str, shown_of: Callable[[pd.DataFrame], str], verdict_of: Callable[[pd.DataFrame], str]) -> dict[str, str]:
-        verdicts = {w: verdict_of(parts[w]) for w in wordings}
+    def row(claim: str, shown_of: Callable[[pd.DataFrame, str | None], str], verdict_of: Callable[[pd.DataFrame, str | None], str]) -> dict[str, str]:
+        verdicts = {w: verdict_of(parts[w], w) for w in wordings}
         agreed = set(verdicts.values())
         verdict = agreed.pop() if len(agreed) == 1 else "mixed (" + "; ".join(f"{v} on {w} wordings" for w, v in verdicts.items()) + ")"
         return {
@@ -207,20 +245,33 @@ def _image_count_rows(summary: pd.DataFrame, margin: float = 0.10) -> list[dict[
 
     s0 = parts[wordings[0]]
     counts = sorted((i for i in s0.index if i.isdigit()), key=int)
+    more = [i for i in counts if int(i) > 4]
     rows = []
     if "4" in s0.index and counts:
-        rows.append(row(
-            "Sec. 4.6: a few images suffice (4 as good as more, at fixed epochs: more images = more steps)",
-            lambda s: "; ".join(shown(s, i) for i in counts),
-            lambda s: "reproduced on the built-in model" if s.UA["4"] >= s.UA[counts].max() - margin else "not reproduced",
-        ))
+        if measured is not None and more:
+            def few_shown(s: pd.DataFrame, w: str | None) -> str:
+                return "; ".join(shown(s, i) for i in counts) + paired_text(paired("4", more, w), "4")
+
+            def few_verdict(s: pd.DataFrame, w: str | None) -> str:
+                v = set(paired("4", more, w).verdict)
+                return "reproduced on the built-in model" if v == {"as good"} else "not reproduced" if "worse" in v else "unresolved"
+        else:
+            def few_shown(s: pd.DataFrame, w: str | None) -> str:
+                return "; ".join(shown(s, i) for i in counts)
+
+            def few_verdict(s: pd.DataFrame, w: str | None) -> str:
+                return "reproduced on the built-in model" if s.UA["4"] >= s.UA[counts].max() - margin else "not reproduced"
+        rows.append(row("Sec. 4.6: a few images suffice (4 as good as more, at fixed epochs: more images = more steps)", few_shown, few_verdict))
         if "zero-shot" in s0.index:
-            rows.append(row(
-                "Sec. 4.6: zero-shot (no images, noise latents) also erases",
-                lambda s: shown(s, "zero-shot") + "; " + shown(s, "4"),
-                lambda s: ("reproduced on the built-in model" if s.UA["zero-shot"] >= s.UA["4"] - margin
-                           else "mixed" if s.UA["zero-shot"] >= 0.5 else "not reproduced"),
-            ))
+            def zero_shown(s: pd.DataFrame, w: str | None) -> str:
+                return shown(s, "zero-shot") + "; " + shown(s, "4") + ("" if measured is None else paired_text(paired("zero-shot", ["4"], w), "zero-shot"))
+
+            def zero_verdict(s: pd.DataFrame, w: str | None) -> str:
+                v = (("as good" if s.UA["zero-shot"] >= s.UA["4"] - margin else "worse") if measured is None
+                     else paired("zero-shot", ["4"], w).verdict.iloc[0])  # fmt: skip
+                return ("reproduced on the built-in model" if v == "as good" else "unresolved" if v == "unresolved"
+                        else "mixed" if s.UA["zero-shot"] >= 0.5 else "not reproduced")  # fmt: skip
+            rows.append(row("Sec. 4.6: zero-shot (no images, noise latents) also erases", zero_shown, zero_verdict))
     return rows
 
 
@@ -318,7 +369,9 @@ def _analysis_rows(results_dir: Path) -> list[dict[str, str]]:
         rows.append(_claim_two_row(pd.read_csv(related)))
     matched = results_dir / "parameter_options_matched.csv"
     if matched.is_file():
-        rows.append(_claim_three_row(pd.read_csv(matched), pd.read_csv(results_dir / "parameter_options_summary.csv")))
+        per_run = results_dir / "parameter_options.csv"
+        rows.append(_claim_three_row(pd.read_csv(matched), pd.read_csv(results_dir / "parameter_options_summary.csv"),
+                                     pd.read_csv(per_run) if per_run.is_file() else None))
     robustness = results_dir / "robustness_summary.csv"
     if robustness.is_file():
         row = _robustness_row(pd.read_csv(robustness), results_dir)
@@ -485,7 +538,9 @@ def _beyond_rows(results_dir: Path) -> list[dict[str, str]]:
     rows = []
     counts = results_dir / "fewshot_image_counts_summary.csv"
     if counts.is_file():
-        rows += _image_count_rows(pd.read_csv(counts, dtype={"images": str}))
+        per_run = results_dir / "fewshot_image_counts.csv"
+        rows += _image_count_rows(pd.read_csv(counts, dtype={"images": str}),
+                                  pd.read_csv(per_run, dtype={"images": str}) if per_run.is_file() else None)
     styles = results_dir / "style_erasure_summary.csv"
     if styles.is_file():
         rows.append(_style_row(pd.read_csv(styles)))

@@ -415,6 +415,58 @@ def test_claim_three_compares_the_options_at_matched_erasure(tmp_path):
     assert never["verdict"].startswith("supported") and "attn-only never (reaches UA 0.70)" in never["ours"]
 
 
+def test_image_count_rows_rest_on_differences_paired_run_by_run(tmp_path):
+    """With the per-run table the Sec. 4.6 verdicts read the interval of the paired difference: 4 images
+    erase 0.3 less than 16 in every run (worse beyond the 0.10 margin), then 0.05 less (as good), then
+    as much in half the runs and 0.4 less in the other half (the interval straddles the margin)."""
+    summary = pd.DataFrame({"images": ["4", "16", "zero-shot"], "steps": [4, 16, 4], "seeds": "3 4", "sampling_steps": 50, "runs": 4,
+                            "UA_before": 0.05, "IRA_before": 0.97, "UA": [0.6, 0.9, 0.1], "UA_low": 0.0, "UA_high": 1.0, "IRA": 0.9})  # fmt: skip
+    summary.to_csv(tmp_path / "fewshot_image_counts_summary.csv", index=False)
+    runs = [("bag", 3), ("bag", 4), ("coat", 3), ("coat", 4)]
+
+    def rows(four: list[float]) -> dict[str, dict[str, str]]:
+        shares = {"4": four, "16": [0.1] * 4, "zero-shot": [0.9] * 4}  # erased shares: UA = 1 - share
+        table = pd.DataFrame([{"erased_class": c, "seed": s, "images": images, "steps": 4, "erased_share": share[i], "others_accuracy": 0.9}
+                              for images, share in shares.items() for i, (c, s) in enumerate(runs)])  # fmt: skip
+        table.sample(frac=1.0, random_state=0).to_csv(tmp_path / "fewshot_image_counts.csv", index=False)  # paired by run, not row order
+        return {r["claim"][:23]: r for r in report.claims_rows(tmp_path)}
+
+    few = rows([0.4] * 4)["Sec. 4.6: a few images "]
+    assert few["verdict"] == "not reproduced" and "4 minus 16 UA -0.30 [-0.30, -0.30] (worse)" in few["ours"]
+    assert "paired over the same 4 runs (margin 0.10)" in few["ours"]
+    assert rows([0.15] * 4)["Sec. 4.6: a few images "]["verdict"].startswith("reproduced")
+    split = rows([0.1, 0.5, 0.1, 0.5])
+    assert split["Sec. 4.6: a few images "]["verdict"] == "unresolved"
+    zero = split["Sec. 4.6: zero-shot (no"]  # zero-shot erases 0.1 of the images, 4 images 0.7 on average
+    assert zero["verdict"] == "not reproduced" and "zero-shot minus 4 UA -0.60" in zero["ours"]
+
+
+def test_claim_three_pairs_the_runs_of_the_fronts(tmp_path):
+    """With the per-run table the MLP options are compared with attn-only on the paired difference at
+    each level: an MLP option that keeps the others 0.05 better in every run is "higher", though the
+    two options' own intervals overlap."""
+    summary = pd.DataFrame({"option": ["attn-only"], "epochs": [1], "seeds": ["3 4"], "sampling_steps": [50], "runs": [4],
+                            "UA_before": [0.0], "IRA_before": [1.0]})  # fmt: skip
+    summary.to_csv(tmp_path / "parameter_options_summary.csv", index=False)
+    first = {"bag": 0.2, "coat": 0.3, "dress": 0.4, "shirt": 0.3}
+    ira = {"bag": 0.6, "coat": 0.8, "dress": 0.7, "shirt": 0.9}  # wide spread over runs: wide intervals per option
+
+    def write(offset: float) -> dict[str, str]:
+        runs = pd.DataFrame([{"option": option, "erased_class": c, "seed": 3, "epochs": epoch, "UA": ua, "IRA": ira[c] + (offset if option == "mlp-only" else 0.0),
+                              "erased_share_before": 1.0, "others_accuracy_before": 1.0, "trainable_parameters": 7}
+                             for option in ("mlp-only", "attn-only") for c in first for epoch, ua in ((1, first[c]), (2, 0.9))])  # fmt: skip
+        runs.to_csv(tmp_path / "parameter_options.csv", index=False)
+        evaluation.matched_front(runs, "option", [0.6]).to_csv(tmp_path / "parameter_options_matched.csv", index=False)
+        return next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 3"))
+
+    better = write(0.05)
+    assert better["verdict"].startswith("supported") and "mlp-only minus attn-only, paired over the same 4 runs: +0.05 [+0.05, +0.05] (higher)" in better["ours"]
+    assert write(-0.05)["verdict"] == "not reproduced"
+    (tmp_path / "parameter_options.csv").unlink()  # without the runs: the options' own intervals, which overlap
+    alone = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 3"))
+    assert alone["verdict"].startswith("not distinguishable") and "paired" not in alone["ours"]
+
+
 def test_claim_two_verdict_against_the_stronger_baselines():
     def table(random_share: float, confidence: float, moved_to: float = 0.7) -> pd.DataFrame:
         return pd.DataFrame({"erased_class": ["sneaker", "bag"], "chance": [2 / 9, 0.0], "related_share_of_leavers_after": [0.8, float("nan")],

@@ -264,6 +264,24 @@ def test_paired_differences_judge_the_interval_of_the_difference_against_the_mar
         evaluation.paired_differences(table, margins={"FID": 5.0})
 
 
+def test_paired_contrast_pairs_any_variant_column_within_each_wording() -> None:
+    """Image counts instead of methods, judged in two wordings: each wording is paired apart (the
+    held-out wording's difference is its own), and the errors name what is missing."""
+    rows = [{"images": images, "erased_class": c, "seed": s, "wording": w, "UA": ua + (0.2 if w == "held-out" and images == "4" else 0.0)}
+            for w in ("paper", "held-out") for c, s in (("a", 3), ("b", 3)) for images, ua in (("4", 0.5), ("16", 0.9))]  # fmt: skip
+    table = pd.DataFrame(rows)
+    d = evaluation.paired_contrast(table, "images", "4", ["16"], {"UA": 0.1}).set_index("wording")
+    assert d.loc["paper", "difference"] == pytest.approx(-0.4) and d.loc["paper", "verdict"] == "worse"
+    assert d.loc["held-out", "difference"] == pytest.approx(-0.2) and (d.runs == 2).all() and (d.other == "16").all()
+    with pytest.raises(ValueError, match=r"no rows of \['8'\]"):
+        evaluation.paired_contrast(table, "images", "4", ["8"], {"UA": 0.1})
+    with pytest.raises(ValueError, match="lacks the column"):
+        evaluation.paired_contrast(table, "images", "4", ["16"], {"IRA": 0.05})
+    with pytest.raises(ValueError, match="the same runs"):
+        evaluation.paired_contrast(table[~((table.images == "16") & (table.wording == "held-out") & (table.erased_class == "a"))],
+                                   "images", "4", ["16"], {"UA": 0.1})  # fmt: skip
+
+
 # --- by hand ---------------------------------------------------------------------------------------
 
 

@@ -360,6 +360,32 @@ def test_matched_front_reads_each_front_at_the_same_ua() -> None:
         evaluation.matched_front(pd.DataFrame(rows).drop(columns="epochs"), "option", [0.3])
 
 
+def test_matched_front_differences_pair_the_runs_of_both_fronts() -> None:
+    """Three options erase the same four runs with the same UA path (epoch 1 between 0.3 and 0.5,
+    epoch 2 at 0.9), so at UA 0.7 every front crosses between its two checkpoints at the same point.
+    Option b keeps the others 0.1 worse than a at both checkpoints in every run: a minus b is 0.1 in
+    every resample ("higher", interval [0.1, 0.1]); c is 0.1 better in two runs and 0.1 worse in two:
+    the interval straddles 0. No front reaches UA 0.95."""
+    runs = {"bag": 0.3, "coat": 0.4, "dress": 0.5, "shirt": 0.4}
+    offsets = {"a": {c: 0.0 for c in runs}, "b": {c: -0.1 for c in runs}, "c": {"bag": 0.1, "coat": -0.1, "dress": 0.1, "shirt": -0.1}}
+    rows = [{"option": option, "erased_class": cls, "seed": 3, "epochs": epoch, "UA": ua, "IRA": 1.0 - 0.5 * ua + offset[cls],
+             "erased_share_before": 1.0, "others_accuracy_before": 1.0, "trainable_parameters": 7}
+            for option, offset in offsets.items() for cls, first in runs.items() for epoch, ua in ((1, first), (2, 0.9))]  # fmt: skip
+    table = pd.DataFrame(rows)
+    out = evaluation.matched_front_differences(table, "option", [0.7, 0.95], "a", ["b", "c"]).set_index(["other", "UA_level"])
+    b = out.loc[("b", 0.7)]
+    assert [b.difference, b.difference_low, b.difference_high] == pytest.approx([0.1, 0.1, 0.1]) and b.verdict == "higher"
+    c = out.loc[("c", 0.7)]
+    assert c.difference == pytest.approx(0.0) and c.difference_low < 0 < c.difference_high and c.verdict == "not distinguishable"
+    assert (out.xs(0.95, level="UA_level").verdict == "not both reached").all() and (out.runs == 4).all()
+    matched = evaluation.matched_front(table, "option", [0.7]).set_index("option").IRA  # the same crossings, read one front at a time
+    assert b.difference == pytest.approx(matched["a"] - matched["b"])
+    with pytest.raises(ValueError, match="the same runs"):
+        evaluation.matched_front_differences(table[~((table.option == "c") & (table.erased_class == "bag"))], "option", [0.7], "a", ["c"])
+    with pytest.raises(ValueError, match="no rows of"):
+        evaluation.matched_front_differences(table, "option", [0.7], "a", ["mlp-only"])
+
+
 def test_one_variant_keeps_its_rows_and_the_base_rows() -> None:
     table = pd.DataFrame({"trainable": [None, "all", "mlp-final-attn"], "when": ["before", "after", "after"]})
     assert evaluation.one_variant(table, "all").when.tolist() == ["before", "after"]
