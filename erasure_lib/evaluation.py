@@ -821,20 +821,26 @@ def style_unlearning_summary(table: pd.DataFrame, min_ua: float = 0.9) -> pd.Dat
     survive its style's erasure); one row per erased style and judged ``epochs`` (NaN for a table
     without the column). Each after erasure as the mean over seeds with a 95% bootstrap
     interval, beside the base model's value (``*_before``); ``success_share`` = seeds with UA >=
-    ``min_ua``. IRA and CRA are NaN when only one style is judged."""
+    ``min_ua``. IRA and CRA are NaN when only one style is judged. A table with a ``wording``
+    column gives one row per erased style, wording and epochs, each against the base model in the
+    same wording."""
     missing = [c for c in ("erased_style", "seed", "prompt_style", "when", "style_share", "class_accuracy") if c not in table]
     if missing:
         raise ValueError(f"the table lacks the column(s) {missing}; pass the output of style_erasure_table")
-    before = table[table.when == "before"].groupby("prompt_style")[["style_share", "class_accuracy"]].mean()
+    worded = "wording" in table
+    before_all = table[table.when == "before"].groupby(["prompt_style", *(["wording"] if worded else [])])[["style_share", "class_accuracy"]].mean()
     after = table[table.when == "after"]
     after = after if "epochs" in after else after.assign(epochs=np.nan)  # tables written before checkpoints were judged
     rows = []
-    for (style, epoch), part in after.groupby(["erased_style", "epochs"], sort=False, dropna=False):
+    for key, part in after.groupby(["erased_style", *(["wording"] if worded else []), "epochs"], sort=False, dropna=False):
+        style, wording, epoch = (key if worded else (key[0], None, key[1]))
+        before = before_all.xs(wording, level="wording") if worded else before_all
         own, other = part[part.prompt_style == style], part[part.prompt_style != style]
         per_seed = {"UA": 1.0 - own.groupby("seed").style_share.mean(), "IRA": other.groupby("seed").style_share.mean(),
                     "CRA": other.groupby("seed").class_accuracy.mean(), "subject_accuracy": own.groupby("seed").class_accuracy.mean()}  # fmt: skip
         others = [s for s in before.index if s != style]
-        row = {"erased_style": style, "epochs": epoch, "seeds": " ".join(map(str, sorted(part.seed.unique()))), "runs": part.seed.nunique(),
+        row = {"erased_style": style, **({"wording": wording} if worded else {}), "epochs": epoch,
+               "seeds": " ".join(map(str, sorted(part.seed.unique()))), "runs": part.seed.nunique(),
                "UA_before": float(1.0 - before.style_share.get(style, np.nan)),
                "IRA_before": float(before.style_share[others].mean()) if others else np.nan,
                "CRA_before": float(before.class_accuracy[others].mean()) if others else np.nan,
@@ -1104,7 +1110,9 @@ def style_erasure_table(
         ``seed -> FewShotConfig`` (``concept_type="style"``).
     prompt_tables
         Prompt style -> prompt table (``prompt``, ``evaluation_seed``, and ``class_index`` for the
-        built-in classifier), e.g. from :class:`ClassPromptSet` with ``style``.
+        built-in classifier), e.g. from :class:`ClassPromptSet` with ``style``. A table with a
+        ``wording`` column (:func:`erasure_lib.experiment.style_prompt_tables` with ``wordings``) is
+        judged per wording, and the rows gain a ``wording`` column after ``prompt_style``.
     generation
         Sampling settings.
     epochs
@@ -1123,6 +1131,8 @@ def style_erasure_table(
 
     if not seeds:
         raise ValueError("give at least one seed")
+    if len({"wording" in table for table in prompt_tables.values()}) > 1:
+        raise ValueError("either every prompt table has a wording column or none has")
     rows, before, erased_models = [], {}, {}
     for erased_style in erased_styles:
         for seed in seeds:
@@ -1135,20 +1145,23 @@ def style_erasure_table(
             if epochs is None:
                 judged.append((result.info.epochs_run, "after", result.apply(pipeline)))
             for prompt_style, table in prompt_tables.items():
-                for epoch, when, p in judged:
-                    if when == "before" and seed != seeds[0]:
-                        continue
-                    if when == "before" and prompt_style in before:
-                        verdict = before[prompt_style]
-                    else:
-                        verdict = style_verdict(judge, p, table, prompt_style, generation)
-                    if when == "before":
-                        before[prompt_style] = verdict
-                    rows.append({"erased_style": erased_style, "seed": seed, "prompt_style": prompt_style, "when": when,
-                                 "epochs": epoch, **verdict})  # fmt: skip
+                worded = table.groupby("wording", sort=False) if "wording" in table else [(None, table)]
+                for wording, prompts in worded:
+                    for epoch, when, p in judged:
+                        if when == "before" and seed != seeds[0]:
+                            continue
+                        if when == "before" and (prompt_style, wording) in before:
+                            verdict = before[(prompt_style, wording)]
+                        else:
+                            verdict = style_verdict(judge, p, prompts, prompt_style, generation)
+                        if when == "before":
+                            before[(prompt_style, wording)] = verdict
+                        rows.append({"erased_style": erased_style, "seed": seed, "prompt_style": prompt_style,
+                                     **({} if wording is None else {"wording": wording}), "when": when, "epochs": epoch, **verdict})  # fmt: skip
             if seed == seeds[0]:
                 erased_models[erased_style] = result.apply(pipeline)
-    columns = ["erased_style", "seed", "prompt_style", "when", "epochs", "style_share", "class_accuracy"]
+    worded = ["wording"] if any("wording" in table for table in prompt_tables.values()) else []
+    columns = ["erased_style", "seed", "prompt_style", *worded, "when", "epochs", "style_share", "class_accuracy"]
     return pd.DataFrame(rows, columns=columns), erased_models
 
 

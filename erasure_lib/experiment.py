@@ -500,12 +500,18 @@ def judged_styles(judge: clf.GarmentStyleClassifier | StyleJudge) -> tuple[str, 
 
 
 def style_prompt_tables(
-    judge: clf.GarmentStyleClassifier | StyleJudge, n_per_class: int, subjects: Sequence[str] = data.CLASSES
+    judge: clf.GarmentStyleClassifier | StyleJudge,
+    n_per_class: int,
+    subjects: Sequence[str] = data.CLASSES,
+    wordings: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, pd.DataFrame]:
     """One prompt table per judged style: ``n_per_class`` prompts of every subject in that style
     ("a photo of a sneaker in the style of sketch", cycling through the object templates), with the
     same evaluation seeds for every style. With the built-in classifier the subjects must be garment
-    classes (``class_index`` is their index in :data:`erasure_lib.data.CLASSES`)."""
+    classes (``class_index`` is their index in :data:`erasure_lib.data.CLASSES`). With ``wordings``
+    (named template sets, e.g. :data:`erasure_lib.data.WORDINGS`) each table holds the prompts of every
+    wording on the same evaluation seeds, one after another, named in a ``wording`` column
+    (:func:`erasure_lib.evaluation.style_erasure_table` judges each wording apart)."""
     from erasure_lib.evaluation import ClassPromptSet
 
     subjects = tuple(subjects)
@@ -516,4 +522,10 @@ def style_prompt_tables(
         universe = data.CLASSES
     else:
         universe = subjects
-    return {s: ClassPromptSet(subjects, n_per_class, style=s, universe=universe).table() for s in judged_styles(judge)}
+    if wordings is None:
+        return {s: ClassPromptSet(subjects, n_per_class, style=s, universe=universe).table() for s in judged_styles(judge)}
+    if not wordings:
+        raise ValueError("give at least one wording, or None for the paper's templates alone")
+    return {s: pd.concat([ClassPromptSet(subjects, n_per_class, style=s, templates=tuple(templates), universe=universe).table().assign(wording=name)
+                          for name, templates in wordings.items()], ignore_index=True)
+            for s in judged_styles(judge)}  # fmt: skip

@@ -180,23 +180,28 @@ def option_fronts(summary, levels: Sequence[float] = ()) -> plt.Figure:
 def style_measures(summary) -> plt.Figure:
     """One panel per erased style: UA, IRA and CRA against epochs (an
     :func:`erasure_lib.evaluation.style_unlearning_summary` with ``epochs``), the base model at epoch
-    0, the 95% interval over seeds as a band."""
+    0, the 95% interval over seeds as a band; with a ``wording`` column, the paper's wording solid
+    with its bands and each other wording dashed."""
     styles = list(dict.fromkeys(summary["erased_style"]))
+    wordings = sorted(set(summary["wording"]), key=lambda w: (w != "paper", w)) if "wording" in summary else [None]
     fig, axes = plt.subplots(1, len(styles), figsize=(4.2 * len(styles), 3.4), sharey=True, squeeze=False)
     names = {"UA": "UA: own style gone (higher is better)", "IRA": "IRA: other styles kept (higher is better)",
              "CRA": "CRA: garments kept (higher is better)"}  # fmt: skip
     for ax, style in zip(axes[0], styles):
-        part = summary[summary["erased_style"] == style].sort_values("epochs")
-        for measure, label in names.items():
-            x = np.r_[0, part["epochs"]]
-            line = ax.plot(x, np.r_[part[f"{measure}_before"].iloc[0], part[measure]], marker="o", ms=3, label=label)[0]
-            ax.fill_between(part["epochs"], part[f"{measure}_low"], part[f"{measure}_high"], color=line.get_color(), alpha=0.15)
+        for k, (measure, label) in enumerate(names.items()):
+            for wording, dash in zip(wordings, ("-", "--", ":", "-.")):
+                part = summary[(summary["erased_style"] == style) & (True if wording is None else summary["wording"] == wording)].sort_values("epochs")
+                x = np.r_[0, part["epochs"]]
+                shown = label if wording is None else f"{label}, {wording} wordings" if wording == wordings[0] else f"{measure}, {wording} wordings"
+                ax.plot(x, np.r_[part[f"{measure}_before"].iloc[0], part[measure]], dash, color=f"C{k}", marker="o", ms=3, label=shown)
+                if wording == wordings[0]:
+                    ax.fill_between(part["epochs"], part[f"{measure}_low"], part[f"{measure}_high"], color=f"C{k}", alpha=0.15)
         ax.set_title(f"erasing {style}", fontsize=10)
         ax.set_xlabel("epochs (0 = base model)")
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("share of generated images")
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].legend(fontsize=6 if len(wordings) > 1 else 7)
     fig.tight_layout()
     return fig
 

@@ -278,20 +278,28 @@ def _image_count_rows(summary: pd.DataFrame, runs: pd.DataFrame | None = None, m
 def _style_row(summary: pd.DataFrame, min_ua: float = 0.5, max_drop: float = 0.10) -> dict[str, str]:
     """Sec. 4.4 (notebook 07): UA, IRA and CRA per erased style and judged epochs. Reproduced when at
     one number of epochs every style's mean UA reaches ``min_ua`` (half its images gone) with IRA and
-    CRA within ``max_drop`` of the base model; erased with damage when UA is reached but not the rest."""
+    CRA within ``max_drop`` of the base model; erased with damage when UA is reached but not the rest.
+    With a ``wording`` column each wording is read apart (paper first), "mixed" where they disagree."""
     first = summary.iloc[0]
     parts = [f"seeds {first.seeds}, {int(first.sampling_steps)} sampling steps"]
-    for _, r in summary.sort_values(["erased_style", "epochs"]).iterrows():
-        parts.append(f"{r.erased_style}, {r.epochs:g} epochs: UA {r.UA_before:.2f} -> {r.UA:.2f} [{r.UA_low:.2f}, {r.UA_high:.2f}], "
-                     f"IRA {r.IRA_before:.2f} -> {r.IRA:.2f}, CRA {r.CRA_before:.2f} -> {r.CRA:.2f}")  # fmt: skip
-    erased = summary.UA >= min_ua
-    kept = (summary.IRA_before - summary.IRA <= max_drop) & (summary.CRA_before - summary.CRA <= max_drop)
-    every = summary.assign(ok=erased & kept, erased=erased).groupby("epochs")[["ok", "erased"]].all()
+    wordings = sorted(set(summary["wording"]), key=lambda w: (w != "paper", w)) if "wording" in summary else [None]
+    verdicts = {}
+    for wording in wordings:
+        part = summary if wording is None else summary[summary["wording"] == wording]
+        for _, r in part.sort_values(["erased_style", "epochs"]).iterrows():
+            parts.append(("" if wording is None else f"{wording} wordings, ") + f"{r.erased_style}, {r.epochs:g} epochs: "
+                         f"UA {r.UA_before:.2f} -> {r.UA:.2f} [{r.UA_low:.2f}, {r.UA_high:.2f}], "
+                         f"IRA {r.IRA_before:.2f} -> {r.IRA:.2f}, CRA {r.CRA_before:.2f} -> {r.CRA:.2f}")  # fmt: skip
+        erased = part.UA >= min_ua
+        kept = (part.IRA_before - part.IRA <= max_drop) & (part.CRA_before - part.CRA <= max_drop)
+        every = part.assign(ok=erased & kept, erased=erased).groupby("epochs")[["ok", "erased"]].all()
+        verdicts[wording] = ("reproduced on the built-in model" if every.ok.any() else
+                             "erased only with damage to the rest" if every.erased.any() else "not reproduced")  # fmt: skip
+    agreed = set(verdicts.values())
     return {
         "claim": "Sec. 4.4: styles are erased like objects (UA, other styles kept: IRA, garments kept: CRA)",
         "ours": "; ".join(parts),
-        "verdict": "reproduced on the built-in model" if every.ok.any() else
-                   "erased only with damage to the rest" if every.erased.any() else "not reproduced",
+        "verdict": agreed.pop() if len(agreed) == 1 else "mixed (" + "; ".join(f"{v} on {w} wordings" for w, v in verdicts.items()) + ")",
         "file": "results/style_erasure_summary.csv",
         "command": "make results (notebooks/paper/07-erase-styles.ipynb)",
     }  # fmt: skip

@@ -266,6 +266,19 @@ def test_image_count_rows_read_each_wording(tmp_path):
     assert zero["verdict"] == "not reproduced"  # both wordings agree
 
 
+def test_style_row_reads_each_wording(tmp_path):
+    """With a wording column each wording's rows are shown (paper first) and judged apart: mixed where they disagree."""
+    styles = pd.DataFrame({"erased_style": "sketch", "wording": ["held-out", "paper"], "epochs": [4, 4], "seeds": "3 4",
+                           "sampling_steps": 50, "UA_before": 0.0, "UA": [0.3, 0.8], "UA_low": 0.1, "UA_high": 0.9,
+                           "IRA_before": 0.95, "IRA": 0.95, "CRA_before": 0.7, "CRA": 0.7})  # fmt: skip
+    styles.to_csv(tmp_path / "style_erasure_summary.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Sec. 4.4"))
+    assert row["verdict"] == "mixed (reproduced on the built-in model on paper wordings; not reproduced on held-out wordings)"
+    assert row["ours"].index("paper wordings, sketch, 4 epochs: UA 0.00 -> 0.80") < row["ours"].index("held-out wordings, sketch, 4 epochs: UA 0.00 -> 0.30")
+    styles.assign(UA=0.8).to_csv(tmp_path / "style_erasure_summary.csv", index=False)
+    assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Sec. 4.4"))["verdict"] == "reproduced on the built-in model"
+
+
 def test_stopping_row_chooses_the_threshold_on_the_paper_wording(tmp_path):
     summary = pd.DataFrame({"ratio": [1.1, 1.1, 2.0, 2.0], "wording": ["held-out", "paper"] * 2, "epoch_gap": [1.0, 3.0, 2.0, 2.5],
                             "erased_share_rule": [0.5, 0.6, 0.2, 0.3], "erased_share_best": 0.0, "others_drop_rule": 0.1,

@@ -353,6 +353,19 @@ def test_epoch_curves_draw_a_mean_per_wording() -> None:
     assert list(mean.get_ydata()) == [1.0, 0.4]  # no wording column: one mean over every run
 
 
+def test_style_measures_draw_each_wording_paper_solid() -> None:
+    summary = pd.DataFrame({"erased_style": "sketch", "wording": ["held-out", "paper"], "epochs": [4, 4],
+                            **{f"{m}{s}": v for m, v in (("UA", 0.8), ("IRA", 0.9), ("CRA", 0.6)) for s in ("", "_low", "_high")},
+                            "UA_before": 0.0, "IRA_before": 1.0, "CRA_before": 0.7})  # fmt: skip
+    summary.loc[0, "UA"] = 0.3  # held-out erases less
+    (ax,) = plots.style_measures(summary).axes
+    ua = {line.get_label(): (line.get_linestyle(), list(line.get_ydata())) for line in ax.lines if line.get_label().startswith("UA")}
+    assert ua == {"UA: own style gone (higher is better), paper wordings": ("-", [0.0, 0.8]), "UA, held-out wordings": ("--", [0.0, 0.3])}
+    assert len(ax.lines) == 6 and len(ax.collections) == 3  # a band per measure, the paper wording's only
+    (one,) = plots.style_measures(summary.iloc[1:].drop(columns="wording")).axes
+    assert len(one.lines) == 3 and one.lines[0].get_label() == "UA: own style gone (higher is better)"
+
+
 def test_method_comparison_draws_a_bar_per_method_and_wording() -> None:
     rows = pd.DataFrame({"method": ["fewshot"] * 4, "erased_class": ["bag"] * 4, "seed": [3, 3, 4, 4],
                          "wording": ["paper", "held-out"] * 2, "erased_share": [0.0, 0.5, 0.2, 0.9]})  # fmt: skip

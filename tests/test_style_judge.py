@@ -241,6 +241,34 @@ def test_style_erasure_table_judges_checkpoints_and_the_summary_names_them(
     assert summary.UA_before.iloc[0] == pytest.approx(1 - table[(table.when == "before") & (table.prompt_style == "sepia")].style_share.iloc[0])
 
 
+def test_style_erasure_table_judges_each_wording_apart(
+    tiny_pipeline: StableDiffusionPipeline, classifier: clf.GarmentStyleClassifier, fashion_mnist_available: None, tmp_path: Path
+) -> None:
+    """Tables in two wordings: the same evaluation seeds in each, every verdict the one-wording
+    table's verdict on that wording's prompts, and the summary one row per wording."""
+    wordings = {"paper": data.OBJECT_TEMPLATES, "held-out": data.HELDOUT_OBJECT_TEMPLATES}
+    tables = experiment.style_prompt_tables(classifier, 2, ["sneaker", "bag"], wordings=wordings)
+    sepia = tables["sepia"]
+    assert sepia.wording.tolist() == ["paper"] * 4 + ["held-out"] * 4
+    assert sepia[sepia.wording == "held-out"].prompt.iloc[1] == "an image of the sneaker in the style of sepia"
+    assert sepia[sepia.wording == "paper"].evaluation_seed.tolist() == sepia[sepia.wording == "held-out"].evaluation_seed.tolist()
+    source = lambda style, seed: _style_images(tmp_path, style, seed)  # noqa: E731
+    table, _ = evaluation.style_erasure_table(tiny_pipeline, classifier, ["sepia"], [0], source, _config, tables, FAST)
+    assert list(table.columns[:5]) == ["erased_style", "seed", "prompt_style", "wording", "when"]
+    held_out = {s: t[t.wording == "held-out"].drop(columns="wording") for s, t in tables.items()}
+    alone, _ = evaluation.style_erasure_table(tiny_pipeline, classifier, ["sepia"], [0], source, _config, held_out, FAST)
+    pd.testing.assert_frame_equal(table[table.wording == "held-out"].drop(columns="wording").reset_index(drop=True), alone)
+    summary = evaluation.style_unlearning_summary(table).set_index("wording")
+    assert list(summary.index) == ["paper", "held-out"]
+    rows = table[(table.prompt_style == "sepia") & (table.wording == "held-out")].set_index("when")
+    assert summary.UA["held-out"] == pytest.approx(1 - rows.style_share["after"])
+    assert summary.UA_before["held-out"] == pytest.approx(1 - rows.style_share["before"])
+    with pytest.raises(ValueError, match="at least one wording"):
+        experiment.style_prompt_tables(classifier, 1, ["bag"], wordings={})
+    with pytest.raises(ValueError, match="every prompt table has a wording column or none"):
+        evaluation.style_erasure_table(tiny_pipeline, classifier, ["sepia"], [0], source, _config, {**tables, "sketch": held_out["sketch"]}, FAST)
+
+
 def test_a_style_the_judge_does_not_name_fails(tiny_pipeline: StableDiffusionPipeline, classifier: clf.GarmentStyleClassifier) -> None:
     table = evaluation.ClassPromptSet(("bag",), 1, style="Van Gogh").table()
     with pytest.raises(ValueError, match="Van Gogh"):

@@ -10,7 +10,10 @@
 # style (higher = more erased), **IRA** = the share of the *other* style's images still judged in
 # it (kept), **CRA** = the garment accuracy on the other style's prompts (the other kind of concept,
 # kept); each the mean over seeds with a 95% bootstrap interval. With two styles in the built-in
-# world, IRA rests on one other style.
+# world, IRA rests on one other style. Two evaluation wordings, on the same evaluation seeds: the
+# paper's object templates (also the built-in model's training captions: "a photo of a bag in the
+# style of sepia") and held-out ones no caption and no erasure prompt ever used
+# (`data.HELDOUT_OBJECT_TEMPLATES`: "an image of the bag in the style of sepia").
 #
 # With the sd14 parameters (`notebooks/params/sd14/`) the same cells run on Stable Diffusion v1.4:
 # each artist of `styles` is erased from 4 of its real paintings in `style_images_dir/<artist>/`
@@ -38,6 +41,7 @@ device: str = "cpu"  # 'cpu' or 'cuda'
 dtype: str = "float32"  # the model's floating-point type
 styles: list = ["sketch", "sepia"]  # styles erased, one at a time (and, for the 'clip' judge, the styles it names)
 subjects: list = list(data.CLASSES)  # what the evaluation prompts show, in every judged style
+wordings: list = ["paper", "held-out"]  # evaluation wordings, names in data.WORDINGS (the same evaluation seeds in each)
 seeds: list = [3, 4, 5, 6, 7]  # erasure seeds: images and random draws (never a calibration seed)
 epochs: list = [2, 4, 8, 16]  # the checkpoints judged (8: the built-in setting since 2026-12-06; 2 before)
 min_ua: float = 0.9  # a run succeeds when its UA reaches this
@@ -60,11 +64,11 @@ print(config, generation, sep="\n")
 t_start = time.perf_counter()
 pipeline = load_pipeline(experiment.model_source(model), device=device, dtype=experiment.torch_dtype(dtype))
 judge = experiment.load_style_judge(style_judge, styles, clip_model, device)
-tables = experiment.style_prompt_tables(judge, n_per_class, subjects)
-print("judged styles:", list(tables))
+tables = experiment.style_prompt_tables(judge, n_per_class, subjects, wordings={w: data.WORDINGS[w] for w in wordings})
+print("judged styles:", list(tables), "in the wordings", wordings)
 
 # %% [markdown]
-# ## Erase each style with each seed; judge the prompts of every style before and after
+# ## Erase each style with each seed; judge the prompts of every style, in each wording, before and after
 
 # %%
 table, erased_models = evaluation.style_erasure_table(
@@ -73,17 +77,17 @@ table, erased_models = evaluation.style_erasure_table(
     config_for=lambda seed: replace(config, seed=seed),
     prompt_tables=tables, generation=generation, epochs=epochs,
 )  # fmt: skip
-results.write_csv(table, results_prefix + "style_erasure.csv", sort_by=["erased_style", "prompt_style", "when", "epochs", "seed"])
+results.write_csv(table, results_prefix + "style_erasure.csv", sort_by=["erased_style", "prompt_style", "wording", "when", "epochs", "seed"])
 
 # %% [markdown]
-# ## UA, IRA and CRA per erased style and epochs
+# ## UA, IRA and CRA per erased style, wording and epochs (paper wording solid, held-out dashed)
 
 # %%
 summary = evaluation.style_unlearning_summary(table, min_ua=min_ua).assign(sampling_steps=num_inference_steps)
-results.write_csv(summary, results_prefix + "style_erasure_summary.csv", sort_by=["erased_style", "epochs"])
+results.write_csv(summary, results_prefix + "style_erasure_summary.csv", sort_by=["erased_style", "wording", "epochs"])
 fig = plots.style_measures(summary)
 results.save_figure(fig, figures_prefix + "style_erasure_measures.png")
-summary[["erased_style", "epochs", "UA_before", "UA", "UA_low", "UA_high", "IRA", "CRA", "subject_accuracy", "success_share"]].round(3)
+summary[["erased_style", "wording", "epochs", "UA_before", "UA", "UA_low", "UA_high", "IRA", "CRA", "subject_accuracy", "success_share"]].round(3)
 
 # %% [markdown]
 # ## Before and after: "a painting in the style of <style>", the same seeds for both models (the last checkpoint)
