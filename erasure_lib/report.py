@@ -149,7 +149,8 @@ def _claim_three_row(matched: pd.DataFrame, summary: pd.DataFrame, runs: pd.Data
     option erased the same runs), without on the two options' own intervals (the MLP option's above
     attn-only's, or below). An option that reaches a level the other never does counts for it.
     Supported where every comparison favours the MLP option, not reproduced where every one favours
-    attn-only, not distinguishable where none is resolved, mixed otherwise."""
+    attn-only (or some do and the rest are unresolved), supported in part where some favour the MLP
+    option and the rest are unresolved, not distinguishable where none is resolved, mixed otherwise."""
     from erasure_lib.evaluation import matched_front_differences
 
     first = summary.iloc[0]
