@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -306,11 +306,23 @@ def _style_row(summary: pd.DataFrame, min_ua: float = 0.5, max_drop: float = 0.1
     }  # fmt: skip
 
 
+def _erased_runs_brought_back(table: pd.DataFrame, target: str, attacks: Sequence[str]) -> tuple[int, dict[str, int]]:
+    """Of notebook 08's runs (class x seed) in which ``target``'s erasure erased the class (its own
+    prompts draw it in under half the images), how many each attack brings back (draws it in at least
+    half: the notebook's ``drawn_share`` threshold)."""
+    own = table[table.target == target].pivot_table(index=["seed", "erased_class"], columns="attack", values="share")
+    erased = own[own["wording: as erased"] < 0.5]
+    return len(erased), {a: int((erased[a] >= 0.5).sum()) for a in attacks if a in erased}
+
+
 def _robustness_row(summary: pd.DataFrame, results_dir: Path) -> dict[str, str] | None:
-    """The paper's limit (notebook 08): does an attack bring the erased concept back? Confirmed when an
-    attack's mean share against few-shot is over twice the erasure's own. With
-    ``robustness_intervals.csv`` (runs of 2026-12-05 on) each share has its 95% interval over the runs
-    (classes x seeds) and the row says the seeds, sampling steps and images per attack."""
+    """The paper's limit (notebook 08): does an attack bring the erased concept back? With the per-run
+    table (``robustness.csv`` with seeds) the verdict reads the runs few-shot erased (the class drawn
+    in under half its images): confirmed where an attack draws the class again (in at least half the
+    images) in most of them, in part where in some, not confirmed where in none; without it, on the
+    means: confirmed when an attack's mean share against few-shot is over twice the erasure's own.
+    With ``robustness_intervals.csv`` (runs of 2026-12-05 on) each share has its 95% interval over the
+    runs (classes x seeds) and the row says the seeds, sampling steps and images per attack."""
     b = summary.set_index("attack")
     if "concept inversion" not in b.index:
         return None
@@ -344,10 +356,22 @@ def _robustness_row(summary: pd.DataFrame, results_dir: Path) -> dict[str, str] 
             f"{share('fewshot', 'concept inversion')} (against the base model {share('base', 'concept inversion')})")
     if conditioning in b.index:
         ours += f", the U-Net-side conditioning attack {share('fewshot', conditioning)} (base {share('base', conditioning)})"
+    verdict = "confirmed" if max(after[a] for a in attacked) > 2 * after["wording: as erased"] else "not confirmed"
+    per_run = results_dir / "robustness.csv"
+    table = pd.read_csv(per_run) if per_run.is_file() else None
+    if table is not None and "seed" in table and "fewshot" in set(table.target):
+        counted = {m: _erased_runs_brought_back(table, m, attacked) for m in ("fewshot", "esd", "uce") if m in set(table.target)}
+        baselines += ("; " if baselines else "") + "runs each erasure erased (class drawn in under half its images), and of them those an attack draws again (in half or more): " + "; ".join(
+            f"{m}: {n} erased, drawn again " + ", ".join(f"in {k} by {'the ' if a == conditioning else ''}{a}" for a, k in back.items())
+            for m, (n, back) in counted.items())  # fmt: skip
+        n, back = counted["fewshot"]
+        most = max(back.values(), default=0)
+        verdict = ("no run erased" if n == 0 else "confirmed" if most > n / 2
+                   else f"confirmed in part ({most} of the {n} erased runs drawn again)" if most else "not confirmed")  # fmt: skip
     return {
         "claim": "Limit: the U-Net still holds the concept (concept inversion or a learned conditioning brings it back)",
         "ours": head + ours + (f"; {baselines}" if baselines else ""),
-        "verdict": "confirmed" if max(after[a] for a in attacked) > 2 * after["wording: as erased"] else "not confirmed",
+        "verdict": verdict,
         "file": "results/robustness_summary.csv",
         "command": "make results (notebooks/paper/08-robustness.ipynb)",
     }

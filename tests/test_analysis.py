@@ -618,6 +618,28 @@ def test_robustness_row_gives_intervals_seeds_and_steps_where_recorded(tmp_path)
     assert next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Limit"))["verdict"] == "confirmed"
 
 
+def test_robustness_verdict_reads_the_runs_the_erasure_erased(tmp_path):
+    """With the per-run table the verdict counts, among the runs few-shot erased (drawn in under half
+    the images), those an attack draws again (in half or more): one of two is "in part", both
+    "confirmed"; a run the erasure left drawn (0.9) does not count, whatever the attack does."""
+    attacks = ["wording: as erased", "concept inversion", "conditioning attack (U-Net side)"]
+    summary = pd.DataFrame({"attack": attacks, "base": [0.95, 0.8, 0.9], "fewshot": [0.3, 0.1, 0.3]})
+    summary.to_csv(tmp_path / "robustness_summary.csv", index=False)
+
+    def verdict(conditioning: list[float]) -> dict[str, str]:
+        shares = {"wording: as erased": [0.0, 0.25, 0.9], "concept inversion": [0.0, 0.0, 0.0], "conditioning attack (U-Net side)": conditioning}
+        rows = [{"seed": 3, "erased_class": c, "attack": a, "target": t, "share": v[i] if t == "fewshot" else 1.0}
+                for a, v in shares.items() for i, c in enumerate(("bag", "coat", "shirt")) for t in ("base", "fewshot")]  # fmt: skip
+        pd.DataFrame(rows).to_csv(tmp_path / "robustness.csv", index=False)
+        return next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Limit"))
+
+    row = verdict([0.75, 0.0, 0.0])
+    assert row["verdict"] == "confirmed in part (1 of the 2 erased runs drawn again)"
+    assert "fewshot: 2 erased, drawn again in 0 by concept inversion, in 1 by the conditioning attack (U-Net side)" in row["ours"]
+    assert verdict([0.75, 0.5, 0.0])["verdict"] == "confirmed"
+    assert verdict([0.0, 0.0, 1.0])["verdict"] == "not confirmed"  # the only run drawn again was never erased
+
+
 def test_neighbour_row_says_its_seeds_and_intervals(tmp_path):
     from erasure_lib import results
 
