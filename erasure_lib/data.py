@@ -18,10 +18,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Where Debian's ``dataset-fashion-mnist`` puts the four IDX files: the default location.
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -134,6 +137,16 @@ HELDOUT_OBJECT_TEMPLATES: tuple[str, ...] = (
 # The evaluation wordings by name (notebook 03's ``wordings``): the paper's templates, which are also
 # the built-in model's training captions and the erasure's own prompts, and the held-out ones.
 WORDINGS: dict[str, tuple[str, ...]] = {"paper": OBJECT_TEMPLATES, "held-out": HELDOUT_OBJECT_TEMPLATES}
+
+
+
+def wordings_in(table: pd.DataFrame) -> list[str | None]:
+    """The wordings a result table was judged in (its ``wording`` column), the paper's first, then the
+    others by name; ``[None]`` for a table without the column (judged on the paper's templates alone)."""
+    if "wording" not in table:
+        return [None]
+    return sorted(set(table["wording"]), key=lambda w: (w != "paper", w))
+
 
 ConceptType = Literal["object", "style"]
 # The image files a concept folder may hold (compared with the lower-cased suffix), for every loader.

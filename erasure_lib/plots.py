@@ -8,6 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
+from erasure_lib.data import wordings_in
+
 
 def image_grid(
     grid: Sequence[Sequence[Image.Image]],
@@ -183,7 +185,7 @@ def style_measures(summary) -> plt.Figure:
     0, the 95% interval over seeds as a band; with a ``wording`` column, the paper's wording solid
     with its bands and each other wording dashed."""
     styles = list(dict.fromkeys(summary["erased_style"]))
-    wordings = sorted(set(summary["wording"]), key=lambda w: (w != "paper", w)) if "wording" in summary else [None]
+    wordings = wordings_in(summary)
     fig, axes = plt.subplots(1, len(styles), figsize=(4.2 * len(styles), 3.4), sharey=True, squeeze=False)
     names = {"UA": "UA: own style gone (higher is better)", "IRA": "IRA: other styles kept (higher is better)",
              "CRA": "CRA: garments kept (higher is better)"}  # fmt: skip
@@ -212,7 +214,7 @@ def epoch_curves(epochs_table) -> plt.Figure:
     of every wording drawn alike)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
     labels = {"erased_share": "erased share (lower is better)", "others_accuracy": "other classes' accuracy (higher is better)"}
-    wordings = sorted(set(epochs_table["wording"]), key=lambda w: (w != "paper", w)) if "wording" in epochs_table else [None]
+    wordings = wordings_in(epochs_table)
     for ax, metric in zip(axes, ("erased_share", "others_accuracy")):
         ax.plot(epochs_table["epochs"], epochs_table[metric], "o", ms=3, alpha=0.35, color="0.3", label="one run")
         for wording, style in zip(wordings, ("-", "--", ":", "-.")):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from erasure_lib.data import wordings_in
 from erasure_lib.io import atomic_write_text
 from erasure_lib.paths import REPO_ROOT
 
@@ -208,7 +209,7 @@ def _image_count_rows(summary: pd.DataFrame, runs: pd.DataFrame | None = None, m
     column each wording is read apart and the verdict is "mixed" where they disagree."""
     from erasure_lib.evaluation import paired_contrast
 
-    wordings = sorted(set(summary["wording"]), key=lambda w: (w != "paper", w)) if "wording" in summary else [None]
+    wordings = wordings_in(summary)
     parts = {w: (summary if w is None else summary[summary["wording"] == w]).set_index("images") for w in wordings}
     first = summary.iloc[0]
     head = f"seeds {first.seeds}, {int(first.sampling_steps)} sampling steps, {int(first.runs)} runs each"
@@ -283,7 +284,7 @@ def _style_row(summary: pd.DataFrame, min_ua: float = 0.5, max_drop: float = 0.1
     With a ``wording`` column each wording is read apart (paper first), "mixed" where they disagree."""
     first = summary.iloc[0]
     parts = [f"seeds {first.seeds}, {int(first.sampling_steps)} sampling steps"]
-    wordings = sorted(set(summary["wording"]), key=lambda w: (w != "paper", w)) if "wording" in summary else [None]
+    wordings = wordings_in(summary)
     verdicts = {}
     for wording in wordings:
         part = summary if wording is None else summary[summary["wording"] == wording]
