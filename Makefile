@@ -55,7 +55,7 @@ reproduce: setup
 OUT_01-evaluate-base-model := base_model_quality.csv
 OUT_02-calibrate-fewshot := fewshot_calibration.csv fewshot_calibration_summary.csv
 OUT_03-erase-objects := fewshot_object_erasure.csv fewshot_object_erasure_summary.json fewshot_object_erasure_by_option.csv fewshot_object_transitions.csv generation_throughput.json
-OUT_04-which-parameters := parameter_options.csv parameter_options_summary.csv parameter_options_matched.csv
+OUT_04-which-parameters := parameter_options.csv parameter_options_summary.csv parameter_options_matched.csv parameter_options_matched_differences.csv
 OUT_05-images-and-epochs := fewshot_epochs.csv fewshot_image_counts.csv fewshot_losses.csv fewshot_image_counts_summary.csv fewshot_epochs_summary.csv
 OUT_06-where-the-concept-goes := fewshot_related_share.csv
 OUT_07-erase-styles := style_erasure.csv style_erasure_summary.csv

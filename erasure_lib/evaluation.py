@@ -861,7 +861,11 @@ def matched_front(table: pd.DataFrame, by: str, at: Sequence[float], n_boot: int
     checkpoints in order of ``epochs``. The IRA at each UA level of ``at`` is read off where the path
     first crosses that level (linear between checkpoints), with a 95% bootstrap interval that
     resamples the runs (the same resample at every checkpoint, so the front stays one curve). NaN
-    where the front never reaches the level; ``reach`` is the front's largest mean UA."""
+    where the front never reaches the level; ``reach`` is the front's largest mean UA. A table with a
+    ``wording`` column is read one wording at a time (each with the same bootstrap seed), the rows
+    gaining a ``wording`` column after ``by``."""
+    if "wording" in table:
+        return _per_wording(table, lambda part: matched_front(part, by, at, n_boot, seed), after=by)
     rng = np.random.default_rng(seed)
     rows = []
     for name, (x, y, parameters, _) in _fronts(table, by).items():
@@ -892,8 +896,12 @@ def matched_front_differences(
         either front never reaches the level), ``difference_low`` and ``difference_high`` (a 95%
         bootstrap interval; NaN where either front misses the level in over 5% of the resamples),
         and ``verdict``: ``"higher"`` (the whole interval above 0: the reference keeps the others
-        better), ``"lower"``, ``"not distinguishable"``, ``"no interval"`` or ``"not both reached"``.
+        better), ``"lower"``, ``"not distinguishable"``, ``"no interval"`` or ``"not both reached"``;
+        for a table with a ``wording`` column, one wording at a time, with a ``wording`` column
+        after ``other``.
     """
+    if "wording" in table:
+        return _per_wording(table, lambda part: matched_front_differences(part, by, at, reference, others, n_boot, seed), after="other")
     fronts = _fronts(table, by)
     missing = [v for v in (reference, *others) if v not in fronts]
     if missing:
@@ -914,6 +922,17 @@ def matched_front_differences(
             rows.append({"other": other, "UA_level": level, "runs": len(x0), "difference": float(point),
                          "difference_low": float(low), "difference_high": float(high), "verdict": verdict})  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def _per_wording(table: pd.DataFrame, read: Callable[[pd.DataFrame], pd.DataFrame], after: str) -> pd.DataFrame:
+    """``read`` of each wording's rows of ``table`` (in the table's order of wordings), concatenated,
+    with a ``wording`` column after the column ``after``."""
+    parts = []
+    for wording, part in table.groupby("wording", sort=False):
+        out = read(part.drop(columns="wording"))
+        out.insert(out.columns.get_loc(after) + 1, "wording", wording)
+        parts.append(out)
+    return pd.concat(parts, ignore_index=True)
 
 
 def _fronts(table: pd.DataFrame, by: str) -> dict[object, tuple[np.ndarray, np.ndarray, int | None, pd.Index]]:

@@ -157,24 +157,30 @@ def option_fronts(summary, levels: Sequence[float] = ()) -> plt.Figure:
     """Each parameter option's front: mean UA against mean IRA over the runs after each judged epoch
     (from the base model, epochs 0), with 95% bootstrap intervals on both axes (an
     :func:`erasure_lib.evaluation.unlearning_summary` by option and epochs); dashed lines at the
-    matched UA ``levels``."""
+    matched UA ``levels``. With a ``wording`` column, the paper's wording solid with its intervals
+    and each other wording dashed, in the option's colour."""
+    wordings = sorted(set(summary["wording"]), key=lambda w: (w != "paper", w)) if "wording" in summary else [None]
     fig, ax = plt.subplots(figsize=(6, 4.2))
-    for option, part in summary.groupby("option", sort=False):
-        part = part.sort_values("epochs")
-        first = part.iloc[0]
-        x = np.r_[first.UA_before, part.UA]
-        y = np.r_[first.IRA_before, part.IRA]
-        line = ax.plot(x, y, marker="o", ms=3, label=f"{option} ({int(first.trainable_parameters) / 1e6:.2f}M weights)")[0]
-        ax.errorbar(part.UA, part.IRA, xerr=[part.UA - part.UA_low, part.UA_high - part.UA],
-                    yerr=[part.IRA - part.IRA_low, part.IRA_high - part.IRA], fmt="none", color=line.get_color(), alpha=0.5, lw=0.8)  # fmt: skip
-        last = part.iloc[-1]
-        ax.annotate(f"{last.epochs:g} ep.", (last.UA, last.IRA), fontsize=6)
+    for k, (option, rows) in enumerate(summary.groupby("option", sort=False)):
+        for wording, dash in zip(wordings, ("-", "--", ":", "-.")):
+            part = (rows if wording is None else rows[rows["wording"] == wording]).sort_values("epochs")
+            first = part.iloc[0]
+            label = f"{option} ({int(first.trainable_parameters) / 1e6:.2f}M weights)" if wording in (None, wordings[0]) else f"{option}, {wording} wordings"
+            ax.plot(np.r_[first.UA_before, part.UA], np.r_[first.IRA_before, part.IRA], dash, color=f"C{k}", marker="o", ms=3, label=label)
+            if wording not in (None, wordings[0]):
+                continue
+            ax.errorbar(part.UA, part.IRA, xerr=[part.UA - part.UA_low, part.UA_high - part.UA],
+                        yerr=[part.IRA - part.IRA_low, part.IRA_high - part.IRA], fmt="none", color=f"C{k}", alpha=0.5, lw=0.8)  # fmt: skip
+            last = part.iloc[-1]
+            ax.annotate(f"{last.epochs:g} ep.", (last.UA, last.IRA), fontsize=6)
     for level in levels:
         ax.axvline(level, ls="--", color="0.5", lw=0.8)
     ax.set_xlabel("UA: share of the erased class's images not judged as it (higher is better)")
     ax.set_ylabel("IRA: other classes' accuracy (higher is better)")
+    if len(wordings) > 1:
+        ax.set_title(f"{wordings[0]} wordings solid (with 95% intervals), " + ", ".join(wordings[1:]) + " dashed", fontsize=8)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6 if len(wordings) > 1 else 7)
     fig.tight_layout()
     return fig
 

@@ -142,57 +142,69 @@ def _matched_text(r: pd.Series) -> str:
     return f"{r.IRA:.2f} [{r.IRA_low:.2f}, {r.IRA_high:.2f}]" if pd.notna(r.IRA_low) else f"{r.IRA:.2f} (no interval: barely reached)"
 
 
-def _claim_three_row(matched: pd.DataFrame, summary: pd.DataFrame, runs: pd.DataFrame | None = None) -> dict[str, str]:
+def _claim_three_row(matched: pd.DataFrame, summary: pd.DataFrame, runs: pd.DataFrame | None = None,
+                     differences: pd.DataFrame | None = None) -> dict[str, str]:  # fmt: skip
     """Claim 3 at matched erasure (notebook 04): each option's IRA where its front reaches each UA
     level, with 95% intervals. Each MLP option (``mlp-only``, ``mlp-final-attn``) against
-    ``attn-only`` at each level: with ``runs`` (``parameter_options.csv``) on the interval of their
-    difference, paired run by run (:func:`erasure_lib.evaluation.matched_front_differences`: every
-    option erased the same runs), without on the two options' own intervals (the MLP option's above
-    attn-only's, or below). An option that reaches a level the other never does counts for it.
-    Supported where every comparison favours the MLP option, not reproduced where every one favours
-    attn-only (or some do and the rest are unresolved), supported in part where some favour the MLP
-    option and the rest are unresolved, not distinguishable where none is resolved, mixed otherwise."""
+    ``attn-only`` at each level: on the interval of their difference paired run by run (every option
+    erased the same runs), from ``differences`` (``parameter_options_matched_differences.csv``) or
+    computed from ``runs`` (``parameter_options.csv``,
+    :func:`erasure_lib.evaluation.matched_front_differences`); without either, on the two options'
+    own intervals. An option that reaches a level the other never does counts for it. Supported where
+    every comparison favours the MLP option, not reproduced where every one favours attn-only (or
+    some do and the rest are unresolved), supported in part where some favour the MLP option and the
+    rest are unresolved, not distinguishable where none is resolved, mixed otherwise. With a
+    ``wording`` column each wording is read apart (paper first), "mixed" where their verdicts disagree."""
     from erasure_lib.evaluation import matched_front_differences
 
-    first = summary.iloc[0]
+    worded = "wording" in matched
+    wordings = sorted(set(matched["wording"]), key=lambda w: (w != "paper", w)) if worded else [None]
+    first = (summary[summary["wording"] == wordings[0]] if "wording" in summary else summary).iloc[0]
     parts = [f"seeds {first.seeds}, {int(first.sampling_steps)} sampling steps, {int(first.runs)} runs per option; "
              f"IRA where each option's front reaches the same UA (base UA {first.UA_before:.2f}, IRA {first.IRA_before:.2f})"]  # fmt: skip
     mlp_options = [i for i in ("mlp-only", "mlp-final-attn") if i in set(matched.option)]
     paired = None
-    if runs is not None and mlp_options and "attn-only" in set(runs.option):
+    if differences is not None:
+        paired = differences[differences.compared_with == "attn-only"]
+    elif runs is not None and mlp_options and "attn-only" in set(runs.option):
         paired = pd.concat([matched_front_differences(runs, "option", sorted(set(matched.UA_level)), option, ["attn-only"]).assign(option=option)
-                            for option in mlp_options]).set_index(["option", "UA_level"])  # fmt: skip
-    outcomes = []
-    for level, part in matched.groupby("UA_level"):
-        o = part.set_index("option")
-        parts.append(f"UA {level:.1f}: " + ", ".join(f"{i} {_matched_text(r)}" for i, r in o.iterrows()))
-        if "attn-only" not in o.index:
-            continue
-        attn = o.loc["attn-only"]
-        for option in mlp_options:
-            mlp = o.loc[option]
-            if pd.isna(mlp.IRA) or pd.isna(attn.IRA):
-                if not (pd.isna(mlp.IRA) and pd.isna(attn.IRA)):
-                    outcomes.append("attn" if pd.isna(mlp.IRA) else "mlp")
-            elif paired is not None:
-                d = paired.loc[(option, level)]
-                interval = (f"[{d.difference_low:+.2f}, {d.difference_high:+.2f}] ({d.verdict})" if pd.notna(d.difference_low)
-                            else "(no interval: a front misses the level in over 5% of the resamples)")  # fmt: skip
-                parts.append(f"{option} minus attn-only, paired over the same {int(d.runs)} runs: {d.difference:+.2f} {interval}")
-                outcomes.append({"higher": "mlp", "lower": "attn"}.get(d.verdict, "overlap"))
-            else:
-                outcomes.append("mlp" if mlp.IRA_low > attn.IRA_high else "attn" if attn.IRA_low > mlp.IRA_high else "overlap")
-    counted = ", ".join(f"{outcomes.count(k)} of {len(outcomes)} comparisons {text}" for k, text in
-                        (("mlp", "favour the MLP option"), ("attn", "favour attn-only"), ("overlap", "unresolved")) if k in outcomes)  # fmt: skip
-    kinds = set(outcomes)
-    verdict = ("no level both reach" if not outcomes else "supported on the built-in model (at matched erasure)" if kinds == {"mlp"}
-               else "not reproduced" if kinds == {"attn"} else "not distinguishable (intervals overlap)" if kinds == {"overlap"}
-               else f"supported in part ({counted})" if "attn" not in kinds else f"not reproduced ({counted})" if "mlp" not in kinds
-               else f"mixed ({counted})")  # fmt: skip
+                            for option in mlp_options])  # fmt: skip
+    if paired is not None:
+        paired = paired.set_index(["option", *(["wording"] if worded else []), "UA_level"])
+    verdicts = {}
+    for wording in wordings:
+        outcomes = []
+        for level, part in (matched if wording is None else matched[matched["wording"] == wording]).groupby("UA_level"):
+            o = part.set_index("option")
+            parts.append(("" if wording is None else f"{wording} wordings, ") + f"UA {level:.1f}: " + ", ".join(f"{i} {_matched_text(r)}" for i, r in o.iterrows()))
+            if "attn-only" not in o.index:
+                continue
+            attn = o.loc["attn-only"]
+            for option in mlp_options:
+                mlp = o.loc[option]
+                if pd.isna(mlp.IRA) or pd.isna(attn.IRA):
+                    if not (pd.isna(mlp.IRA) and pd.isna(attn.IRA)):
+                        outcomes.append("attn" if pd.isna(mlp.IRA) else "mlp")
+                elif paired is not None:
+                    d = paired.loc[(option, *([wording] if worded else []), level)]
+                    interval = (f"[{d.difference_low:+.2f}, {d.difference_high:+.2f}] ({d.verdict})" if pd.notna(d.difference_low)
+                                else "(no interval: a front misses the level in over 5% of the resamples)")  # fmt: skip
+                    parts.append(f"{option} minus attn-only, paired over the same {int(d.runs)} runs: {d.difference:+.2f} {interval}")
+                    outcomes.append({"higher": "mlp", "lower": "attn"}.get(d.verdict, "overlap"))
+                else:
+                    outcomes.append("mlp" if mlp.IRA_low > attn.IRA_high else "attn" if attn.IRA_low > mlp.IRA_high else "overlap")
+        counted = ", ".join(f"{outcomes.count(k)} of {len(outcomes)} comparisons {text}" for k, text in
+                            (("mlp", "favour the MLP option"), ("attn", "favour attn-only"), ("overlap", "unresolved")) if k in outcomes)  # fmt: skip
+        kinds = set(outcomes)
+        verdicts[wording] = ("no level both reach" if not outcomes else "supported on the built-in model (at matched erasure)" if kinds == {"mlp"}
+                             else "not reproduced" if kinds == {"attn"} else "not distinguishable (intervals overlap)" if kinds == {"overlap"}
+                             else f"supported in part ({counted})" if "attn" not in kinds else f"not reproduced ({counted})" if "mlp" not in kinds
+                             else f"mixed ({counted})")  # fmt: skip
+    agreed = set(verdicts.values())
     return {
         "claim": "Claim 3: concept knowledge sits mainly in the text encoder's MLP layers",
         "ours": "; ".join(parts),
-        "verdict": verdict,
+        "verdict": agreed.pop() if len(agreed) == 1 else "mixed (" + "; ".join(f"{v} on {w} wordings" for w, v in verdicts.items()) + ")",
         "file": "results/parameter_options_matched.csv",
         "command": "make results (notebooks/paper/04-which-parameters.ipynb)",
     }
@@ -403,9 +415,10 @@ def _analysis_rows(results_dir: Path) -> list[dict[str, str]]:
         rows.append(_claim_two_row(pd.read_csv(related)))
     matched = results_dir / "parameter_options_matched.csv"
     if matched.is_file():
-        per_run = results_dir / "parameter_options.csv"
+        per_run, paired = results_dir / "parameter_options.csv", results_dir / "parameter_options_matched_differences.csv"
         rows.append(_claim_three_row(pd.read_csv(matched), pd.read_csv(results_dir / "parameter_options_summary.csv"),
-                                     pd.read_csv(per_run) if per_run.is_file() else None))
+                                     pd.read_csv(per_run) if per_run.is_file() else None,
+                                     pd.read_csv(paired) if paired.is_file() else None))  # fmt: skip
     robustness = results_dir / "robustness_summary.csv"
     if robustness.is_file():
         row = _robustness_row(pd.read_csv(robustness), results_dir)

@@ -480,6 +480,25 @@ def test_claim_three_pairs_the_runs_of_the_fronts(tmp_path):
     assert alone["verdict"].startswith("not distinguishable") and "paired" not in alone["ours"]
 
 
+def test_claim_three_reads_each_wording_from_the_differences_file(tmp_path):
+    """Notebook 04's differences file decides each wording's verdict; they disagree: mixed, paper first."""
+    summary = pd.DataFrame({"option": "attn-only", "wording": ["held-out", "paper"], "epochs": 1, "seeds": "3 4", "sampling_steps": 50,
+                            "runs": 20, "UA_before": [0.06, 0.05], "IRA_before": 0.97})  # fmt: skip
+    summary.to_csv(tmp_path / "parameter_options_summary.csv", index=False)
+    matched = pd.DataFrame([{"option": o, "wording": w, "UA_level": 0.4, "IRA": 0.9, "IRA_low": 0.8, "IRA_high": 0.95, "reach": 0.7}
+                            for o in ("mlp-only", "attn-only") for w in ("paper", "held-out")])  # fmt: skip
+    matched.to_csv(tmp_path / "parameter_options_matched.csv", index=False)
+    differences = pd.DataFrame({"option": "mlp-only", "compared_with": "attn-only", "wording": ["paper", "held-out"], "UA_level": 0.4,
+                                "runs": 20, "difference": [0.05, 0.01], "difference_low": [0.02, -0.02], "difference_high": [0.08, 0.04],
+                                "verdict": ["higher", "not distinguishable"]})  # fmt: skip
+    differences.to_csv(tmp_path / "parameter_options_matched_differences.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 3"))
+    assert row["verdict"] == ("mixed (supported on the built-in model (at matched erasure) on paper wordings; "
+                              "not distinguishable (intervals overlap) on held-out wordings)")
+    assert "base UA 0.05" in row["ours"] and row["ours"].index("paper wordings, UA 0.4") < row["ours"].index("held-out wordings, UA 0.4")
+    assert "mlp-only minus attn-only, paired over the same 20 runs: +0.05 [+0.02, +0.08] (higher)" in row["ours"]
+
+
 def test_claim_two_verdict_against_the_stronger_baselines():
     def table(random_share: float, confidence: float, moved_to: float = 0.7) -> pd.DataFrame:
         return pd.DataFrame({"erased_class": ["sneaker", "bag"], "chance": [2 / 9, 0.0], "related_share_of_leavers_after": [0.8, float("nan")],

@@ -366,6 +366,16 @@ def test_style_measures_draw_each_wording_paper_solid() -> None:
     assert len(one.lines) == 3 and one.lines[0].get_label() == "UA: own style gone (higher is better)"
 
 
+def test_option_fronts_draw_each_wording_in_the_options_colour() -> None:
+    summary = pd.DataFrame({"option": ["a", "a", "b", "b"], "wording": ["held-out", "paper"] * 2, "epochs": 4, "trainable_parameters": 1e6,
+                            "UA_before": 0.0, "IRA_before": 1.0, "UA": [0.3, 0.5, 0.6, 0.7], "IRA": 0.8})  # fmt: skip
+    summary = summary.assign(UA_low=summary.UA - 0.1, UA_high=summary.UA + 0.1, IRA_low=0.7, IRA_high=0.9)
+    (ax,) = plots.option_fronts(summary, [0.4]).axes
+    lines = {line.get_label(): (line.get_linestyle(), line.get_color(), list(line.get_xdata())) for line in ax.lines if line.get_label()[0] in "ab"}
+    assert lines["a (1.00M weights)"] == ("-", "C0", [0.0, 0.5]) and lines["a, held-out wordings"] == ("--", "C0", [0.0, 0.3])
+    assert lines["b, held-out wordings"][:2] == ("--", "C1") and "paper wordings solid" in ax.get_title()
+
+
 def test_method_comparison_draws_a_bar_per_method_and_wording() -> None:
     rows = pd.DataFrame({"method": ["fewshot"] * 4, "erased_class": ["bag"] * 4, "seed": [3, 3, 4, 4],
                          "wording": ["paper", "held-out"] * 2, "erased_share": [0.0, 0.5, 0.2, 0.9]})  # fmt: skip

@@ -386,6 +386,30 @@ def test_matched_front_differences_pair_the_runs_of_both_fronts() -> None:
         evaluation.matched_front_differences(table, "option", [0.7], "a", ["mlp-only"])
 
 
+def test_matched_fronts_read_each_wording_apart() -> None:
+    """A table judged in two wordings: each wording's rows are its own table's, and the paper wording's
+    numbers are those of the table without the other wording (the same bootstrap seed)."""
+    rows = []
+    for wording, shift in (("paper", 0.0), ("held-out", -0.1)):
+        for option, offset in (("a", 0.0), ("b", -0.1)):
+            for cls, first in {"bag": 0.3, "coat": 0.4, "dress": 0.5}.items():
+                for epoch, ua in ((1, first), (2, 0.9)):
+                    rows.append({"option": option, "erased_class": cls, "seed": 3, "wording": wording, "epochs": epoch, "UA": ua,
+                                 "IRA": 1.0 - 0.5 * ua + offset + shift, "erased_share_before": 1.0, "others_accuracy_before": 1.0,
+                                 "trainable_parameters": 7})  # fmt: skip
+    table = pd.DataFrame(rows)
+    paper = table[table.wording == "paper"].drop(columns="wording")
+    out = evaluation.matched_front(table, "option", [0.7])
+    assert list(out.columns[:2]) == ["option", "wording"] and out.wording.tolist() == ["paper", "paper", "held-out", "held-out"]
+    pd.testing.assert_frame_equal(out[out.wording == "paper"].drop(columns="wording").reset_index(drop=True),
+                                  evaluation.matched_front(paper, "option", [0.7]))  # fmt: skip
+    held = out[out.wording == "held-out"].set_index("option").IRA
+    assert held["a"] == pytest.approx(out[out.wording == "paper"].set_index("option").IRA["a"] - 0.1)
+    d = evaluation.matched_front_differences(table, "option", [0.7], "a", ["b"])
+    assert list(d.columns[:2]) == ["other", "wording"] and d.difference.tolist() == pytest.approx([0.1, 0.1])
+    assert d.verdict.tolist() == ["higher", "higher"]
+
+
 def test_one_variant_keeps_its_rows_and_the_base_rows() -> None:
     table = pd.DataFrame({"trainable": [None, "all", "mlp-final-attn"], "when": ["before", "after", "after"]})
     assert evaluation.one_variant(table, "all").when.tolist() == ["before", "after"]

@@ -8,10 +8,17 @@
 # notebook 02 calibrated on), judged after 4, 8 and 16 epochs at the built-in learning rate, and each
 # option's front (UA against IRA as epochs pass) is read at the same UA levels. UA = the share of
 # the erased class's images *not* judged as it (higher = more erased); IRA = the other classes'
-# accuracy (higher = better kept); 95% bootstrap intervals over the runs (class x seed).
+# accuracy (higher = better kept); 95% bootstrap intervals over the runs (class x seed). Every
+# option erased the same runs (the same images and evaluation seeds), so two options' fronts are
+# also compared run by run: the difference of their IRA at the same UA, with an interval of its
+# own. Two evaluation wordings, on the same evaluation seeds: the paper's templates (the erasure's
+# own prompts and the built-in model's training captions) and held-out ones neither ever used
+# (`data.HELDOUT_OBJECT_TEMPLATES`).
 
 # %%
 import time
+
+import pandas as pd
 
 from erasure_lib import data, evaluation, experiment, plots, results
 
@@ -27,6 +34,8 @@ options: list = ["all", "mlp-only", "attn-only", "mlp-attn", "mlp-final-attn"]  
 seeds: list = [3, 4, 5, 6, 7]  # erasure seeds: each picks its own images and draws (never a calibration seed)
 epochs: list = [4, 8, 16]  # the checkpoints judged: each option's front
 matched_ua: list = [0.4, 0.6]  # UA levels at which the fronts are compared
+compared_with: str = "attn-only"  # every other option's front minus this one's, paired run by run (claim 3: MLP against attention)
+wordings: list = ["paper", "held-out"]  # evaluation wordings, names in data.WORDINGS
 min_ua: float = 0.9  # a run succeeds when its UA reaches this
 n_images: int = 4  # real training images per erasure
 n_erased: int = 8  # generated images of the erased class per evaluation
@@ -53,24 +62,39 @@ print(configs[options[0]], setup, sep="\n")
 
 # %%
 images = experiment.image_source(images_dir, n_images, work_dir)
-sweep = evaluation.sweep(setup.pipeline, setup.judge, setup.classes, configs, seeds, images, setup.generation,
-                         n_erased, n_others, setup.universe, epochs=epochs, variant="option")  # fmt: skip
+sweep = evaluation.sweep(setup.pipeline, setup.judge, setup.classes, configs, seeds, images, setup.generation, n_erased, n_others,
+                         setup.universe, epochs=epochs, variant="option", wordings={w: data.WORDINGS[w] for w in wordings})  # fmt: skip
 table = evaluation.before_after(sweep.rows).drop(columns=["setup_seconds"])
-results.write_csv(table, results_prefix + "parameter_options.csv", sort_by=["erased_class", "option", "seed", "epochs"])
+results.write_csv(table, results_prefix + "parameter_options.csv", sort_by=["erased_class", "option", "seed", "wording", "epochs"])
 
 # %% [markdown]
-# ## Each option's front, and the fronts read at the same UA
+# ## Each option's front, and the fronts read at the same UA (each wording apart)
 
 # %%
-summary = evaluation.unlearning_summary(table, by=["option", "epochs"], min_ua=min_ua)
+summary = evaluation.unlearning_summary(table, by=["option", "wording", "epochs"], min_ua=min_ua)
 summary = summary.assign(sampling_steps=num_inference_steps, erased_images_per_run=n_erased)
-results.write_csv(summary, results_prefix + "parameter_options_summary.csv", sort_by=["option", "epochs"])
-summary[["option", "epochs", "trainable_parameters", "UA", "UA_low", "UA_high", "IRA", "IRA_low", "IRA_high", "success_share"]].round(3)
+results.write_csv(summary, results_prefix + "parameter_options_summary.csv", sort_by=["option", "wording", "epochs"])
+summary[["option", "wording", "epochs", "trainable_parameters", "UA", "UA_low", "UA_high", "IRA", "IRA_low", "IRA_high", "success_share"]].round(3)
 
 # %%
 matched = evaluation.matched_front(table, "option", matched_ua)
-results.write_csv(matched, results_prefix + "parameter_options_matched.csv", sort_by=["option", "UA_level"])
+results.write_csv(matched, results_prefix + "parameter_options_matched.csv", sort_by=["option", "wording", "UA_level"])
 matched.round(3)
+
+# %% [markdown]
+# ## The fronts compared run by run: each option's IRA minus `compared_with`'s at the same UA
+#
+# The runs pair (every option erased the same class and seed from the same images), so each
+# bootstrap resample draws both fronts from the same runs: `higher` where the whole 95% interval of
+# the difference lies above 0 (the option keeps the other classes better at the same erasure).
+
+# %%
+differences = pd.concat([evaluation.matched_front_differences(table, "option", matched_ua, option, [compared_with]).assign(option=option)
+                         for option in options if option != compared_with], ignore_index=True)  # fmt: skip
+differences = differences.rename(columns={"other": "compared_with"})[["option", "compared_with", "wording", "UA_level", "runs",
+                                                                         "difference", "difference_low", "difference_high", "verdict"]]  # fmt: skip
+results.write_csv(differences, results_prefix + "parameter_options_matched_differences.csv", sort_by=["option", "wording", "UA_level"])
+differences.round(3)
 
 # %%
 fig = plots.option_fronts(summary, matched_ua)
@@ -103,7 +127,7 @@ results.save_figure(fig, figures_prefix + "parameter_options.png")
 
 # %%
 notebook = "notebooks/paper/04-which-parameters.ipynb"
-written = ["parameter_options.csv", "parameter_options_summary.csv", "parameter_options_matched.csv"]
+written = ["parameter_options.csv", "parameter_options_summary.csv", "parameter_options_matched.csv", "parameter_options_matched_differences.csv"]
 results.record_run(
     notebook, experiment.notebook_parameters(notebook, globals()),
     [results_prefix + name for name in written] + [figures_prefix + "parameter_options.png"],
