@@ -260,7 +260,7 @@ def test_notebook_parameters_are_the_declared_ones() -> None:
     notebook = "notebooks/paper/04-which-parameters.ipynb"
     namespace = {"unrelated": 1, "model": "builtin", "images_dir": "x", "evaluator": "builtin", "fewshot_settings": "builtin",
                  "device": "cpu", "dtype": "float32", "classes": ["bag"], "options": ["all"], "seeds": [3], "epochs": [1],
-                 "matched_ua": [0.5], "min_ua": 0.9, "n_images": 4, "n_erased": 1, "n_others": 1, "num_inference_steps": 2,
+                 "matched_ua": [0.5], "compared_with": "attn-only", "wordings": ["paper"], "min_ua": 0.9, "n_images": 4, "n_erased": 1, "n_others": 1, "num_inference_steps": 2,
                  "guidance_scale": 7.5, "threads": 1, "results_prefix": "r/", "figures_prefix": "f/", "work_dir": "w"}  # fmt: skip
     recorded = experiment.notebook_parameters(notebook, namespace)
     assert recorded == {k: v for k, v in namespace.items() if k != "unrelated"}
