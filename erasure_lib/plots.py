@@ -159,7 +159,7 @@ def option_fronts(summary, levels: Sequence[float] = ()) -> plt.Figure:
     :func:`erasure_lib.evaluation.unlearning_summary` by option and epochs); dashed lines at the
     matched UA ``levels``. With a ``wording`` column, the paper's wording solid with its intervals
     and each other wording dashed, in the option's colour."""
-    wordings = sorted(set(summary["wording"]), key=lambda w: (w != "paper", w)) if "wording" in summary else [None]
+    wordings = wordings_in(summary)
     fig, ax = plt.subplots(figsize=(6, 4.2))
     for k, (option, rows) in enumerate(summary.groupby("option", sort=False)):
         for wording, dash in zip(wordings, ("-", "--", ":", "-.")):

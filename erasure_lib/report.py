@@ -158,7 +158,7 @@ def _claim_three_row(matched: pd.DataFrame, summary: pd.DataFrame, runs: pd.Data
     from erasure_lib.evaluation import matched_front_differences
 
     worded = "wording" in matched
-    wordings = sorted(set(matched["wording"]), key=lambda w: (w != "paper", w)) if worded else [None]
+    wordings = wordings_in(matched)
     first = (summary[summary["wording"] == wordings[0]] if "wording" in summary else summary).iloc[0]
     parts = [f"seeds {first.seeds}, {int(first.sampling_steps)} sampling steps, {int(first.runs)} runs per option; "
              f"IRA where each option's front reaches the same UA (base UA {first.UA_before:.2f}, IRA {first.IRA_before:.2f})"]  # fmt: skip
