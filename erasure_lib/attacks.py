@@ -28,15 +28,18 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from erasure_lib import evaluation
-from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, PARAPHRASES, ImageSource, load_concept_images
+from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, PARAPHRASES, ImageSource, image_digest, load_concept_images
+from erasure_lib.evaluation import judge_digest
 from erasure_lib.generate import GenerationConfig, generate_from_embeddings
-from erasure_lib.methods.base import tokenize
+from erasure_lib.methods.base import model_digest, tokenize
 from erasure_lib.methods.fewshot import conditioned_denoising_loss, denoising_loss, preprocess
 from erasure_lib.metrics.classifier import GarmentStyleClassifier
 from erasure_lib.metrics.imagenet import ImageNetEvaluator
 from erasure_lib.models import model_resolution
+from erasure_lib.results import cached_tables, resolve
 
 BASE = "base"  # the target name of the unerased model in the attack tables
+ROBUSTNESS_REVISION = 1  # bump when robustness()'s rows change for the same inputs: rows cached by older code are recomputed
 COLUMNS = ["erased_class", "attack", "target", "share"]  # the attack tables' columns, in this order
 INVERSION = "concept inversion"  # the attack name of :func:`inversion_attacks`' rows
 CONDITIONING = "conditioning attack (U-Net side)"  # the attack name of :func:`conditioning_attacks`' rows
@@ -398,6 +401,7 @@ def robustness(
     progress_bar: bool = True,
     attack_images: Callable[[str, Sequence[Path]], Sequence[ImageSource]] | None = None,
     conditioning: ConditioningAttackConfig | None = None,
+    rows_cache: str | Path | None = None,
 ) -> pd.DataFrame:
     """Can an erased class be brought back? For each class, one at a time: erase it with every method
     of ``configs``, then attack the base model and every erasure with other wordings
@@ -444,6 +448,11 @@ def robustness(
         (e.g. :func:`erasure_lib.experiment.other_images`); ``None``: the erasure's own images.
     conditioning
         The conditioning attack's settings (:func:`conditioning_attacks`), or ``None`` to skip it.
+    rows_cache
+        A folder (relative to the repository root) where each class's rows are kept
+        (``<rows_cache>/<class>/seed-<seed>``) and read back
+        while everything they depend on is unchanged (:func:`robustness_key`), so that a run resumes
+        class by class and seeds accumulate across runs; ``None`` computes every row.
 
     Returns
     -------
@@ -466,19 +475,56 @@ def robustness(
     unknown = [c for c in classes if c not in universe]
     if unknown:
         raise ValueError(f"the judge does not name {unknown}; it names {list(universe)}")
+    weights = None if rows_cache is None else {"model": model_digest(pipeline), "judge": judge_digest(judge)}
     parts = []
     for concept in tqdm(classes, desc="erase, then attack", disable=not progress_bar):
         # the same images as notebook 13, so the saved erasures match
         shots = images(concept, seed)
-        erasures = erase_with_methods(pipeline, concept, shots, configs, erasure_cache, base_model)
-        targets = {BASE: pipeline} | {method: result.apply(pipeline) for method, result in erasures.items()}
         paraphrase = paraphrases.get(concept)
         learn_from = shots if attack_images is None else attack_images(concept, shots)
-        parts.append(wording_attacks(targets, concept, judge, generation, n_eval, universe, paraphrase))
-        parts.append(inversion_attacks(targets, concept, learn_from, inversion, judge, generation, n_eval, universe))
-        if conditioning is not None:
-            parts.append(conditioning_attacks(targets, concept, learn_from, conditioning, judge, generation, n_eval, universe))
+
+        def attacked(concept: str = concept, shots: Sequence[Path] = shots, learn_from: Sequence[ImageSource] = learn_from,
+                     paraphrase: str | None = paraphrase) -> pd.DataFrame:  # fmt: skip
+            erasures = erase_with_methods(pipeline, concept, shots, configs, erasure_cache, base_model)
+            targets = {BASE: pipeline} | {method: result.apply(pipeline) for method, result in erasures.items()}
+            rows = [wording_attacks(targets, concept, judge, generation, n_eval, universe, paraphrase),
+                    inversion_attacks(targets, concept, learn_from, inversion, judge, generation, n_eval, universe)]  # fmt: skip
+            if conditioning is not None:
+                rows.append(conditioning_attacks(targets, concept, learn_from, conditioning, judge, generation, n_eval, universe))
+            return pd.concat(rows, ignore_index=True)
+
+        if rows_cache is None:
+            parts.append(attacked())
+        else:
+            key = robustness_key(concept, seed, configs, base_model, weights, shots, learn_from, paraphrase, inversion, conditioning,
+                                 generation, n_eval, universe)  # fmt: skip
+            parts.append(cached_tables(resolve(rows_cache) / concept / f"seed-{seed}", key, lambda: {"rows": attacked()})["rows"])
     return pd.concat(parts, ignore_index=True)
+
+
+def robustness_key(
+    concept: str,
+    seed: int,
+    configs: Mapping[str, Any],
+    base_model: str,
+    weights: Mapping[str, str | None],
+    shots: Sequence[ImageSource],
+    learn_from: Sequence[ImageSource],
+    paraphrase: str | None,
+    inversion: InversionConfig,
+    conditioning: ConditioningAttackConfig | None,
+    generation: GenerationConfig,
+    n_eval: int,
+    universe: Sequence[str],
+) -> dict[str, object]:
+    """What one class's rows of :func:`robustness` depend on: the code's revision, the class and
+    seed, every method's config, the base model (name and ``weights``: its digest and the judge's),
+    the erasure's and the attacks' real images (by content), the paraphrase, both attacks' settings,
+    the sampling settings, the number of images per attack and the judge's classes."""
+    return {"revision": ROBUSTNESS_REVISION, "concept": concept, "seed": int(seed), "configs": {m: repr(c) for m, c in configs.items()},
+            "base_model": base_model, "weights": dict(weights), "shots": [image_digest(p) for p in shots],
+            "attack_images": [image_digest(p) for p in learn_from], "paraphrase": paraphrase, "inversion": repr(inversion),
+            "conditioning": repr(conditioning), "generation": repr(generation), "n_eval": int(n_eval), "universe": list(universe)}  # fmt: skip
 
 
 def attack_summary(table: pd.DataFrame, targets: Sequence[str]) -> pd.DataFrame:

@@ -24,7 +24,6 @@ from tqdm.auto import tqdm
 from erasure_lib import results
 from erasure_lib.evaluation import choose_setting, classify_generated, erased_and_others
 from erasure_lib.generate import GenerationConfig
-from erasure_lib.io import atomic_directory
 from erasure_lib.methods import REVISIONS, get_method
 from erasure_lib.methods.base import model_digest
 from erasure_lib.methods.esd import ESDConfig
@@ -107,13 +106,8 @@ def cached_baseline_run(
                       "iterations": sorted({int(k) for k in judged_iterations}),
                       "prompts": prompts.to_dict(orient="list"), "generation": asdict(generation)},
                      sort_keys=True, default=str)  # fmt: skip
-    if (cache / "key.json").is_file() and (cache / "key.json").read_text() == key:
-        return pd.read_csv(cache / "judged.csv")
-    judged = judge_baseline_run(pipeline, judge, concept, config, judged_iterations, prompts, generation)
-    with atomic_directory(cache, overwrite=True) as tmp:
-        judged.to_csv(tmp / "judged.csv", index=False)
-        (tmp / "key.json").write_text(key)
-    return judged
+    compute = lambda: {"judged": judge_baseline_run(pipeline, judge, concept, config, judged_iterations, prompts, generation)}  # noqa: E731
+    return results.cached_tables(cache, key, compute)["judged"]
 
 
 def baseline_sweep(

@@ -416,6 +416,14 @@ def _load_one(source: ImageSource) -> Image.Image:
     return image.convert("RGB")
 
 
+def image_digest(image: str | Path | Image.Image) -> str:
+    """What a cached run's key records of one real image: the file's name and a hash of its bytes
+    (or of the pixels), not its absolute path, so a cache stays valid when the repository moves."""
+    if isinstance(image, Image.Image):
+        return f"pixels:{hashlib.sha256(image.tobytes()).hexdigest()[:16]}"
+    return f"{Path(image).name}:{hashlib.sha256(Path(image).read_bytes()).hexdigest()[:16]}"
+
+
 def file_sha256(path: Path | str) -> str:
     """SHA-256 of a file, for manifests."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1273,6 +1273,13 @@ def _table_fingerprint(table: pd.DataFrame | None) -> str | None:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
+def judge_digest(judge: object) -> str | None:
+    """A hash of a judge's weights, where it is a torch module or holds one as ``model``, for the
+    caches' keys (a retrained judge is not read back); ``None`` for a judge without weights."""
+    module = judge if isinstance(judge, torch.nn.Module) else getattr(judge, "model", None)
+    return weights_digest({"judge": module}) if isinstance(module, torch.nn.Module) else None
+
+
 def judged_key(method: str, concept: str, seed: int | None, result: ErasureResult | None, table: pd.DataFrame,
                quality_prompts: pd.DataFrame | None, generation: GenerationConfig, judged_with: Mapping[str, object],
                weights: str | None = None, judge_weights: str | None = None) -> dict[str, object]:  # fmt: skip
@@ -1405,8 +1412,7 @@ def compare_methods(
     if judged_cache is not None and judged_with is None:
         raise ValueError("judged_cache needs judged_with: the base model, judge and CLIP model its verdicts are keyed by")
     if judged_cache is not None:
-        module = judge if isinstance(judge, torch.nn.Module) else getattr(judge, "model", None)
-        judge_weights = weights_digest({"judge": module}) if isinstance(module, torch.nn.Module) else None
+        judge_weights = judge_digest(judge)
     if wordings is not None and (not wordings or not all(wordings.values())):
         raise ValueError("give at least one wording, each with at least one template, or wordings=None")
     worded = {None: OBJECT_TEMPLATES} if wordings is None else dict(wordings)

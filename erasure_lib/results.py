@@ -7,7 +7,7 @@ import json
 import platform
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ from typing import Any
 import matplotlib
 import pandas as pd
 
-from erasure_lib.io import atomic_write_bytes, atomic_write_text
+from erasure_lib.io import atomic_directory, atomic_write_bytes, atomic_write_text
 from erasure_lib.paths import REPO_ROOT, RESULTS_DIR
 
 TRACKED_PACKAGES = ("torch", "diffusers", "transformers", "safetensors", "numpy", "pandas", "matplotlib")
@@ -62,6 +62,27 @@ def write_csv(df: pd.DataFrame, path: Path | str, sort_by: list[str] | None = No
     df.to_csv(buf, index=False, float_format=float_format, lineterminator="\n")
     atomic_write_text(path, buf.getvalue())
     return path
+
+
+def cached_tables(cache: Path | str, key: str | Mapping[str, Any], compute: Callable[[], Mapping[str, pd.DataFrame]]) -> dict[str, pd.DataFrame]:
+    """Tables computed once and kept in the folder ``cache``, one ``<name>.csv`` each beside
+    ``key.json``: read back while ``key`` (everything they depend on; a mapping is written as sorted
+    JSON, dataclasses as their repr) is unchanged; otherwise ``compute()`` runs and the folder is
+    replaced whole, atomically, so an interrupted run never leaves half a cache. The CSVs keep full
+    precision: what is read back equals what was computed."""
+    cache = Path(cache)
+    text = key if isinstance(key, str) else json.dumps(dict(key), sort_keys=True, default=str)
+    if (cache / "key.json").is_file() and (cache / "key.json").read_text() == text:
+        names = sorted(p.stem for p in cache.glob("*.csv"))
+        return {name: pd.read_csv(cache / f"{name}.csv") for name in names}
+    tables = dict(compute())
+    if not tables or not all(isinstance(t, pd.DataFrame) for t in tables.values()):
+        raise ValueError(f"compute must return named tables (name -> DataFrame), got {sorted(tables)}")
+    with atomic_directory(cache, overwrite=True) as tmp:
+        for name, table in tables.items():
+            table.to_csv(tmp / f"{name}.csv", index=False)
+        (tmp / "key.json").write_text(text)
+    return tables
 
 
 def write_json(obj: Any, path: Path | str) -> Path:

@@ -10,7 +10,6 @@ trajectory.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -20,19 +19,18 @@ import numpy as np
 import pandas as pd
 import torch
 from diffusers import StableDiffusionPipeline
-from PIL import Image
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
-from erasure_lib.data import CLASS_GROUPS, CLASSES, HELDOUT_OBJECT_TEMPLATES
+from erasure_lib.data import CLASS_GROUPS, CLASSES, HELDOUT_OBJECT_TEMPLATES, image_digest
 from erasure_lib.evaluation import ClassPromptSet, classify_images, per_class_accuracy, spread
 from erasure_lib.generate import GenerationConfig, generate_from_embeddings
-from erasure_lib.io import atomic_directory
 from erasure_lib.methods import fewshot
 from erasure_lib.methods.base import ErasureResult, model_digest, tokenize
 from erasure_lib.methods.fewshot import FewShotConfig
 from erasure_lib.metrics.classifier import GarmentStyleClassifier
 from erasure_lib.metrics.transitions import related_classes
+from erasure_lib.results import cached_tables
 
 
 @dataclass(frozen=True)
@@ -242,14 +240,6 @@ def compare_stand_ins(
     return pd.concat(bounds_parts, ignore_index=True), pd.DataFrame(rows)
 
 
-def image_digest(image: str | Path | Image.Image) -> str:
-    """What a cached run's key records of one real image: the file's name and a hash of its bytes
-    (or of the pixels), not its absolute path, so a cache stays valid when the repository moves."""
-    if isinstance(image, Image.Image):
-        return f"pixels:{hashlib.sha256(image.tobytes()).hexdigest()[:16]}"
-    return f"{Path(image).name}:{hashlib.sha256(Path(image).read_bytes()).hexdigest()[:16]}"
-
-
 def run_key(
     model: str, concept: str, config: FewShotConfig, judged_steps: Sequence[int], prompts: pd.DataFrame,
     generation: GenerationConfig, images: Sequence,
@@ -283,8 +273,13 @@ def run_window(
     unchanged, so a sweep resumes."""
     cache = Path(cache)
     key = run_key(model, concept, config, judged_steps, prompts, generation, images)
-    if (cache / "key.json").is_file() and (cache / "key.json").read_text() == key:
-        return pd.read_csv(cache / "judged.csv"), pd.read_csv(cache / "trace.csv")
+    kept = cached_tables(cache, key, lambda: _window_tables(pipeline, judge, concept, images, config, judged_steps, prompts, generation))
+    return kept["judged"], kept["trace"]
+
+
+def _window_tables(pipeline: StableDiffusionPipeline, judge: GarmentStyleClassifier, concept: str, images: Sequence, config: FewShotConfig,
+                   judged_steps: Sequence[int], prompts: pd.DataFrame, generation: GenerationConfig) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """:func:`run_window`'s run, uncached: its judged rows and probe trace."""
     steps = sorted({int(s) for s in judged_steps})
     steps_per_epoch = -(-len(images) // config.batch_size)
     epochs = -(-steps[-1] // steps_per_epoch)
@@ -292,12 +287,7 @@ def run_window(
                          stop_loss_ratio=None, stop_retain_drift=None)  # fmt: skip
     result = fewshot.erase(pipeline, concept, list(images), run_config, progress_bar=False)
     judged = judge_trajectory(pipeline, result, judge, prompts, generation, include_base=False, progress_bar=False)
-    trace = pd.DataFrame(result.info["probe_trace"])
-    with atomic_directory(cache, overwrite=True) as tmp:
-        judged.to_csv(tmp / "judged.csv", index=False)
-        trace.to_csv(tmp / "trace.csv", index=False)
-        (tmp / "key.json").write_text(key)
-    return judged, trace
+    return {"judged": judged, "trace": pd.DataFrame(result.info["probe_trace"])}
 
 
 def judge_base(

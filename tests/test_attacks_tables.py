@@ -152,6 +152,35 @@ def test_robustness_is_erase_then_both_attacks(tiny_pipeline, judge, universe, s
     pd.testing.assert_frame_equal(run(), table)  # read back from the cache: the same numbers
 
 
+def test_robustness_rows_cache_reads_back_the_same_rows_and_recomputes_when_an_input_changes(
+    tiny_pipeline, judge, universe, shots, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for k, image in enumerate(shots):
+        image.save(folder / f"{k}.png")
+    paths = sorted(folder.iterdir())
+    attacked = []
+    wording_attacks = attacks.wording_attacks
+    monkeypatch.setattr(attacks, "wording_attacks", lambda targets, concept, *rest: attacked.append(concept) or wording_attacks(targets, concept, *rest))
+
+    def run(n_eval: int, learn_from: list[Image.Image] | None = None) -> pd.DataFrame:
+        return attacks.robustness(tiny_pipeline, judge, [CONCEPT], lambda concept, seed: paths, 3, {"uce": uce.UCEConfig()}, tmp_path / "erasures",
+                                  "tiny", INVERSION, GENERATION, n_eval, universe, progress_bar=False,
+                                  attack_images=None if learn_from is None else (lambda concept, erasure_shots: learn_from),
+                                  rows_cache=tmp_path / "rows")  # fmt: skip
+
+    table = run(N_EVAL)
+    assert attacked == [CONCEPT] and (tmp_path / "rows" / CONCEPT / "seed-3" / "rows.csv").is_file()
+    pd.testing.assert_frame_equal(run(N_EVAL), table, check_dtype=False)  # read back: the same rows, the same numbers
+    assert attacked == [CONCEPT]  # nothing was attacked again
+    assert len(run(N_EVAL + 2)) == len(table) and attacked == [CONCEPT] * 2  # another image count: computed again
+    run(N_EVAL + 2, learn_from=[image.transpose(Image.Transpose.FLIP_TOP_BOTTOM) for image in shots])
+    assert attacked == [CONCEPT] * 3  # other attack images: computed again
+    run(N_EVAL + 2, learn_from=[image.transpose(Image.Transpose.FLIP_TOP_BOTTOM) for image in shots])
+    assert attacked == [CONCEPT] * 3  # the same ones, by content: read back
+
+
 def test_robustness_learns_from_other_images_and_adds_the_conditioning_attack(tiny_pipeline, judge, universe, shots, tmp_path: Path) -> None:
     folder = tmp_path / "shots"
     folder.mkdir()

@@ -14,7 +14,15 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from erasure_lib.paths import REPO_ROOT  # noqa: E402
-from erasure_lib.results import record_run, recorded_parameters, resolve, save_figure, write_csv, write_json  # noqa: E402
+from erasure_lib.results import (  # noqa: E402
+    cached_tables,
+    record_run,
+    recorded_parameters,
+    resolve,
+    save_figure,
+    write_csv,
+    write_json,
+)
 
 
 def _frame() -> pd.DataFrame:
@@ -116,3 +124,21 @@ def test_write_csv_keeps_small_values_such_as_learning_rates(tmp_path: Path) -> 
     text = write_csv(frame, tmp_path / "lr.csv").read_text()
     assert text.splitlines() == ["lr,share", "1e-05,0.8333", "0.0003,-0.0001234", "0.0010,1.0000", "0.0000,0.5000"]
     assert pd.read_csv(tmp_path / "lr.csv").lr.tolist() == [1e-5, 3e-4, 1e-3, 0.0]
+
+
+def test_cached_tables_keeps_full_precision_and_recomputes_on_another_key(tmp_path: Path) -> None:
+    calls = []
+
+    def compute() -> dict[str, pd.DataFrame]:
+        calls.append(1)
+        return {"rows": pd.DataFrame({"share": [1 / 3, 0.1 + 0.2], "class": ["bag", "coat"]})}
+
+    first = cached_tables(tmp_path / "c", {"n": 1}, compute)
+    again = cached_tables(tmp_path / "c", {"n": 1}, compute)
+    assert len(calls) == 1 and again["rows"].share.tolist() == [1 / 3, 0.1 + 0.2]  # bit for bit
+    assert again["rows"]["class"].tolist() == first["rows"]["class"].tolist()
+    cached_tables(tmp_path / "c", {"n": 2}, compute)
+    assert len(calls) == 2 and json.loads((tmp_path / "c" / "key.json").read_text()) == {"n": 2}
+    with pytest.raises(ValueError, match="named tables"):
+        cached_tables(tmp_path / "d", {"n": 1}, lambda: {"rows": [1, 2]})
+    assert not (tmp_path / "d").exists()  # nothing half-written

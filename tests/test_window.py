@@ -277,7 +277,7 @@ def test_sampling_convergence_without_runs_is_an_empty_table(tiny_pipeline: Stab
 def test_a_cached_run_is_keyed_by_image_content_not_location(tmp_path: Path) -> None:
     from PIL import Image
 
-    from erasure_lib.window import image_digest
+    from erasure_lib.data import image_digest
 
     for folder in ("a", "b"):
         (tmp_path / folder).mkdir()

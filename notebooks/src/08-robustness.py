@@ -62,6 +62,7 @@ threads: int = 2  # torch CPU threads
 results_prefix: str = "results/"  # folder of the result files
 work_dir: str = "build/robustness"  # where the few-shot image sets are written
 erasure_cache: str = "build/erasures"  # saved erasures shared with notebook 13 (one folder per seed)
+rows_cache: str = "build/robustness/rows"  # each class and seed's attack rows, kept so that a run resumes and seeds accumulate; "" recomputes all
 
 # %% [markdown]
 # ## Set-up: the model, the judge, one configuration per method attacked, and the attack's settings
@@ -91,7 +92,7 @@ attacked = lambda seed: attacks.robustness(  # noqa: E731
     setup.pipeline, setup.judge, setup.classes, images, seed, configs(seed), f"{erasure_cache}/seed-{seed}", model,
     dataclasses.replace(inversion, seed=seed), setup.generation, n_eval, setup.universe,
     attack_images=experiment.attack_image_source(images_dir, n_attack_images, seed, attack_images),
-    conditioning=dataclasses.replace(conditioning, seed=seed),
+    conditioning=dataclasses.replace(conditioning, seed=seed), rows_cache=rows_cache or None,
 ).assign(seed=seed)  # fmt: skip
 table = pd.concat([attacked(seed) for seed in seeds], ignore_index=True)
 results.write_csv(table, results_prefix + "robustness.csv", sort_by=["seed", "erased_class", "attack", "target"])
