@@ -197,7 +197,8 @@ def _claim_three_row(matched: pd.DataFrame, summary: pd.DataFrame, runs: pd.Data
                             (("mlp", "favour the MLP option"), ("attn", "favour attn-only"), ("overlap", "unresolved")) if k in outcomes)  # fmt: skip
         kinds = set(outcomes)
         verdicts[wording] = ("no level both reach" if not outcomes else "supported on the built-in model (at matched erasure)" if kinds == {"mlp"}
-                             else "not reproduced" if kinds == {"attn"} else "not distinguishable (intervals overlap)" if kinds == {"overlap"}
+                             else "not reproduced" if kinds == {"attn"}
+                             else f"not distinguishable ({'no paired difference resolved' if paired is not None else 'intervals overlap'})" if kinds == {"overlap"}
                              else f"supported in part ({counted})" if "attn" not in kinds else f"not reproduced ({counted})" if "mlp" not in kinds
                              else f"mixed ({counted})")  # fmt: skip
     agreed = set(verdicts.values())

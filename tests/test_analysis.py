@@ -477,7 +477,7 @@ def test_claim_three_pairs_the_runs_of_the_fronts(tmp_path):
     assert write(-0.05)["verdict"] == "not reproduced"
     (tmp_path / "parameter_options.csv").unlink()  # without the runs: the options' own intervals, which overlap
     alone = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 3"))
-    assert alone["verdict"].startswith("not distinguishable") and "paired" not in alone["ours"]
+    assert alone["verdict"] == "not distinguishable (intervals overlap)" and "paired" not in alone["ours"]
 
 
 def test_claim_three_reads_each_wording_from_the_differences_file(tmp_path):
@@ -494,7 +494,7 @@ def test_claim_three_reads_each_wording_from_the_differences_file(tmp_path):
     differences.to_csv(tmp_path / "parameter_options_matched_differences.csv", index=False)
     row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Claim 3"))
     assert row["verdict"] == ("mixed (supported on the built-in model (at matched erasure) on paper wordings; "
-                              "not distinguishable (intervals overlap) on held-out wordings)")
+                              "not distinguishable (no paired difference resolved) on held-out wordings)")
     assert "base UA 0.05" in row["ours"] and row["ours"].index("paper wordings, UA 0.4") < row["ours"].index("held-out wordings, UA 0.4")
     assert "mlp-only minus attn-only, paired over the same 20 runs: +0.05 [+0.02, +0.08] (higher)" in row["ours"]
 
