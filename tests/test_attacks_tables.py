@@ -124,12 +124,18 @@ def test_inversion_attacks_only_the_given_targets(targets, judge, universe, shot
 # --- robustness ------------------------------------------------------------------------------------
 
 
-def test_robustness_is_erase_then_both_attacks(tiny_pipeline, judge, universe, shots, tmp_path: Path) -> None:
+@pytest.fixture
+def shot_files(shots: list[Image.Image], tmp_path: Path) -> list[Path]:
+    """The few-shot images as files, as :func:`erasure_lib.experiment.image_source` gives them."""
     folder = tmp_path / "shots"
     folder.mkdir()
     for k, image in enumerate(shots):
         image.save(folder / f"{k}.png")
-    paths = sorted(folder.iterdir())
+    return sorted(folder.iterdir())
+
+
+def test_robustness_is_erase_then_both_attacks(tiny_pipeline, judge, universe, shot_files: list[Path], tmp_path: Path) -> None:
+    paths = shot_files
     drawn = []
 
     def images(concept: str, seed: int) -> list[Path]:
@@ -153,13 +159,9 @@ def test_robustness_is_erase_then_both_attacks(tiny_pipeline, judge, universe, s
 
 
 def test_robustness_rows_cache_reads_back_the_same_rows_and_recomputes_when_an_input_changes(
-    tiny_pipeline, judge, universe, shots, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_pipeline, judge, universe, shots, shot_files: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    folder = tmp_path / "shots"
-    folder.mkdir()
-    for k, image in enumerate(shots):
-        image.save(folder / f"{k}.png")
-    paths = sorted(folder.iterdir())
+    paths = shot_files
     attacked = []
     wording_attacks = attacks.wording_attacks
     monkeypatch.setattr(attacks, "wording_attacks", lambda targets, concept, *rest: attacked.append(concept) or wording_attacks(targets, concept, *rest))
@@ -181,12 +183,8 @@ def test_robustness_rows_cache_reads_back_the_same_rows_and_recomputes_when_an_i
     assert attacked == [CONCEPT] * 3  # the same ones, by content: read back
 
 
-def test_robustness_learns_from_other_images_and_adds_the_conditioning_attack(tiny_pipeline, judge, universe, shots, tmp_path: Path) -> None:
-    folder = tmp_path / "shots"
-    folder.mkdir()
-    for k, image in enumerate(shots):
-        image.save(folder / f"{k}.png")
-    paths = sorted(folder.iterdir())
+def test_robustness_learns_from_other_images_and_adds_the_conditioning_attack(tiny_pipeline, judge, universe, shots, shot_files: list[Path], tmp_path: Path) -> None:
+    paths = shot_files
     others = [image.transpose(Image.Transpose.FLIP_TOP_BOTTOM) for image in shots]
     given = []
 
