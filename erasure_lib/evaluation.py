@@ -5,8 +5,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from functools import partial
 from io import BytesIO
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -19,12 +21,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from erasure_lib import shard
-from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, STYLES, object_prompt
+from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, STYLES, image_digest, object_prompt
 from erasure_lib.generate import GenerationConfig, generate
 from erasure_lib.io import atomic_write_bytes, atomic_write_text
 from erasure_lib.methods.base import model_digest, weights_digest
 from erasure_lib.metrics.classifier import GarmentStyleClassifier, classify
 from erasure_lib.metrics.imagenet import ImageNetEvaluator
+from erasure_lib.results import cached_tables, resolve
 
 if TYPE_CHECKING:  # annotations only: the style loop imports the method where it runs
     from erasure_lib.methods.base import ErasureResult
@@ -526,6 +529,7 @@ def sweep(
     styles: Sequence[str] = (),
     n_styled: int = 1,
     random_control: bool = False,
+    cache: str | Path | None = None,
 ) -> Sweep:
     """Erase each class, one at a time, under each variant and seed, and judge the erased model and
     the base model on the same prompts and evaluation seeds (paper, Sec. 4.1).
@@ -587,6 +591,14 @@ def sweep(
         For every run, also judge a control on the erased class's own prompts: the final weights'
         update replaced by a random direction of the same size per tensor (:func:`random_direction`,
         seeded by the run's seed); its destinations have ``when == "random direction"``.
+    cache
+        A folder (relative to the repository root) where each run's rows, destinations, steps,
+        losses and probes are kept (``<cache>/<class>/seed-<seed>/<variant>``, the base model's
+        verdicts in ``<cache>/<class>/base``) and read back while everything they depend on is
+        unchanged (:func:`sweep_run_key`), so that an interrupted sweep resumes run by run and a
+        seed, a class or a variant added later costs only its own runs; ``None`` computes every run.
+        What is read back equals what was computed. ``measures`` must then be a module-level
+        function or a :func:`functools.partial` of one (the key names it).
 
     Returns
     -------
@@ -614,6 +626,8 @@ def sweep(
         raise ValueError("styles need a judge that names styles (the built-in classifier); pass styles=() with this judge")
     tags = {name: {variant: name} if named else {} for name in configs}
     runs = [(concept, seed, name) for concept in classes for seed in seeds for name in configs]
+    worded = ["wording"] if wordings is not None else []
+    shared = None if cache is None else _sweep_key(pipeline, judge, universe, generation, measures, wordings, styles, n_styled)
     tables: dict[str, pd.DataFrame] = {}
     base: dict[str, list[tuple[dict[str, str], Mapping[str, float]]]] = {}
     image_sets: dict[tuple[int, str, int], Sequence[Path | Image.Image] | None] = {}
@@ -624,6 +638,7 @@ def sweep(
     loss_rows: list[dict[str, object]] = []
     probe_rows: list[dict[str, object]] = []
     models: dict[str, StableDiffusionPipeline] = {}
+    erased_now: dict[tuple[str, int, Hashable], ErasureResult] = {}  # this call's erasures, for ``keep_models``
 
     def judged(model: StableDiffusionPipeline, concept: str, own_only: bool = False) -> list[tuple[dict[str, str], pd.DataFrame]]:
         """The judge's verdicts on ``model``'s images of the concept's prompt table (or only of its own
@@ -639,44 +654,83 @@ def sweep(
         kept = style_kept(classify_generated(model, judge, styled_prompt_table(concept, styles, n_styled, universe), generation)) if styles else {}
         return [(wording, classified, {**measures(classified, concept), **kept}) for wording, classified in judged(model, concept)]
 
-    for concept, seed, name in tqdm(runs, desc="erase, then judge", disable=not progress_bar):
-        if concept not in tables:
-            tables[concept] = _prompt_table(concept, n_erased, n_others, universe, wordings)
-            base[concept] = []
-            for wording, classified, values in measures_of(pipeline, concept):
-                base[concept].append((wording, values))
-                seen += [d | wording | {"epochs": 0} for d in destinations(classified, concept, "before", -1, universe)]
-                if "top1" in classified:
-                    landed += [d | wording | {"epochs": 0} for d in imagenet_destinations(classified, concept, "before", -1)]
-        source = (id(sources[name]), concept, seed)
-        if source not in image_sets:
-            image_sets[source] = sources[name](concept, seed)
+    def kept(folder: Sequence[str], key: Mapping[str, object], compute: Callable[[], dict[str, list[dict[str, object]]]]) -> dict[str, list[dict[str, object]]]:
+        """``compute()``'s records by name, or, with ``cache``, those kept in ``<cache>/<folder>`` under ``key``."""
+        if shared is None:
+            return compute()
+        tables_kept = cached_tables(resolve(cache).joinpath(*folder), {**shared, **key},
+                                    lambda: {n: pd.DataFrame(r) for n, r in compute().items() if r})  # fmt: skip
+        return {n: t.to_dict("records") for n, t in tables_kept.items()}
+
+    def judge_base(concept: str) -> dict[str, list[dict[str, object]]]:
+        """The base model's measures per wording (one record each) and where its images of the concept land."""
+        measured, before, before_imagenet = [], [], []
+        for wording, classified, values in measures_of(pipeline, concept):
+            measured.append(wording | values)
+            before += [d | wording | {"epochs": 0} for d in destinations(classified, concept, "before", -1, universe)]
+            if "top1" in classified:
+                before_imagenet += [d | wording | {"epochs": 0} for d in imagenet_destinations(classified, concept, "before", -1)]
+        return {"measures": measured, "destinations": before, "imagenet_destinations": before_imagenet}
+
+    def erase_and_judge(concept: str, seed: int, name: Hashable, shots: Sequence[Path | Image.Image] | None) -> dict[str, list[dict[str, object]]]:
+        """One erasure (Sec. 3), judged at each checkpoint: its rows, destinations, steps, losses and probes."""
         config = replace(configs[name], seed=seed, keep_checkpoints=configs[name].keep_checkpoints or checkpoints[name] is not None)
-        result = fewshot.erase(pipeline, concept, image_sets[source], config, progress_bar=False)
+        result = erased_now[concept, seed, name] = fewshot.erase(pipeline, concept, shots, config, progress_bar=False)
         run = {"erased_class": concept, **tags[name], "seed": seed}
-        run_rows.append(run | {"steps": len(result.losses), "retained": ", ".join(result.info.retained),
-                               "optimization_seconds": result.optimization_seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
-        loss_rows += [run | {"step": i + 1, "loss": loss} for i, loss in enumerate(result.losses)]
-        probe_rows += [run | {"epochs": e + 1, "probe_ratio": r} for e, r in enumerate(result.info.probe_ratios)]
-        for wording, measured in base[concept]:
-            rows.append(run | wording | {"epochs": 0, **measured, "trainable_parameters": 0, "optimization_seconds": 0.0, "setup_seconds": 0.0})
+        out: dict[str, list[dict[str, object]]] = {"rows": [], "destinations": [], "imagenet_destinations": []}
+        out["runs"] = [run | {"steps": len(result.losses), "retained": ", ".join(result.info.retained),
+                              "optimization_seconds": result.optimization_seconds, "setup_seconds": result.setup_seconds}]  # fmt: skip
+        out["losses"] = [run | {"step": i + 1, "loss": loss} for i, loss in enumerate(result.losses)]
+        out["probes"] = [run | {"epochs": e + 1, "probe_ratio": r} for e, r in enumerate(result.info.probe_ratios)]
         for epoch in checkpoints[name] or [None]:
             erased = result.apply(pipeline, epoch=epoch)
             seconds = result.optimization_seconds if epoch is None else result.optimization_seconds * epoch / config.epochs
             after = {"epochs": epoch or result.info.epochs_run}
             for wording, classified, values in measures_of(erased, concept):
-                rows.append(run | wording | after | {**values, "trainable_parameters": result.info.trainable_parameters,
-                                                     "optimization_seconds": seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
-                seen += [d | tags[name] | wording | after for d in destinations(classified, concept, "after", seed, universe)]
+                out["rows"].append(run | wording | after | {**values, "trainable_parameters": result.info.trainable_parameters,
+                                                            "optimization_seconds": seconds, "setup_seconds": result.setup_seconds})  # fmt: skip
+                out["destinations"] += [d | tags[name] | wording | after for d in destinations(classified, concept, "after", seed, universe)]
                 if "top1" in classified:
-                    landed += [d | tags[name] | wording | after for d in imagenet_destinations(classified, concept, "after", seed)]
+                    out["imagenet_destinations"] += [d | tags[name] | wording | after for d in imagenet_destinations(classified, concept, "after", seed)]
         if random_control:
             control = random_direction(result, pipeline, seed).apply(pipeline)
             for wording, classified in judged(control, concept, own_only=True):
-                seen += [d | tags[name] | wording | {"epochs": result.info.epochs_run} for d in destinations(classified, concept, "random direction", seed, universe)]
+                out["destinations"] += [d | tags[name] | wording | {"epochs": result.info.epochs_run}
+                                        for d in destinations(classified, concept, "random direction", seed, universe)]  # fmt: skip
+        return out
+
+    for concept, seed, name in tqdm(runs, desc="erase, then judge", disable=not progress_bar):
+        if concept not in tables:
+            tables[concept] = _prompt_table(concept, n_erased, n_others, universe, wordings)
+            judged_base = kept([concept, "base"], {"erased_class": concept, "prompts": _table_fingerprint(tables[concept])},
+                               lambda concept=concept: judge_base(concept))  # fmt: skip
+            base[concept] = [({k: m[k] for k in worded}, {k: v for k, v in m.items() if k not in worded}) for m in judged_base["measures"]]
+            seen += judged_base.get("destinations", [])
+            landed += judged_base.get("imagenet_destinations", [])
+        source = (id(sources[name]), concept, seed)
+        if source not in image_sets:
+            image_sets[source] = sources[name](concept, seed)
+        shots = image_sets[source]
+        key = {"erased_class": concept, "seed": seed, "variant": tags[name], "config": repr(replace(configs[name], seed=seed)),
+               "epochs": checkpoints[name], "images": None if shots is None else [image_digest(p) for p in shots],
+               "prompts": _table_fingerprint(tables[concept]), "random_control": random_control}  # fmt: skip
+        kept_run = kept([concept, f"seed-{seed}", _folder_name(name)], key, lambda c=concept, s=seed, n=name, i=shots: erase_and_judge(c, s, n, i))
+        # the run's own names, not as a CSV reads them back (a variant named "4" is not the number 4; "" is not NaN)
+        run = {"erased_class": concept, **tags[name], "seed": seed}
+        run_rows += [r | run | {"retained": "" if pd.isna(r["retained"]) else r["retained"]} for r in kept_run["runs"]]
+        loss_rows += [r | run for r in kept_run.get("losses", [])]
+        probe_rows += [r | run for r in kept_run.get("probes", [])]
+        rows += [run | wording | {"epochs": 0, **measured, "trainable_parameters": 0, "optimization_seconds": 0.0, "setup_seconds": 0.0}
+                 for wording, measured in base[concept]]  # fmt: skip
+        rows += [r | run for r in kept_run.get("rows", [])]
+        seen += [r | run for r in kept_run.get("destinations", [])]
+        landed += [r | run for r in kept_run.get("imagenet_destinations", [])]
         if keep_models and concept not in models:
-            models[concept] = erased if checkpoints[name] is None else result.apply(pipeline)
-    worded = ["wording"] if wordings is not None else []
+            result = erased_now.get((concept, seed, name))
+            if result is None:  # read back from the cache: erase again (seconds), for the final weights
+                result = fewshot.erase(pipeline, concept, shots, replace(configs[name], seed=seed), progress_bar=False)
+            models[concept] = result.apply(pipeline)
+        erased_now.clear()
     keys = ["erased_class", *([variant] if named else []), "seed"]
     measured = list(next(iter(base.values()))[0][1])
     columns = [*keys, *worded, "epochs", *measured, "trainable_parameters", "optimization_seconds", "setup_seconds"]
@@ -690,6 +744,37 @@ def sweep(
         probes=pd.DataFrame(probe_rows, columns=[*keys, "epochs", "probe_ratio"]),
         models=models,
     )
+
+
+SWEEP_REVISION = 1  # raise when what a sweep keeps of a run (``cache``), or how it is computed, changes
+
+
+def _sweep_key(pipeline: StableDiffusionPipeline, judge: GarmentStyleClassifier | ImageNetEvaluator, universe: Sequence[str],
+               generation: GenerationConfig, measures: Measures, wordings: Mapping[str, Sequence[str]] | None,
+               styles: Sequence[str], n_styled: int) -> dict[str, object]:  # fmt: skip
+    """What every cached run of one :func:`sweep` depends on besides its own class, seed, config,
+    images and prompts: the code's revision, the base model's and the judge's weights (by digest),
+    the judge's classes, the sampling settings, the measures, the wordings' templates and the styles."""
+    return {"revision": SWEEP_REVISION, "weights": {"model": model_digest(pipeline), "judge": judge_digest(judge)},
+            "universe": list(universe), "generation": asdict(generation), "measures": _callable_name(measures),
+            "wordings": None if wordings is None else {w: list(t) for w, t in wordings.items()},
+            "styles": list(styles), "n_styled": int(n_styled)}  # fmt: skip
+
+
+def _callable_name(function: Callable[..., object]) -> str:
+    """A function's module and qualified name, or a :func:`functools.partial`'s with its bound arguments:
+    how a cache key names the measures (a lambda or a local function has no name that tells two apart)."""
+    if isinstance(function, partial):
+        return f"{_callable_name(function.func)}(*{function.args!r}, **{dict(sorted(function.keywords.items()))!r})"
+    name = f"{getattr(function, '__module__', '?')}.{getattr(function, '__qualname__', '?')}"
+    if "<" in name or "?" in name:
+        raise ValueError(f"a cached sweep names its measures; give a module-level function or a functools.partial of one, not {name}")
+    return name
+
+
+def _folder_name(name: Hashable) -> str:
+    """A variant's folder in a sweep's cache (``run`` for a single config)."""
+    return "run" if name is None else re.sub(r"[^A-Za-z0-9._+-]+", "_", str(name))
 
 
 def _prompt_table(

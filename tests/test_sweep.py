@@ -484,3 +484,58 @@ def test_random_control_adds_destinations_of_the_erased_prompts(setup: experimen
     assert len(control) == len(data.CLASSES) and (control.seed == 0).all() and (control.epochs == CONFIG.epochs).all()
     assert control.share.sum() == pytest.approx(1.0)
     pd.testing.assert_frame_equal(out.destinations[out.destinations.when != "random direction"], final.destinations)
+
+
+# --- the per-run cache ------------------------------------------------------------------------------
+
+
+TABLES = ["rows", "destinations", "imagenet_destinations", "runs", "losses", "probes"]
+
+
+def test_a_cached_sweep_reads_back_what_it_computed_and_grows_run_by_run(setup: experiment.Setup, images, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """With ``cache`` each run is kept: a second call erases nothing (only the kept model again) and
+    returns the same tables to the bit; an added seed costs its own run only; a variant named "4" stays
+    a name and an empty ``retained`` stays "" (not as a CSV reads them back)."""
+    from functools import partial
+
+    from erasure_lib.methods import fewshot
+    from erasure_lib.methods.base import model_digest
+
+    variants = {"4": CONFIG, "all": replace(CONFIG, trainable="all")}
+    related = partial(evaluation.summarize_related, groups=data.CLASS_GROUPS)
+
+    def swept(seeds: list[int], **kwargs) -> evaluation.Sweep:
+        return evaluation.sweep(setup.pipeline, setup.judge, setup.classes, variants, seeds, images, setup.generation, N_ERASED, N_OTHERS,
+                                setup.universe, epochs={"4": [1, 2], "all": None}, variant="run", measures=related,
+                                wordings=data.WORDINGS, random_control=True, keep_models=True, progress_bar=False, **kwargs)  # fmt: skip
+
+    plain = swept([0])
+    first = swept([0], cache=tmp_path / "runs")
+    for name in TABLES:  # the same as without the cache, but for the seconds measured
+        a, b = getattr(plain, name), getattr(first, name)
+        pd.testing.assert_frame_equal(a.drop(columns=SECONDS, errors="ignore"), b.drop(columns=SECONDS, errors="ignore"), check_exact=True)
+    assert (tmp_path / "runs" / CLASS / "base" / "key.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "runs" / CLASS / "seed-0").iterdir()) == ["4", "all"]
+
+    erasures: list[int] = []
+    erase = fewshot.erase
+    monkeypatch.setattr(fewshot, "erase", lambda *a, **k: erasures.append(1) or erase(*a, **k))
+    again = swept([0], cache=tmp_path / "runs")
+    assert len(erasures) == 1  # the kept model's erasure only; every verdict read back
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(first, name), getattr(again, name), check_exact=True)
+    assert again.rows.run.tolist() == first.rows.run.tolist() and set(again.rows.run) == {"4", "all"}
+    assert set(again.runs.retained) == {""}
+    assert model_digest(again.models[CLASS]) == model_digest(first.models[CLASS])
+
+    erasures.clear()
+    grown = swept([0, 1], cache=tmp_path / "runs")
+    assert len(erasures) == 3  # the kept model's again (seed 0 is read back), then seed 1's two runs
+    seed_0 = grown.rows[grown.rows.seed == 0].reset_index(drop=True)
+    pd.testing.assert_frame_equal(seed_0, first.rows[first.rows.seed == 0].reset_index(drop=True), check_exact=True)
+    assert sorted(grown.runs.seed.unique()) == [0, 1]
+
+    with pytest.raises(ValueError, match="names its measures"):
+        evaluation.sweep(setup.pipeline, setup.judge, setup.classes, CONFIG, [0], images, setup.generation, N_ERASED, N_OTHERS,
+                         setup.universe, measures=lambda c, e: evaluation.summarize(c, [e]), progress_bar=False, cache=tmp_path / "x")  # fmt: skip
