@@ -335,8 +335,11 @@ def neighbour_summary(table: pd.DataFrame, max_erased: float, max_related_drop: 
     related classes are left out of the related means); ``meets_aim`` is
     ``erased_share <= max_erased and related_drop <= max_related_drop``; ``runs`` counts the rows
     averaged (class x seed), and ``*_low`` / ``*_high`` are 95% bootstrap intervals of the erased
-    share and the related accuracy over them (:func:`spread`).
+    share and the related accuracy over them (:func:`spread`). A table with a ``wording`` column is
+    summarized per wording, each against its own base-model rows (a ``wording`` column after ``epochs``).
     """
+    if "wording" in table:
+        return _per_wording(table, lambda part: neighbour_summary(part, max_erased, max_related_drop), after="epochs")
     metrics = ["erased_share", "related_accuracy", "unrelated_accuracy"]
 
     def summarized(part: pd.DataFrame) -> dict[str, float]:
@@ -369,21 +372,25 @@ def uce_preserving_nearest(
     n_others: int,
     measures: Measures,
     universe: Sequence[str] = CLASSES,
+    wordings: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
     """UCE (Gandikota et al., 2024) with its own preservation term on the ``k`` concepts of
     ``vocabulary`` nearest each erased class in the original encoder's space
     (:func:`~erasure_lib.methods.fewshot.nearest_concepts`: the anchors few-shot's optional
-    preservation picks), judged as :func:`sweep` judges: one row per class, ``erased_class``,
-    ``retained`` (the preserved concepts, joined by ", ") and the ``measures``."""
+    preservation picks), judged as :func:`sweep` judges, on the same prompt tables: one row per
+    class (and wording, with ``wordings``: a ``wording`` column after ``retained``),
+    ``erased_class``, ``retained`` (the preserved concepts, joined by ", ") and the ``measures``."""
     from erasure_lib.methods import fewshot, uce
 
+    if wordings is not None and not wordings:
+        raise ValueError("give at least one wording, or None for the paper's templates")
     rows = []
     for concept in classes:
         neighbours = fewshot.nearest_concepts(pipeline, concept, vocabulary, k)
         edited = uce.erase(pipeline, concept, None, uce.UCEConfig(preserve=tuple(neighbours)), progress_bar=False).apply(pipeline)
-        table = erasure_prompt_table([concept], n_erased, n_others, classes=universe)
-        verdict = measures(classify_generated(edited, judge, table, generation), concept)
-        rows.append({"erased_class": concept, "retained": ", ".join(neighbours), **verdict})
+        classified = classify_generated(edited, judge, _prompt_table(concept, n_erased, n_others, universe, wordings), generation)
+        worded = [({}, classified)] if wordings is None else [({"wording": w}, classified[classified.wording == w]) for w in wordings]
+        rows += [{"erased_class": concept, "retained": ", ".join(neighbours), **wording, **measures(part, concept)} for wording, part in worded]
     return pd.DataFrame(rows)
 
 

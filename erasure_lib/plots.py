@@ -279,24 +279,34 @@ def related_share_bars(table) -> plt.Figure:
 
 def neighbour_front(table) -> plt.Figure:
     """Erased share against related / unrelated classes' accuracy (mean over classes): one line per
-    method (and learning rate, when the table has an ``lr`` column) through its checkpoints."""
+    method (and learning rate, when the table has an ``lr`` column) through its checkpoints; with a
+    ``wording`` column, the paper's wording solid and each other wording dashed (hollow markers), in
+    the method's colour."""
     keys = ["method", "lr"] if "lr" in table else ["method"]
+    wordings = wordings_in(table)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True, sharey=True)
     for ax, y in zip(axes, ("related_accuracy", "unrelated_accuracy")):
         for i, (key, part) in enumerate(table.groupby(keys, dropna=False, sort=False)):
             method, lr = (key[0], key[1]) if len(keys) == 2 else (key[0], float("nan"))
-            mean = part.groupby("epochs")[["erased_share", y]].mean()
-            label = method if lr != lr or len(mean) == 1 else f"{method}, lr {lr:g}"
-            style = {"marker": "*", "ms": 12, "ls": "none"} if len(mean) == 1 else {"marker": "o", "ms": 3}
-            ax.plot(mean["erased_share"], mean[y], label=label, color=f"C{i % 10}", **style)
-            if len(mean) > 1:
-                last = mean.iloc[-1]
-                ax.annotate(f"epoch {mean.index[-1]}", (last["erased_share"], last[y]), fontsize=6)
+            for wording, dash in zip(wordings, ("-", "--", ":", "-.")):
+                mean = (part if wording is None else part[part["wording"] == wording]).groupby("epochs")[["erased_share", y]].mean()
+                if mean.empty:
+                    continue
+                label = method if lr != lr or len(mean) == 1 else f"{method}, lr {lr:g}"
+                first = wording in (None, wordings[0])
+                style = {"marker": "*", "ms": 12, "ls": "none"} if len(mean) == 1 else {"marker": "o", "ms": 3, "ls": dash}
+                ax.plot(mean["erased_share"], mean[y], label=label if first else f"{label}, {wording} wordings", color=f"C{i % 10}",
+                        **style, **({} if first else {"mfc": "none"}))  # fmt: skip
+                if len(mean) > 1 and first:
+                    last = mean.iloc[-1]
+                    ax.annotate(f"epoch {mean.index[-1]}", (last["erased_share"], last[y]), fontsize=6)
         ax.set_xlabel("erased share (lower: more erased)")
         ax.set_ylabel(y.replace("_", " ") + " (higher: kept)")
         ax.grid(alpha=0.3)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
+    if len(wordings) > 1:
+        fig.suptitle(f"{wordings[0]} wordings solid, " + ", ".join(wordings[1:]) + " dashed (hollow markers)", fontsize=8)
     axes[0].legend(fontsize=6)
     fig.tight_layout()
     return fig

@@ -228,6 +228,27 @@ def test_neighbour_summary_means_and_aim():
     assert summary.loc[2, "related_accuracy_low"] == summary.loc[2, "related_accuracy_high"] == pytest.approx(0.85)  # one class has relatives
 
 
+
+def test_neighbour_summary_per_wording_against_its_own_base_model():
+    """Two wordings: each summarized against its own base-model rows, a wording column after epochs;
+    each wording's rows equal a summary of that wording alone."""
+    rows = []
+    for wording, base_related, erased in (("paper", 0.9, 0.05), ("held-out", 0.6, 0.4)):
+        for concept in ("sneaker", "sandal"):
+            rows += [{"erased_class": concept, "method": "base model", "lr": 0.0, "epochs": 0, "wording": wording, "erased_share": 1.0,
+                      "related_accuracy": base_related, "unrelated_accuracy": 0.8},
+                     {"erased_class": concept, "method": "plain", "lr": 1e-3, "epochs": 2, "wording": wording, "erased_share": erased,
+                      "related_accuracy": base_related - 0.05, "unrelated_accuracy": 0.7}]  # fmt: skip
+    table = pd.DataFrame(rows)
+    summary = evaluation.neighbour_summary(table, max_erased=0.10, max_related_drop=0.10)
+    assert list(summary.columns[:4]) == ["method", "lr", "epochs", "wording"]
+    assert summary.wording.tolist() == ["paper", "paper", "held-out", "held-out"]
+    plain = summary[summary.method == "plain"].set_index("wording")
+    assert plain.loc["paper", "related_drop"] == pytest.approx(0.05) and plain.loc["held-out", "related_drop"] == pytest.approx(0.05)
+    assert bool(plain.loc["paper", "meets_aim"]) and not bool(plain.loc["held-out", "meets_aim"])
+    alone = evaluation.neighbour_summary(table[table.wording == "held-out"].drop(columns="wording"), 0.10, 0.10)
+    pd.testing.assert_frame_equal(summary[summary.wording == "held-out"].drop(columns="wording").reset_index(drop=True), alone)
+
 def test_claims_rows_for_the_analyses_follow_the_numbers(tmp_path):
     """Each verdict of the analyses' rows flips when its numbers do."""
     counts = pd.DataFrame({"images": ["1", "4", "16", "zero-shot"], "steps": [1, 4, 16, 4], "seeds": "3 4", "sampling_steps": 50,
@@ -677,3 +698,25 @@ def test_neighbour_row_says_its_seeds_and_intervals(tmp_path):
     assert "plain (paper) (lr 0.001, epoch 2): erased 0.10 [0.00, 0.20], related drop 0.50" in row["ours"]
     assert "anchor all of 11, w=1 (lr 0.001, epoch 2): erased 0.30 [0.10, 0.50], related drop 0.05" in row["ours"]
     assert row["verdict"] == "aim not met by few-shot"
+
+
+
+def test_neighbour_row_reads_each_wording_and_says_where_they_disagree(tmp_path):
+    """With a wording column: one clause per wording; the aim met on one wording only is "mixed"."""
+    rows = []
+    for wording, anchored in (("paper", 0.05), ("held-out", 0.5)):
+        for concept in ("sneaker", "bag"):
+            rows += [{"erased_class": concept, "method": "base model", "lr": 0.0, "epochs": 0, "wording": wording, "erased_share": 0.9,
+                      "related_accuracy": 0.9, "unrelated_accuracy": 0.9},
+                     {"erased_class": concept, "method": "anchor all of 11, w=1", "lr": 1e-3, "epochs": 2, "wording": wording,
+                      "erased_share": anchored, "related_accuracy": 0.85, "unrelated_accuracy": 0.9}]  # fmt: skip
+    summary = evaluation.neighbour_summary(pd.DataFrame(rows), max_erased=0.10, max_related_drop=0.10)
+    summary.to_csv(tmp_path / "keep_the_neighbours_summary.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Beyond the paper: erase one class"))
+    assert "paper wordings: (anchor all of 11, w=1 (lr 0.001, epoch 2): erased 0.05" in row["ours"]
+    assert "; held-out wordings: (anchor all of 11, w=1 (lr 0.001, epoch 2): erased 0.50" in row["ours"]
+    assert row["verdict"] == "mixed (aim met by few-shot with an anchor on the paper wordings only)"
+    both = summary.assign(erased_share=0.05, meets_aim=True)
+    both.to_csv(tmp_path / "keep_the_neighbours_summary.csv", index=False)
+    row = next(r for r in report.claims_rows(tmp_path) if r["claim"].startswith("Beyond the paper: erase one class"))
+    assert row["verdict"] == "aim met by few-shot with an anchor"

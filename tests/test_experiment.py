@@ -376,6 +376,19 @@ def test_option_fronts_draw_each_wording_in_the_options_colour() -> None:
     assert lines["b, held-out wordings"][:2] == ("--", "C1") and "paper wordings solid" in ax.get_title()
 
 
+
+def test_neighbour_front_draws_each_wording_in_the_methods_colour() -> None:
+    table = pd.DataFrame({"method": ["plain"] * 4 + ["UCE"] * 2, "lr": [1e-3] * 4 + [0.0] * 2, "epochs": [2, 4, 2, 4, -1, -1],
+                          "wording": ["paper", "paper", "held-out", "held-out", "paper", "held-out"],
+                          "erased_share": [0.5, 0.1, 0.6, 0.3, 0.2, 0.4], "related_accuracy": 0.8, "unrelated_accuracy": 0.9})  # fmt: skip
+    ax = plots.neighbour_front(table).axes[0]
+    lines = {line.get_label(): (line.get_linestyle(), line.get_color(), list(line.get_xdata()), line.get_markerfacecolor()) for line in ax.lines}
+    assert lines["plain, lr 0.001"][:3] == ("-", "C0", [0.5, 0.1])
+    assert lines["plain, lr 0.001, held-out wordings"][:4] == ("--", "C0", [0.6, 0.3], "none")
+    assert lines["UCE, held-out wordings"][1:3] == ("C1", [0.4]) and lines["UCE"][1:3] == ("C1", [0.2])
+    one = plots.neighbour_front(table[table.wording == "paper"].drop(columns="wording")).axes[0]
+    assert [line.get_label() for line in one.lines] == ["plain, lr 0.001", "UCE"]
+
 def test_method_comparison_draws_a_bar_per_method_and_wording() -> None:
     rows = pd.DataFrame({"method": ["fewshot"] * 4, "erased_class": ["bag"] * 4, "seed": [3, 3, 4, 4],
                          "wording": ["paper", "held-out"] * 2, "erased_share": [0.0, 0.5, 0.2, 0.9]})  # fmt: skip

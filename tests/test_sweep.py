@@ -539,3 +539,17 @@ def test_a_cached_sweep_reads_back_what_it_computed_and_grows_run_by_run(setup: 
     with pytest.raises(ValueError, match="names its measures"):
         evaluation.sweep(setup.pipeline, setup.judge, setup.classes, CONFIG, [0], images, setup.generation, N_ERASED, N_OTHERS,
                          setup.universe, measures=lambda c, e: evaluation.summarize(c, [e]), progress_bar=False, cache=tmp_path / "x")  # fmt: skip
+
+
+def test_uce_preserving_nearest_is_judged_on_each_wordings_prompts(setup: experiment.Setup) -> None:
+    """Per wording, the same prompts as the sweep's: the paper wording's row equals a call without wordings."""
+    from functools import partial
+
+    related = partial(evaluation.summarize_related, groups=data.CLASS_GROUPS)
+    args = (setup.pipeline, setup.judge, setup.classes, setup.universe, 2, setup.generation, N_ERASED, N_OTHERS, related, setup.universe)
+    worded = evaluation.uce_preserving_nearest(*args, wordings=data.WORDINGS)
+    plain = evaluation.uce_preserving_nearest(*args)
+    assert list(worded.columns[:3]) == ["erased_class", "retained", "wording"] and worded.wording.tolist() == ["paper", "held-out"]
+    pd.testing.assert_frame_equal(worded[worded.wording == "paper"].drop(columns="wording").reset_index(drop=True), plain)
+    with pytest.raises(ValueError, match="at least one wording"):
+        evaluation.uce_preserving_nearest(*args, wordings={})
