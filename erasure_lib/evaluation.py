@@ -780,8 +780,11 @@ def _callable_name(function: Callable[..., object]) -> str:
 
 
 def _folder_name(name: Hashable) -> str:
-    """A variant's folder in a sweep's cache (``run`` for a single config)."""
-    return "run" if name is None else re.sub(r"[^A-Za-z0-9._+-]+", "_", str(name))
+    """A variant's folder in a sweep's cache: its name (a tuple's parts joined by "-") in letters, digits
+    and ``._+``, other runs of characters as "_" (``run`` for a single config)."""
+    if name is None:
+        return "run"
+    return "-".join(re.sub(r"[^A-Za-z0-9.+]+", "_", str(part)).strip("_") for part in (name if isinstance(name, tuple) else (name,)))
 
 
 def _prompt_table(

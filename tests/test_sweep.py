@@ -517,6 +517,7 @@ def test_a_cached_sweep_reads_back_what_it_computed_and_grows_run_by_run(setup: 
         pd.testing.assert_frame_equal(a.drop(columns=SECONDS, errors="ignore"), b.drop(columns=SECONDS, errors="ignore"), check_exact=True)
     assert (tmp_path / "runs" / CLASS / "base" / "key.json").is_file()
     assert sorted(p.name for p in (tmp_path / "runs" / CLASS / "seed-0").iterdir()) == ["4", "all"]
+    assert evaluation._folder_name(("plain (paper)", 3e-4)) == "plain_paper-0.0003" and evaluation._folder_name(None) == "run"
 
     erasures: list[int] = []
     erase = fewshot.erase
