@@ -602,7 +602,8 @@ def sweep(
         A folder (relative to the repository root) where each run's rows, destinations, steps,
         losses and probes are kept (``<cache>/<class>/seed-<seed>/<variant>``, the base model's
         verdicts in ``<cache>/<class>/base``) and read back while everything they depend on is
-        unchanged (:func:`sweep_run_key`), so that an interrupted sweep resumes run by run and a
+        unchanged (the run's class, seed, variant, config, checkpoints, images by content and prompt
+        table, beside what :func:`_sweep_key` names), so that an interrupted sweep resumes run by run and a
         seed, a class or a variant added later costs only its own runs; ``None`` computes every run.
         What is read back equals what was computed. ``measures`` must then be a module-level
         function or a :func:`functools.partial` of one (the key names it).
