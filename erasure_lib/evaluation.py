@@ -754,6 +754,46 @@ def sweep(
     )
 
 
+def stack_wordings(sweeps: Mapping[str, Sweep]) -> Sweep:
+    """Sweeps of the same runs, each judged in its own wording, as one :func:`sweep` judged in all of
+    them: one sweep per wording keeps a cache per wording, so that a wording added later costs its own
+    judging only. A sweep judged on the paper's templates alone (``wordings=None``, no ``wording``
+    column) takes its key as its wording; one with a ``wording`` column must hold that wording only.
+    Every sweep erased the same seeded runs, so ``runs``, ``losses``, ``probes`` and ``models`` are
+    the first sweep's."""
+    if not sweeps:
+        raise ValueError("give at least one sweep, keyed by its wording")
+    runs = {name: set(map(tuple, s.runs.drop(columns=["steps", "retained", "optimization_seconds", "setup_seconds"]).values.tolist()))
+            for name, s in sweeps.items()}  # fmt: skip
+    first, *others = sweeps
+    if any(runs[name] != runs[first] for name in others):
+        raise ValueError(f"the sweeps {list(sweeps)} erased different runs (classes, variants or seeds): only the same runs stack")
+
+    def worded(table: pd.DataFrame, wording: str, before: str) -> pd.DataFrame:
+        if "wording" in table:
+            if set(table.wording) - {wording}:
+                raise ValueError(f"the sweep keyed {wording!r} holds the wordings {sorted(set(table.wording))}: give one sweep per wording")
+            return table
+        table = table.copy()
+        table.insert(table.columns.get_loc(before), "wording", wording)
+        return table
+
+    def stacked(kind: str, before: str) -> pd.DataFrame:
+        """The sweeps' tables in the order one sweep judged in every wording gives them: per judged
+        model (the first sweep's order), each wording's rows in turn."""
+        parts = [worded(getattr(s, kind), name, before) for name, s in sweeps.items()]
+        table = pd.concat(parts, ignore_index=True)[parts[0].columns]
+        columns = list(table.columns)
+        model = [*columns[: columns.index("wording")], *(c for c in ("when", "seed", "epochs") if c in columns[columns.index("wording"):])]
+        order = pd.DataFrame({"model": table.groupby(model, sort=False, dropna=False).ngroup(), "wording": table.wording.map(list(sweeps).index)})
+        return table.loc[order.sort_values(["model", "wording"], kind="stable").index].reset_index(drop=True)
+
+    head = sweeps[first]
+    return Sweep(rows=stacked("rows", "epochs"), destinations=stacked("destinations", "when"),
+                 imagenet_destinations=stacked("imagenet_destinations", "when"), runs=head.runs, losses=head.losses,
+                 probes=head.probes, models=head.models)  # fmt: skip
+
+
 SWEEP_REVISION = 1  # raise when what a sweep keeps of a run (``cache``), or how it is computed, changes
 
 

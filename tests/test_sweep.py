@@ -311,6 +311,27 @@ def test_each_wording_is_judged_on_its_own_prompts(setup: experiment.Setup, imag
         run(setup, images, wordings={})
 
 
+def test_sweeps_per_wording_stack_as_one_sweep_in_every_wording(setup: experiment.Setup, images, final: evaluation.Sweep) -> None:
+    """One sweep per wording (the paper's templates as ``wordings=None``), stacked: the rows and
+    destinations of one sweep judged in both wordings, to the bit (the judge's confidence to float32
+    rounding: its batches differ); the erasures' tables are the first sweep's."""
+    both = run(setup, images, wordings=data.WORDINGS)
+    held_out = run(setup, images, wordings={"held-out": data.HELDOUT_OBJECT_TEMPLATES})
+    stacked = evaluation.stack_wordings({"paper": final, "held-out": held_out})
+    assert list(stacked.rows.columns) == list(both.rows.columns)
+    assert stacked.rows.drop(columns=SECONDS).equals(both.rows.drop(columns=SECONDS))
+    assert stacked.destinations.drop(columns="confidence").equals(both.destinations.drop(columns="confidence"))
+    # the judge's confidence in another batch composition: equal to float32 rounding
+    np.testing.assert_allclose(stacked.destinations.confidence, both.destinations.confidence, rtol=1e-4)
+    assert stacked.runs is final.runs and stacked.probes is final.probes and stacked.models is final.models
+    with pytest.raises(ValueError, match="one sweep per wording"):
+        evaluation.stack_wordings({"held-out": both})
+    with pytest.raises(ValueError, match="different runs"):
+        evaluation.stack_wordings({"paper": final, "held-out": run(setup, images, {"all": replace(CONFIG, trainable="all")}, variant="trainable", wordings={"held-out": data.HELDOUT_OBJECT_TEMPLATES})})
+    with pytest.raises(ValueError, match="at least one sweep"):
+        evaluation.stack_wordings({})
+
+
 def test_prompt_tables_use_the_given_templates() -> None:
     table = evaluation.erasure_prompt_table(["bag"], 4, 1, templates=data.HELDOUT_OBJECT_TEMPLATES)
     assert table[table["class"] == "bag"].prompt.tolist() == [t.format("bag") for t in data.HELDOUT_OBJECT_TEMPLATES]
