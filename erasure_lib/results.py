@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import platform
@@ -44,6 +45,35 @@ def git_commit() -> str:
         ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def library_digest(root: Path = REPO_ROOT) -> str:
+    """A digest of the library's source as it lies on disk under ``root`` (every ``erasure_lib/**/*.py``,
+    by path and content)."""
+    h = hashlib.sha256()
+    for path in sorted((root / "erasure_lib").rglob("*.py"), key=lambda p: p.relative_to(root).parts):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def committed_library_digest(root: Path = REPO_ROOT, commit: str = "HEAD") -> str:
+    """:func:`library_digest` of the library as ``commit`` holds it ("unknown" outside a git checkout)."""
+    try:
+        names = subprocess.run(["git", "ls-tree", "-r", "--name-only", commit, "--", "erasure_lib"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+        h = hashlib.sha256()
+        for name in sorted((n for n in names if n.endswith(".py")), key=lambda n: Path(n).parts):
+            content = subprocess.run(["git", "show", f"{commit}:{name}"], cwd=root, capture_output=True, check=True).stdout
+            h.update(name.encode() + b"\0" + content + b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return h.hexdigest()[:16]
+
+
+# The library's source when this process imported it (results is imported with the rest of the
+# library at a notebook's start): a run's manifest entry names the code the run used, not only the
+# commit checked out when it ended.
+LIBRARY_AT_IMPORT = library_digest()
 
 
 def four_decimals(x: float) -> str:
@@ -118,13 +148,20 @@ def record_run(
     seconds: float,
     manifest: Path | str = RESULTS_DIR / "manifest.json",
 ) -> Path:
-    """Record, for each file a notebook wrote, the notebook, parameters, commit, versions and run time."""
+    """Record, for each file a notebook wrote, the notebook, parameters, commit, versions and run time.
+
+    ``git_commit`` is the commit checked out when the run ends; ``library`` says whether the library
+    the run imported is that commit's (``as_committed``), with its digest (:func:`library_digest`)
+    to compare with another commit's (:func:`committed_library_digest`) where it is not."""
     manifest = resolve(manifest)
     entries = json.loads(manifest.read_text()) if manifest.is_file() else {}
+    commit = git_commit()
     entry = {
         "notebook": notebook,
         "parameters": parameters,
-        "git_commit": git_commit(),
+        "git_commit": commit,
+        "library": {"digest_at_import": LIBRARY_AT_IMPORT,
+                    "as_committed": LIBRARY_AT_IMPORT == committed_library_digest(REPO_ROOT, commit) if commit != "unknown" else None},
         "packages": package_versions(),
         "seconds": round(seconds, 1),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

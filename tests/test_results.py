@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import matplotlib
@@ -13,6 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from erasure_lib import results  # noqa: E402
 from erasure_lib.paths import REPO_ROOT  # noqa: E402
 from erasure_lib.results import (  # noqa: E402
     cached_tables,
@@ -108,6 +110,7 @@ def test_record_run(tmp_path: Path) -> None:
     assert entry["seconds"] == 12.3
     assert {"python", "torch", "diffusers", "transformers"} <= set(entry["packages"])
     assert len(entry["git_commit"]) == 40 or entry["git_commit"] == "unknown"
+    assert entry["library"]["digest_at_import"] == results.LIBRARY_AT_IMPORT and entry["library"]["as_committed"] in (True, False, None)
     # a second run adds its files and keeps the others
     record_run("02.ipynb", {}, [REPO_ROOT / "results" / "x.csv"], seconds=1.0, manifest=manifest)
     entries = json.loads(manifest.read_text())
@@ -142,3 +145,29 @@ def test_cached_tables_keeps_full_precision_and_recomputes_on_another_key(tmp_pa
     with pytest.raises(ValueError, match="named tables"):
         cached_tables(tmp_path / "d", {"n": 1}, lambda: {"rows": [1, 2]})
     assert not (tmp_path / "d").exists()  # nothing half-written
+
+
+def test_the_library_digest_tells_a_commits_library_from_an_edited_one(tmp_path: Path) -> None:
+    """The digest of the files on disk equals the committed library's until a file changes, is added
+    or is removed; files outside erasure_lib and non-Python files do not count."""
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
+    (tmp_path / "erasure_lib" / "methods").mkdir(parents=True)
+    (tmp_path / "erasure_lib" / "a.py").write_text("x = 1\n")
+    (tmp_path / "erasure_lib" / "methods" / "b.py").write_text("y = 2\n")
+    (tmp_path / "erasure_lib" / "methods-c.py").write_text("z = 3\n")  # before methods/ as text, after it by path parts: both digests order alike
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([*git, "add", "."], cwd=tmp_path, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "library"], cwd=tmp_path, check=True)
+    committed = results.committed_library_digest(tmp_path)
+    assert results.library_digest(tmp_path) == committed != "unknown"
+    (tmp_path / "notes.py").write_text("outside the library\n")
+    (tmp_path / "erasure_lib" / "README.md").write_text("not source\n")
+    assert results.library_digest(tmp_path) == committed
+    (tmp_path / "erasure_lib" / "methods" / "b.py").write_text("y = 3\n")
+    assert results.library_digest(tmp_path) != committed
+    (tmp_path / "erasure_lib" / "methods" / "b.py").write_text("y = 2\n")
+    (tmp_path / "erasure_lib" / "new.py").write_text("")
+    assert results.library_digest(tmp_path) != committed
+    (tmp_path / "erasure_lib" / "new.py").unlink()
+    assert results.library_digest(tmp_path) == committed
+    assert results.committed_library_digest(tmp_path / "erasure_lib" / "methods", "no-such-commit") == "unknown"
