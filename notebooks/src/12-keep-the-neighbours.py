@@ -8,10 +8,10 @@
 # erased one in the *original* encoder's space (no U-Net call, no classifier); k = all anchors the
 # whole vocabulary (the built-in classes and styles). For every class, the plain method and each
 # anchored variant over learning rates and epochs (checkpoints): erased share, accuracy on the
-# related classes (the grouping of notebook 06) and on the unrelated ones; UCE, which has a
-# preservation term of its own, on the same figure; where the erased prompt goes (transition
-# matrices); the cost as a time ratio; and whether the anchor changes how easily the concept comes
-# back under the attacks of notebook 08.
+# related classes (the grouping of notebook 06) and on the unrelated ones, on the paper's templates
+# and on wordings the erasure never saw; UCE, which has a preservation term of its own, on the same
+# figure; where the erased prompt goes (transition matrices); the cost as a time ratio; and whether
+# the anchor changes how easily the concept comes back under the attacks of notebook 08.
 #
 # On Stable Diffusion (the sd14 parameters: `relatedness: wordnet`) the related classes of an
 # Imagenette class are its `n_related` nearest ImageNet classes in WordNet (tench: goldfish, eel,
@@ -51,6 +51,7 @@ attack_images: str = "other"  # what concept inversion learns from: 'other' (rea
 n_attack_images: int = 8  # real images concept inversion learns from ('other', as notebook 08)
 inversion_steps: int = 200  # the attack's step budget (as notebook 08)
 inversion_lr: float = 5e-3  # the attack's learning rate (as notebook 08)
+wordings: list = ["paper", "held-out"]  # prompt wordings judged (names of data.WORDINGS; 'held-out': templates the erasure and the model's training never used)
 seeds: list = [3, 4, 5, 6, 7]  # erasure seeds (evaluation seeds: never notebook 02's calibration seed); each picks the images and seeds the erasure
 n_erased: int = 16  # generated images of the erased class per evaluation
 n_others: int = 4  # generated images of every other class per evaluation
@@ -61,7 +62,7 @@ guidance_scale: float = 7.5  # classifier-free guidance
 threads: int = 2  # torch CPU threads
 results_prefix: str = "results/"  # folder of the result files
 figures_prefix: str = "figures/"  # folder of the figures
-work_dir: str = "build/keep-the-neighbours"  # where the few-shot image sets and each run's verdicts (the sweep's cache: re-runs resume) are written
+work_dir: str = "build/keep-the-neighbours"  # where the few-shot image sets and each run's verdicts per wording (the sweeps' caches: re-runs resume) are written
 
 # %% [markdown]
 # ## Set-up: the model, the judge, and one configuration per (variant, learning rate)
@@ -97,24 +98,31 @@ print(*variants, setup, inversion, *(f"related to {c}: {related_to}" for c, rela
 # %% [markdown]
 # ## Every class: the plain method and each anchor, over learning rates and checkpoints
 #
-# Judged on the erased class, its related classes and the unrelated ones; UCE with its own
-# preservation term on the 3 nearest concepts beside them.
+# Judged on the erased class, its related classes and the unrelated ones, in every wording: the
+# paper's templates (the erasure's own prompts and the model's training captions) and wordings the
+# erasure never saw. One sweep per wording, each with its own cache (the seeded erasure is re-done in
+# seconds; the judging is the cost), stacked into one table. UCE with its own preservation term on the
+# 3 nearest concepts beside them.
 
 # %%
 images = experiment.image_source(images_dir, n_images, work_dir)
 related = partial(evaluation.summarize_related, groups=groups)
-sweep = evaluation.sweep(setup.pipeline, setup.judge, setup.classes, configs, seeds, images, setup.generation, n_erased, n_others,
-                         setup.universe, epochs=eval_epochs, variant="setting", measures=related, cache=f"{work_dir}/runs")  # fmt: skip
+templates = {w: data.WORDINGS[w] for w in wordings}
+per_wording = {w: None if w == "paper" else {w: templates[w]} for w in wordings}  # None: the paper's templates, as notebooks 02-05 judge
+sweep = evaluation.stack_wordings({
+    w: evaluation.sweep(setup.pipeline, setup.judge, setup.classes, configs, seeds, images, setup.generation, n_erased, n_others,
+                        setup.universe, epochs=eval_epochs, variant="setting", measures=related, wordings=per_wording[w], cache=f"{work_dir}/runs/{w}")
+    for w in wordings})  # fmt: skip
 uce_rows = evaluation.uce_preserving_nearest(setup.pipeline, setup.judge, setup.classes, vocabulary, 3, setup.generation,
-                                             n_erased, n_others, related, setup.universe)  # fmt: skip
+                                             n_erased, n_others, related, setup.universe, wordings=templates)  # fmt: skip
 
 # %%
 rows = sweep.rows.merge(sweep.runs, on=["erased_class", "setting", "seed"], suffixes=("", "_run"))
 rows = rows.merge(sweep.probes, on=["erased_class", "setting", "seed", "epochs"], how="left")
 rows["method"], rows["lr"] = rows.setting.str[0], rows.setting.str[1]
-base = rows[rows.epochs == 0].drop_duplicates("erased_class").assign(method="base model", lr=0.0, seed=-1, retained="", probe_ratio=1.0)
+base = rows[rows.epochs == 0].drop_duplicates(["erased_class", "wording"]).assign(method="base model", lr=0.0, seed=-1, retained="", probe_ratio=1.0)
 uce_rows = uce_rows.assign(method="UCE (preserving the 3 nearest)", lr=0.0, seed=-1, epochs=-1, probe_ratio=float("nan"))
-columns = ["erased_class", "method", "lr", "seed", "epochs", "retained", "probe_ratio", "erased_share", "related_accuracy", "unrelated_accuracy", "others_accuracy"]
+columns = ["erased_class", "method", "lr", "seed", "epochs", "wording", "retained", "probe_ratio", "erased_share", "related_accuracy", "unrelated_accuracy", "others_accuracy"]
 table = pd.concat([base, rows[rows.epochs > 0], uce_rows])[columns]
 
 # %% [markdown]
@@ -130,11 +138,11 @@ at_default = {name: replace(configs[name, default_lr], seed=seed, keep_checkpoin
 targets = {c: {"base model": setup.pipeline} | {name: fewshot.erase(setup.pipeline, c, images(c, seed), config, progress_bar=False)
                                                 .apply(setup.pipeline, epoch=default_epochs) for name, config in at_default.items()}
            for c in setup.classes}  # fmt: skip
-wordings = [attacks.wording_attacks(targets[c], c, setup.judge, setup.generation, n_eval, setup.universe, data.PARAPHRASES.get(c)) for c in setup.classes]
+reworded = [attacks.wording_attacks(targets[c], c, setup.judge, setup.generation, n_eval, setup.universe, data.PARAPHRASES.get(c)) for c in setup.classes]
 inverted = [attacks.inversion_attacks({name: targets[c][name] for name in ("base model", "plain (paper)", strongest)}, c, learn_from(c),
                                       inversion, setup.judge, setup.generation, n_eval, setup.universe)
             for c in setup.classes if c in inversion_classes]  # fmt: skip
-attack_table = pd.concat(wordings + inverted, ignore_index=True)
+attack_table = pd.concat(reworded + inverted, ignore_index=True)
 
 # %% [markdown]
 # ## The front: mean over classes at every setting, and the aim
@@ -143,9 +151,9 @@ attack_table = pd.concat(wordings + inverted, ignore_index=True)
 # on average, at one setting for all classes (no per-class choice by a classifier).
 
 # %%
-results.write_csv(table, results_prefix + "keep_the_neighbours.csv", sort_by=["erased_class", "method", "lr", "seed", "epochs"])
+results.write_csv(table, results_prefix + "keep_the_neighbours.csv", sort_by=["erased_class", "method", "lr", "seed", "epochs", "wording"])
 summary = evaluation.neighbour_summary(table, max_erased=0.10, max_related_drop=0.10)
-results.write_csv(summary, results_prefix + "keep_the_neighbours_summary.csv", sort_by=["method", "lr", "epochs"])
+results.write_csv(summary, results_prefix + "keep_the_neighbours_summary.csv", sort_by=["method", "lr", "epochs", "wording"])
 summary
 
 # %%
@@ -155,8 +163,14 @@ results.save_figure(fig, figures_prefix + "keep_the_neighbours.png")
 # %% [markdown]
 # **What this shows.** In the committed run (10 classes x erasure seeds 3-7, 50 runs per setting, lr
 # 3e-4 as notebook 02 chose, checkpoints at 4, 8, 16 and 32 epochs, DDIM 25 steps, 16 images of the
-# erased class and 4 of each other per judged model; base model: erased share 0.956, related classes
-# 0.964, unrelated 0.981) no setting meets the aim. The plain method erases only by taking the related
+# erased class and 4 of each other per judged model and wording; base model on the paper's templates:
+# erased share 0.956, related classes 0.964, unrelated 0.981; on the held-out wordings 0.950, 0.929,
+# 0.962) no setting meets the aim in either wording. The numbers below are the paper wording's; the
+# held-out wordings give the same picture within 0.03 at every setting (the plain method at the
+# default 0.59 [0.47, 0.70] in both, related down 0.11 against 0.13; the anchor on all at 16 epochs
+# 0.50 [0.37, 0.62] against 0.51, related +0.05 against +0.01; UCE 0.13 against 0.11, related down
+# 0.22 against 0.23; per seed at the default 0.91, 0.22, 0.41, 0.63, 0.76): the erasure and the
+# anchor act on the concept, not on the prompts the erasure saw. The plain method erases only by taking the related
 # classes along: at the default (8 epochs) the erased share is 0.59 [0.47, 0.71] (95% interval over
 # the 50 runs) with the related accuracy down 0.13; at 16 epochs 0.26 [0.17, 0.36], related down
 # 0.35; at 32 epochs 0.010, related down 0.72 and unrelated 0.27. The seed decides much of it: at the
@@ -182,14 +196,16 @@ results.save_figure(fig, figures_prefix + "keep_the_neighbours.png")
 
 # %% [markdown]
 # ## Where the erased prompt goes, with and without the anchor (lr and epochs at the default)
+#
+# The file keeps every wording; the figure shows the first (`wordings[0]`).
 
 # %%
 where = sweep.destinations
 before = where[where.when == "before"].assign(when="base model")
 after = where[(where.when == "after") & (where.epochs == default_epochs) & (where.setting.str[1] == default_lr)]
-transitions = pd.concat([before, after.assign(when=after.setting.str[0])])[["erased_class", "when", "seed", "predicted_class", "share"]]
-results.write_csv(transitions, results_prefix + "keep_the_neighbours_transitions.csv", sort_by=["when", "erased_class", "predicted_class"])
-fig = plots.transition_heatmaps(transitions, list(setup.universe), panels=["base model", *variants])
+transitions = pd.concat([before, after.assign(when=after.setting.str[0])])[["erased_class", "when", "wording", "seed", "predicted_class", "share"]]
+results.write_csv(transitions, results_prefix + "keep_the_neighbours_transitions.csv", sort_by=["when", "erased_class", "wording", "predicted_class"])
+fig = plots.transition_heatmaps(transitions[transitions.wording == wordings[0]], list(setup.universe), panels=["base model", *variants])
 results.save_figure(fig, figures_prefix + "keep_the_neighbours_transitions.png")
 
 # %% [markdown]
@@ -202,7 +218,10 @@ results.save_figure(fig, figures_prefix + "keep_the_neighbours_transitions.png")
 # 0.25; trouser to dress 0.17): the anchor keeps the neighbours' own prompts, not the erased prompt
 # from landing on them. The footwear's moves (sneaker to ankle boot, sandal and ankle boot to bag,
 # 0.20 each in every variant) are one seed's: on seed 4 all of the class's images move, plain or
-# anchored, and on seeds 3, 5, 6 and 7 none do.
+# anchored, and on seeds 3, 5, 6 and 7 none do. On the held-out wordings (in the file, not drawn) the
+# same moves come out within 0.04 (plain: shirt to t-shirt 0.41, coat to dress 0.35, trouser to dress
+# 0.25 and pullover 0.21; anchor on all: shirt to t-shirt 0.34, trouser to dress 0.20), with the same
+# own shares (0.59 plain, 0.82 anchored).
 
 # %% [markdown]
 # ## Does the anchor change how easily the concept comes back? Cost of the anchor.
