@@ -9,6 +9,7 @@ import platform
 import subprocess
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -47,27 +48,32 @@ def git_commit() -> str:
         return "unknown"
 
 
+def _source_digest(sources: dict[str, Callable[[], bytes]]) -> str:
+    """A digest of source files by repository path and content, in the order of their path parts."""
+    h = hashlib.sha256()
+    for name in sorted(sources, key=lambda n: Path(n).parts):
+        h.update(name.encode() + b"\0" + sources[name]() + b"\0")
+    return h.hexdigest()[:16]
+
+
 def library_digest(root: Path = REPO_ROOT) -> str:
     """A digest of the library's source as it lies on disk under ``root`` (every ``erasure_lib/**/*.py``,
     by path and content)."""
-    h = hashlib.sha256()
-    for path in sorted((root / "erasure_lib").rglob("*.py"), key=lambda p: p.relative_to(root).parts):
-        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    return _source_digest({p.relative_to(root).as_posix(): p.read_bytes for p in (root / "erasure_lib").rglob("*.py")})
 
 
 def committed_library_digest(root: Path = REPO_ROOT, commit: str = "HEAD") -> str:
     """:func:`library_digest` of the library as ``commit`` holds it ("unknown" outside a git checkout)."""
+
+    def show(name: str) -> bytes:
+        return subprocess.run(["git", "show", f"{commit}:{name}"], cwd=root, capture_output=True, check=True).stdout
+
     try:
         names = subprocess.run(["git", "ls-tree", "-r", "--name-only", commit, "--", "erasure_lib"],
-                               cwd=root, capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
-        h = hashlib.sha256()
-        for name in sorted((n for n in names if n.endswith(".py")), key=lambda n: Path(n).parts):
-            content = subprocess.run(["git", "show", f"{commit}:{name}"], cwd=root, capture_output=True, check=True).stdout
-            h.update(name.encode() + b"\0" + content + b"\0")
+                               cwd=root, capture_output=True, text=True, check=True).stdout.splitlines()  # fmt: skip
+        return _source_digest({n: partial(show, n) for n in names if n.endswith(".py")})
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
-    return h.hexdigest()[:16]
 
 
 # The library's source when this process imported it (results is imported with the rest of the
