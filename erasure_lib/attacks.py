@@ -31,6 +31,7 @@ from erasure_lib import evaluation
 from erasure_lib.data import CLASSES, OBJECT_TEMPLATES, PARAPHRASES, ImageSource, image_digest, load_concept_images
 from erasure_lib.evaluation import judge_digest
 from erasure_lib.generate import GenerationConfig, generate_from_embeddings
+from erasure_lib.methods import REVISIONS
 from erasure_lib.methods.base import model_digest, tokenize
 from erasure_lib.methods.fewshot import conditioned_denoising_loss, denoising_loss, preprocess
 from erasure_lib.metrics.classifier import GarmentStyleClassifier
@@ -517,12 +518,13 @@ def robustness_key(
     n_eval: int,
     universe: Sequence[str],
 ) -> dict[str, object]:
-    """What one class's rows of :func:`robustness` depend on: the code's revision, the class and
+    """What one class's rows of :func:`robustness` depend on: the code's revision and every method's
+    (:data:`erasure_lib.methods.REVISIONS`, as the saved erasures' key has it), the class and
     seed, every method's config, the base model (name and ``weights``: its digest and the judge's),
     the erasure's and the attacks' real images (by content), the paraphrase, both attacks' settings,
     the sampling settings, the number of images per attack and the judge's classes."""
     return {"revision": ROBUSTNESS_REVISION, "concept": concept, "seed": int(seed), "configs": {m: repr(c) for m, c in configs.items()},
-            "base_model": base_model, "weights": dict(weights), "shots": [image_digest(p) for p in shots],
+            "method_revisions": {m: REVISIONS[m] for m in configs}, "base_model": base_model, "weights": dict(weights), "shots": [image_digest(p) for p in shots],
             "attack_images": [image_digest(p) for p in learn_from], "paraphrase": paraphrase, "inversion": repr(inversion),
             "conditioning": repr(conditioning), "generation": repr(generation), "n_eval": int(n_eval), "universe": list(universe)}  # fmt: skip
 

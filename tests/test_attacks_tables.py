@@ -181,6 +181,9 @@ def test_robustness_rows_cache_reads_back_the_same_rows_and_recomputes_when_an_i
     assert attacked == [CONCEPT] * 3  # other attack images: computed again
     run(N_EVAL + 2, learn_from=[image.transpose(Image.Transpose.FLIP_TOP_BOTTOM) for image in shots])
     assert attacked == [CONCEPT] * 3  # the same ones, by content: read back
+    monkeypatch.setitem(attacks.REVISIONS, "uce", attacks.REVISIONS["uce"] + 1)  # a fix to the method erasing
+    run(N_EVAL + 2, learn_from=[image.transpose(Image.Transpose.FLIP_TOP_BOTTOM) for image in shots])
+    assert attacked == [CONCEPT] * 4  # its rows are computed again
 
 
 def test_robustness_learns_from_other_images_and_adds_the_conditioning_attack(tiny_pipeline, judge, universe, shots, shot_files: list[Path], tmp_path: Path) -> None:
